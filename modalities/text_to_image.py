@@ -1,0 +1,123 @@
+"""Text→image adapter over diffusers pipelines (SD 1.x/2.x, SD-Turbo, SDXL …)."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import torch
+
+from modalities.schedulers import make_scheduler
+from pairsynth.devices import parse_dtype, resolve_device
+from pairsynth.refs import parse_ref
+from pairsynth.torch_compat import ensure_torchvision_importable
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class ImageSampling:
+    """How the pipeline samples; everything here goes into each sample's provenance."""
+
+    steps: int = 20
+    guidance_scale: float = 5.0
+    negative_prompt: str | None = None
+    scheduler: str = "dpm++"
+    height: int | None = None
+    width: int | None = None
+
+
+@dataclass(frozen=True)
+class GeneratedImage:
+    """One sample: float pixels ``(H, W, 3)`` in ``[0, 1]``, NaN kept for the quality check."""
+
+    pixels: np.ndarray
+    flagged_nsfw: bool = False
+
+
+class TextToImage:
+    """Generates images from prompts, one ``torch.Generator`` per sample.
+
+    Each sample's initial noise (and any ancestral-sampler noise) comes from its own generator, so a
+    sample is the same whatever batch it is generated in.
+    """
+
+    def __init__(self, pipeline: Any, *, model_id: str, revision: str | None = None,
+                 sampling: ImageSampling = ImageSampling()) -> None:
+        self.pipeline = pipeline
+        self.model_id = model_id
+        self.revision = revision
+        self.sampling = sampling
+        pipeline.scheduler = make_scheduler(sampling.scheduler, pipeline.scheduler)
+        pipeline.set_progress_bar_config(disable=True)
+
+    @classmethod
+    def from_pretrained(cls, ref: str, *, revision: str | None = None, sampling: ImageSampling = ImageSampling(),
+                        device: str = "auto", dtype: str | None = None) -> TextToImage:
+        """Load a text→image pipeline.
+
+        Args:
+            ref: ``toy-shapes``, ``local:PATH``, a folder, or a hub id such as ``stabilityai/sd-turbo``.
+            revision: a hub revision (branch, tag or commit), recorded in the provenance.
+            sampling: steps, guidance, scheduler, negative prompt and size.
+            device: ``auto`` picks CUDA when present, else the CPU.
+            dtype: ``fp32``/``fp16``/``bf16``; by default half precision on CUDA, fp32 on the CPU.
+        """
+        ensure_torchvision_importable()
+        from diffusers import AutoPipelineForText2Image
+
+        parsed = parse_ref(ref)
+        torch_device = resolve_device(device)
+        torch_dtype = parse_dtype(dtype, torch_device)
+        kwargs: dict[str, Any] = {"dtype": torch_dtype}
+        if revision is not None:
+            kwargs["revision"] = revision
+        pipeline = AutoPipelineForText2Image.from_pretrained(parsed.location, **kwargs).to(torch_device)
+        return cls(pipeline, model_id=ref, revision=revision, sampling=sampling)
+
+    @property
+    def device(self) -> torch.device:
+        return self.pipeline.device
+
+    @property
+    def provenance(self) -> dict[str, Any]:
+        """What made the samples: recorded with every candidate and hashed into its key."""
+        s = self.sampling
+        return {
+            "model": self.model_id,
+            "revision": self.revision,
+            "pipeline": type(self.pipeline).__name__,
+            "scheduler": type(self.pipeline.scheduler).__name__,
+            "scheduler_name": s.scheduler,
+            "steps": s.steps,
+            "guidance_scale": s.guidance_scale,
+            "negative_prompt": s.negative_prompt,
+            "height": s.height,
+            "width": s.width,
+            "dtype": str(self.pipeline.dtype).removeprefix("torch."),
+        }
+
+    def generate(self, prompts: Sequence[str], seeds: Sequence[int]) -> list[GeneratedImage]:
+        """Generate one image per prompt, the i-th from ``seeds[i]``, in a single pipeline call."""
+        if len(prompts) != len(seeds):
+            raise ValueError(f"{len(prompts)} prompts but {len(seeds)} seeds")
+        if not prompts:
+            return []
+        s = self.sampling
+        generators = [torch.Generator(device="cpu").manual_seed(int(seed)) for seed in seeds]
+        output = self.pipeline(
+            prompt=list(prompts),
+            negative_prompt=[s.negative_prompt] * len(prompts) if s.negative_prompt else None,
+            num_inference_steps=s.steps,
+            guidance_scale=s.guidance_scale,
+            height=s.height,
+            width=s.width,
+            generator=generators,
+            output_type="np",
+        )
+        flags = getattr(output, "nsfw_content_detected", None) or [False] * len(prompts)
+        return [GeneratedImage(np.asarray(image, dtype=np.float32), bool(flag))
+                for image, flag in zip(output.images, flags)]

@@ -1,0 +1,97 @@
+"""What flows between the stages: a condition, the candidate made from it, its scores and verdict."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from alignment.acceptance import Decision
+from alignment.scores import PairScores
+
+
+def derive_seed(recipe_seed: int, caption: str, sample_index: int) -> int:
+    """The seed of one sample, from the recipe seed, the caption text and the sample's index.
+
+    It depends on the caption's text rather than its position, so adding or reordering captions leaves
+    every other caption's samples unchanged; and on nothing about batching, so a sample is the same
+    whatever batch it lands in.
+    """
+    digest = hashlib.sha256(f"{recipe_seed}\x1f{caption}\x1f{sample_index}".encode()).digest()
+    return int.from_bytes(digest[:8], "big") & (2**63 - 1)
+
+
+def sample_key(caption: str, provenance: dict[str, Any], seed: int) -> str:
+    """A key that names a sample by everything that made it, so re-runs are idempotent.
+
+    Hex only: WebDataset splits keys at the first dot, and keys double as file names.
+    """
+    payload = json.dumps({"caption": caption, "provenance": provenance, "seed": seed}, sort_keys=True)
+    return hashlib.sha256(payload.encode()).hexdigest()[:20]
+
+
+@dataclass(frozen=True)
+class Condition:
+    """One requested sample: a caption and the seed that makes it reproducible."""
+
+    caption: str
+    caption_index: int
+    sample_index: int
+    seed: int
+
+
+@dataclass
+class Candidate:
+    """A generated sample on its way through scoring and acceptance.
+
+    Attributes:
+        condition: what was asked for.
+        key: the sample's stable key (see :func:`sample_key`).
+        pixels: float32 array ``(H, W, 3)`` in ``[0, 1]`` as the model produced it (NaN kept, so the
+            quality check can see it).
+        provenance: model id, revision, scheduler, steps, guidance, size … as the adapter reports them.
+        scores: filled by the score stage; ``None`` when the image was unusable.
+        decision: filled by the accept stage.
+        notes: warnings worth keeping with the sample (e.g. a caption truncated by the text context).
+    """
+
+    condition: Condition
+    key: str
+    pixels: np.ndarray
+    provenance: dict[str, Any]
+    scores: PairScores | None = None
+    decision: Decision | None = None
+    notes: list[str] = field(default_factory=list)
+
+    @property
+    def caption(self) -> str:
+        return self.condition.caption
+
+    @property
+    def accepted(self) -> bool:
+        return self.decision is not None and self.decision.accepted
+
+    def image_uint8(self) -> np.ndarray:
+        """The image as 8-bit RGB, rounded the way diffusers' ``numpy_to_pil`` does."""
+        return (np.clip(np.nan_to_num(self.pixels), 0.0, 1.0) * 255).round().astype(np.uint8)
+
+    def manifest_row(self) -> dict[str, Any]:
+        """One manifest line: every candidate gets one, accepted or not, and says why."""
+        decision = self.decision
+        return {
+            "key": self.key,
+            "caption": self.caption,
+            "caption_index": self.condition.caption_index,
+            "sample_index": self.condition.sample_index,
+            "seed": self.condition.seed,
+            "modality": "image",
+            **self.provenance,
+            "scores": self.scores.as_dict() if self.scores is not None else None,
+            "accepted": self.accepted,
+            "reason": decision.reason if decision else None,
+            "detail": decision.detail if decision else None,
+            "notes": self.notes,
+        }

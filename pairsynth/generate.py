@@ -1,0 +1,173 @@
+"""Recipe → dataset: the whole flow of ``pairsynth generate``, top to bottom, in one function."""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from alignment.acceptance import AcceptanceRule
+from alignment.clip_scorer import ClipScorer
+from modalities.text_to_image import ImageSampling, TextToImage
+from pairsynth.output_dir import OutputDir, disk_errors, remove_stale_temporaries
+from pairsynth.recipe import Recipe
+from pairsynth.refs import parse_ref
+from pairsynth.stages import (CaptionState, Plan, accept_candidates, generate_candidates, plan_chunk,
+                              score_candidates, write_candidates)
+from pairsynth.writers import ImageFolderWriter, ManifestWriter, PairWriter, WebDatasetWriter
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class ProgressUpdate:
+    """Sent after every commit, for progress bars."""
+
+    candidates: int
+    accepted: int
+    target: int
+
+
+@dataclass
+class RunSummary:
+    """What a run produced, and which captions fell short of ``k``."""
+
+    out_dir: Path
+    k: int
+    captions: list[CaptionState]
+    elapsed_s: float
+    resumed_parts: int = 0
+    shards: list[Path] = field(default_factory=list)
+
+    @property
+    def candidates(self) -> int:
+        return sum(state.attempts for state in self.captions)
+
+    @property
+    def accepted(self) -> int:
+        return sum(state.accepted for state in self.captions)
+
+    @property
+    def shortfall(self) -> list[CaptionState]:
+        """Captions that used their whole attempt budget without reaching ``k`` pairs."""
+        return [state for state in self.captions if state.accepted < self.k]
+
+
+def generate_dataset(
+    recipe: Recipe,
+    out_dir: str | Path,
+    *,
+    overwrite: bool = False,
+    generator: TextToImage | None = None,
+    scorer: ClipScorer | None = None,
+    on_progress: Callable[[ProgressUpdate], None] | None = None,
+) -> RunSummary:
+    """Generate, score, filter and write image–caption pairs until each caption has ``recipe.k``.
+
+    Args:
+        recipe: a validated recipe (see :func:`pairsynth.recipe.load_recipe`).
+        out_dir: where the datasets, manifest and report go. A run killed at any point resumes from
+            its last commit when called again with the same recipe.
+        overwrite: discard whatever ``out_dir`` holds instead of resuming.
+        generator, scorer: already-loaded models to use instead of the recipe's (tests, notebooks).
+        on_progress: called after every commit.
+    """
+    started = time.perf_counter()
+    # 1. Check inputs before any model loads: the captions were expanded and checked by the recipe.
+    captions = recipe.caption_list
+    if generator is None:
+        parse_ref(recipe.generator.model)
+    rule = AcceptanceRule(recipe.accept.min_clip_score,
+                          recipe.accept.retrieval.max_rank if recipe.accept.retrieval else None,
+                          recipe.accept.top_k)
+    distractors = _distractors(recipe)
+    plan = Plan(recipe.k, recipe.attempts_per_caption, recipe.seed, recipe.accept.top_k,
+                recipe.accept.pool_factor, recipe.output.commit_every)
+
+    output = OutputDir(out_dir)
+    with output.locked():
+        # 2. Return the output directory to its last commit: drop a killed run's unfinished part.
+        progress = output.load_progress(recipe.fingerprint(), overwrite=overwrite)
+        manifest = ManifestWriter(output.root)
+        writers = _dataset_writers(recipe, output.root)
+        with disk_errors(output.root):
+            remove_stale_temporaries(output.root)
+            for writer in (manifest, *writers):
+                writer.rollback(progress.writers.get(writer.name))
+        states = _caption_states(captions, manifest.rows())
+        resumed_parts = progress.parts
+        if resumed_parts:
+            logger.info("resuming %s after %d committed parts", output.root, resumed_parts)
+
+        # 3. Load the models (skipped entirely when there is nothing left to do).
+        if plan_chunk(list(states.values()), plan):
+            generator = generator or _load_generator(recipe)
+            scorer = scorer or ClipScorer.from_pretrained(
+                recipe.scorer.clip, pretrained=recipe.scorer.pretrained, device=recipe.device,
+                batch_size=recipe.scorer.batch_size, precision=recipe.scorer.precision)
+
+        # 4. plan → generate → score → accept → write → commit, one chunk at a time.
+        while conditions := plan_chunk(list(states.values()), plan):
+            candidates = generate_candidates(generator, conditions, recipe.generator.batch_size)
+            rejections = score_candidates(scorer, candidates, distractors)
+            accept_candidates(candidates, rejections, states, rule, recipe.k)
+            with disk_errors(output.root):
+                write_candidates(candidates, manifest, writers)
+                progress.writers = {w.name: w.commit(progress.parts) for w in (manifest, *writers)}
+                progress.parts += 1
+                output.save_progress(progress)
+            if on_progress is not None:
+                on_progress(ProgressUpdate(sum(s.attempts for s in states.values()),
+                                           sum(s.accepted for s in states.values()), recipe.k * len(captions)))
+
+        # 5. Finish: mark the run complete, report the captions that never reached k.
+        progress.complete = True
+        output.save_progress(progress)
+        for writer in (manifest, *writers):
+            writer.close()
+        summary = RunSummary(output.root, recipe.k, list(states.values()), time.perf_counter() - started,
+                             resumed_parts, _shards(writers))
+        for state in summary.shortfall:
+            logger.warning("caption %r reached %d of %d pairs in %d attempts", state.caption,
+                           state.accepted, recipe.k, state.attempts)
+        if recipe.output.report:
+            from alignment.run_report import write_run_report
+
+            write_run_report(output.root, manifest.rows(), summary)
+        return summary
+
+
+def _load_generator(recipe: Recipe) -> TextToImage:
+    g = recipe.generator
+    sampling = ImageSampling(g.steps, g.guidance_scale, g.negative_prompt, g.scheduler, g.height, g.width)
+    return TextToImage.from_pretrained(g.model, revision=g.revision, sampling=sampling, device=recipe.device)
+
+
+def _distractors(recipe: Recipe) -> list[str]:
+    retrieval = recipe.accept.retrieval
+    if retrieval is None:
+        return []
+    distractors = (recipe.caption_list if retrieval.use_recipe_captions else []) + retrieval.negatives
+    if len(set(distractors)) < 2 and not retrieval.negatives:
+        logger.warning("the retrieval check has no distractor captions (one caption, no negatives); it passes every pair")
+    return distractors
+
+
+def _dataset_writers(recipe: Recipe, root: Path) -> list[PairWriter]:
+    kinds = {"webdataset": WebDatasetWriter, "imagefolder": ImageFolderWriter}
+    return [kinds[name](root, image_format=recipe.output.image_format) for name in recipe.output.formats]
+
+
+def _caption_states(captions: list[str], rows: list[dict]) -> dict[str, CaptionState]:
+    states = {caption: CaptionState(caption, index) for index, caption in enumerate(captions)}
+    for row in rows:
+        state = states[row["caption"]]
+        state.attempts += 1
+        state.accepted += bool(row["accepted"])
+    return states
+
+
+def _shards(writers: list[PairWriter]) -> list[Path]:
+    return [path for writer in writers if isinstance(writer, WebDatasetWriter) for path in writer.shard_paths]

@@ -1,0 +1,182 @@
+"""The recipe: what to generate, with which models, and which pairs to accept.
+
+Pydantic models mirror the YAML file one to one (``extra="forbid"``: a misspelt key is an error, not a
+silently ignored setting). :func:`load_recipe` turns every validation problem into one line naming
+the field, so the CLI can print it as is.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError, model_validator
+
+from pairsynth.captions import check_caption, deduplicate, expand_templates, read_captions_file
+from pairsynth.errors import RecipeError
+
+SchedulerName = Literal["default", "dpm++", "dpm++-sde", "ddim", "euler", "euler-a", "pndm", "unipc"]
+ImageFormat = Literal["png", "jpg"]
+OutputFormat = Literal["webdataset", "imagefolder"]
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class GeneratorConfig(_Strict):
+    """The text→image model and how it samples."""
+
+    model: str = Field("toy-shapes", description="toy-NAME, local:PATH or a hub id, e.g. stabilityai/sd-turbo")
+    revision: str | None = None
+    steps: int = Field(20, ge=1, le=1000)
+    guidance_scale: float = Field(5.0, ge=0.0, le=50.0)
+    negative_prompt: str | None = None
+    scheduler: SchedulerName = "dpm++"
+    height: int | None = Field(None, ge=8, multiple_of=8)
+    width: int | None = Field(None, ge=8, multiple_of=8)
+    batch_size: int = Field(8, ge=1, le=1024)
+
+
+class ScorerConfig(_Strict):
+    """The CLIP model that judges image–caption agreement."""
+
+    clip: str = Field("toy-shapes-clip", description="toy-NAME, local-dir:PATH, ARCH/TAG or hf-hub:ORG/NAME")
+    pretrained: str | None = Field(None, description="an open_clip tag or a checkpoint path for an ARCH")
+    batch_size: int = Field(64, ge=1, le=4096)
+    precision: Literal["fp32", "bf16", "fp16"] = "fp32"
+
+
+class RetrievalConfig(_Strict):
+    """The pair's own caption must outrank distractor captions for its image."""
+
+    max_rank: int = Field(1, ge=1, description="1: the own caption must score highest")
+    use_recipe_captions: bool = Field(True, description="the recipe's other captions are distractors")
+    negatives: list[str] = Field(default_factory=list, description="extra distractor captions")
+
+
+class AcceptConfig(_Strict):
+    """Which candidates become pairs. Blank, constant and NaN images are always rejected."""
+
+    min_clip_score: float | None = Field(None, ge=0.0, le=100.0, description="CLIPScore units, 100·max(cos,0)")
+    retrieval: RetrievalConfig | None = Field(default_factory=RetrievalConfig)
+    top_k: bool = Field(False, description="keep each caption's best-scoring passing candidates")
+    pool_factor: float = Field(2.0, ge=1.0, le=64.0, description="with top_k: candidates per needed pair")
+
+
+class OutputConfig(_Strict):
+    """Which dataset formats to write, and how often to commit."""
+
+    formats: list[OutputFormat] = Field(default_factory=lambda: ["webdataset", "imagefolder"])
+    image_format: ImageFormat = "png"
+    commit_every: int = Field(256, ge=1, description="candidates per commit; each commit writes one shard")
+    report: bool = True
+
+
+class Recipe(_Strict):
+    """A whole recipe. Exactly one caption source: ``captions``, ``captions_file`` or ``templates``."""
+
+    modality: Literal["image"] = "image"
+    captions: list[str] | None = None
+    captions_file: Path | None = None
+    templates: list[str] | None = None
+    labels: list[str] | None = Field(None, description="shorthand for slots: {label: [...]}")
+    slots: dict[str, list[str]] | None = None
+    k: int = Field(4, ge=1, le=100_000, description="accepted pairs wanted per caption")
+    max_attempts: int | None = Field(None, ge=1, description="candidates per caption at most; default 4·k")
+    seed: int = Field(0, ge=0, lt=2**63)
+    device: str = Field("auto", description="auto, cpu, cuda, cuda:N or mps")
+    generator: GeneratorConfig = Field(default_factory=GeneratorConfig)
+    scorer: ScorerConfig = Field(default_factory=ScorerConfig)
+    accept: AcceptConfig = Field(default_factory=AcceptConfig)
+    output: OutputConfig = Field(default_factory=OutputConfig)
+
+    _captions: list[str] = PrivateAttr(default_factory=list)
+
+    @model_validator(mode="after")
+    def _expand_captions(self, info: Any) -> Recipe:
+        base = Path((info.context or {}).get("base_dir", "."))
+        self._captions = deduplicate(self._read_caption_source(base))
+        return self
+
+    def _read_caption_source(self, base: Path) -> list[str]:
+        sources = [name for name in ("captions", "captions_file", "templates") if getattr(self, name) is not None]
+        if len(sources) != 1:
+            raise ValueError(
+                "give exactly one caption source: captions, captions_file or templates "
+                f"(got {', '.join(sources) or 'none'})"
+            )
+        if (self.labels is not None or self.slots is not None) and self.templates is None:
+            raise ValueError("labels and slots fill templates; add templates: [\"a photo of a {label}\"]")
+        if self.captions is not None:
+            if not self.captions:
+                raise ValueError("captions: the list is empty")
+            return [check_caption(text, f"captions[{index}]") for index, text in enumerate(self.captions)]
+        if self.captions_file is not None:
+            path = self.captions_file if self.captions_file.is_absolute() else base / self.captions_file
+            return read_captions_file(path)
+        slots = {**(self.slots or {}), **({"label": self.labels} if self.labels is not None else {})}
+        if not self.templates:
+            raise ValueError("templates: the list is empty")
+        for name, values in slots.items():
+            if not values:
+                raise ValueError(f"slots.{name}: the list of values is empty")
+        expanded = expand_templates(self.templates, slots)
+        return [check_caption(text, f"templates (expanded caption {index})") for index, text in enumerate(expanded)]
+
+    @property
+    def caption_list(self) -> list[str]:
+        """The recipe's captions, expanded, checked and without repeats."""
+        return list(self._captions)
+
+    @property
+    def attempts_per_caption(self) -> int:
+        return self.max_attempts if self.max_attempts is not None else 4 * self.k
+
+    def fingerprint(self) -> str:
+        """A hash of everything that decides which pairs a run produces.
+
+        Batch sizes, device and commit size are left out: they change speed, not outputs, so a run may
+        be resumed with different ones.
+        """
+        data = self.model_dump(mode="json", exclude={"device": True, "captions_file": True,
+                                                     "generator": {"batch_size"}, "scorer": {"batch_size"},
+                                                     "output": {"commit_every"}})
+        data["captions"] = self.caption_list
+        return hashlib.sha256(json.dumps(data, sort_keys=True).encode()).hexdigest()[:16]
+
+
+def load_recipe(path: str | Path) -> Recipe:
+    """Read and validate a YAML recipe; every problem raises :class:`RecipeError`, one line each."""
+    path = Path(path)
+    try:
+        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise RecipeError(f"recipe {path} does not exist") from None
+    except yaml.YAMLError as err:
+        raise RecipeError(f"{path}: not valid YAML: {err}") from None
+    if not isinstance(data, dict):
+        raise RecipeError(f"{path}: a recipe is a mapping of keys (captions:, k:, generator: …)")
+    return recipe_from_dict(data, base_dir=path.parent, source=str(path))
+
+
+def recipe_from_dict(data: dict[str, Any], *, base_dir: str | Path = ".", source: str = "recipe") -> Recipe:
+    """Validate a recipe given as a dict (the Python API's way in)."""
+    try:
+        return Recipe.model_validate(data, context={"base_dir": str(base_dir)})
+    except ValidationError as err:
+        raise RecipeError("\n".join(_describe(error, source) for error in err.errors())) from None
+
+
+def _describe(error: dict[str, Any], source: str) -> str:
+    location = "".join(f"[{part}]" if isinstance(part, int) else f".{part}" for part in error["loc"]).lstrip(".")
+    message = error["msg"].removeprefix("Value error, ")
+    if error["type"] == "extra_forbidden":
+        message = "unknown key"
+    quiet = not error["loc"] or error["type"] in ("missing", "extra_forbidden") or "input" not in error
+    shown = "" if quiet else f" (got {error['input']!r})"
+    where = f"{source}: {location}: " if location else f"{source}: "
+    return f"{where}{message}{shown}"

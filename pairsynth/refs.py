@@ -1,0 +1,76 @@
+"""Model references: one string says where a model's weights come from.
+
+``toy-shapes``                      a model of the shipped toy zoo (offline)
+``local:PATH`` or an existing path  a folder in the model's real format
+``hf:ORG/NAME`` or ``ORG/NAME``     a Hugging Face hub id (needs the hub, or its local cache)
+``open_clip:ARCH/TAG``              an open_clip architecture with a pretrained tag (CLIP only)
+
+The scheme makes the source explicit, so a typo fails here, naming the ref, instead of as a network
+time-out deep inside ``from_pretrained``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Literal
+
+from pairsynth.errors import ModelRefError
+from pairsynth.zoo.registry import zoo_model
+
+Scheme = Literal["toy", "local", "hf", "open_clip"]
+
+
+@dataclass(frozen=True)
+class ModelRef:
+    """A parsed model reference.
+
+    Attributes:
+        text: the reference as written, recorded in every manifest row.
+        scheme: where the weights come from.
+        location: a folder path, a hub id, or ``ARCH/TAG`` for open_clip.
+    """
+
+    text: str
+    scheme: Scheme
+    location: str
+
+    @property
+    def is_local(self) -> bool:
+        return self.scheme in ("toy", "local")
+
+
+def parse_ref(text: str) -> ModelRef:
+    """Parse a model reference; see the module docstring for the forms."""
+    text = text.strip()
+    if not text:
+        raise ModelRefError("empty model reference")
+    if text.startswith("toy-"):
+        return ModelRef(text, "toy", str(zoo_model(text).path))
+    scheme, sep, rest = text.partition(":")
+    if sep and scheme in ("local", "local-dir"):
+        path = Path(rest).expanduser()
+        if not path.exists():
+            raise ModelRefError(f"model folder {rest!r} (from {text!r}) does not exist")
+        return ModelRef(text, "local", str(path))
+    if sep and scheme in ("hf", "hf-hub"):
+        return ModelRef(text, "hf", _check_hub_id(rest, text))
+    if sep and scheme == "open_clip":
+        return ModelRef(text, "open_clip", rest)
+    if sep and len(scheme) > 1:
+        raise ModelRefError(
+            f"unknown scheme {scheme!r} in model reference {text!r}; use toy-NAME, local:PATH, "
+            "hf:ORG/NAME or open_clip:ARCH/TAG"
+        )
+    if Path(text).expanduser().exists():
+        return ModelRef(text, "local", str(Path(text).expanduser()))
+    return ModelRef(text, "hf", _check_hub_id(text, text))
+
+
+def _check_hub_id(hub_id: str, text: str) -> str:
+    parts = hub_id.split("/")
+    if len(parts) != 2 or not all(parts):
+        raise ModelRefError(
+            f"{text!r} is neither an existing folder nor a hub id of the form ORG/NAME"
+        )
+    return hub_id

@@ -1,0 +1,124 @@
+"""The writer contract, and the durable file operations every writer is built from.
+
+A run commits in parts. Between commits a writer may hold anything in temporary files; ``commit``
+makes the part durable and returns a small state, which the run records in ``progress.json`` (the
+single commit point). After a crash, ``rollback`` with the last recorded state deletes whatever was
+written after it. That is how a killed run resumes without losing or duplicating a pair.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+from pathlib import Path
+from typing import Any, Protocol
+
+import numpy as np
+from PIL import Image
+
+WriterState = dict[str, Any]
+
+
+class PairWriter(Protocol):
+    """What the run needs of a writer."""
+
+    name: str
+
+    def write(self, candidate: Any) -> None:
+        """Add one accepted pair to the current, uncommitted part."""
+
+    def commit(self, part: int) -> WriterState:
+        """Make the current part durable; return what :meth:`rollback` needs to return to here."""
+
+    def rollback(self, state: WriterState | None) -> None:
+        """Delete everything written after the commit that returned ``state`` (``None``: all)."""
+
+    def close(self) -> None:
+        """Release files; uncommitted work is left for the next rollback to remove."""
+
+
+class NullWriter:
+    """Writes nothing; for dry runs and benchmarks that measure generation alone."""
+
+    name = "null"
+
+    def write(self, candidate: Any) -> None:
+        pass
+
+    def commit(self, part: int) -> WriterState:
+        return {}
+
+    def rollback(self, state: WriterState | None) -> None:
+        pass
+
+    def close(self) -> None:
+        pass
+
+
+def fsync_dir(path: Path) -> None:
+    """Persist a rename: on POSIX, the directory entry is durable only once its directory is synced."""
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def atomic_write_bytes(path: Path, data: bytes) -> None:
+    """Write ``data`` to ``path`` through a temporary name, so a reader never sees half a file."""
+    tmp = path.with_name(path.name + ".tmp")
+    with open(tmp, "wb") as handle:
+        handle.write(data)
+        handle.flush()
+        os.fsync(handle.fileno())
+    os.replace(tmp, path)
+
+
+def encode_image(pixels: np.ndarray, image_format: str) -> bytes:
+    """PNG (lossless) or JPEG (quality 95) bytes of an 8-bit RGB image."""
+    buffer = io.BytesIO()
+    if image_format == "png":
+        Image.fromarray(pixels).save(buffer, format="PNG")
+    elif image_format == "jpg":
+        Image.fromarray(pixels).save(buffer, format="JPEG", quality=95)
+    else:
+        raise ValueError(f"unknown image format {image_format!r}; use png or jpg")
+    return buffer.getvalue()
+
+
+class JsonlAppender:
+    """An append-only JSON Lines file whose committed length is its resume state."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self._pending: list[str] = []
+
+    def append(self, row: dict[str, Any]) -> None:
+        self._pending.append(json.dumps(row, ensure_ascii=False, allow_nan=False))
+
+    def commit(self) -> int:
+        """Append the pending rows durably; return the file's committed length in bytes."""
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        with open(self.path, "a", encoding="utf-8") as handle:
+            if self._pending:
+                handle.write("\n".join(self._pending) + "\n")
+            handle.flush()
+            os.fsync(handle.fileno())
+            size = handle.tell()
+        self._pending.clear()
+        return size
+
+    def truncate(self, size: int) -> None:
+        """Cut the file back to a committed length, dropping rows written after that commit."""
+        self._pending.clear()
+        if self.path.exists():
+            with open(self.path, "r+b") as handle:
+                handle.truncate(size)
+
+    def rows(self) -> list[dict[str, Any]]:
+        """The committed rows."""
+        if not self.path.exists():
+            return []
+        with open(self.path, encoding="utf-8") as handle:
+            return [json.loads(line) for line in handle if line.strip()]

@@ -1,0 +1,34 @@
+"""The manifest: one JSON line per candidate, accepted or not, and why."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from pairsynth.writers.base import JsonlAppender, WriterState
+
+
+class ManifestWriter:
+    """Records every candidate (not only accepted pairs) in ``manifest.jsonl``."""
+
+    name = "manifest"
+
+    def __init__(self, root: Path) -> None:
+        self.path = Path(root) / "manifest.jsonl"
+        self._file = JsonlAppender(self.path)
+
+    def write(self, candidate: Any) -> None:
+        self._file.append(candidate.manifest_row())
+
+    def commit(self, part: int) -> WriterState:
+        return {"bytes": self._file.commit()}
+
+    def rollback(self, state: WriterState | None) -> None:
+        self._file.truncate(state["bytes"] if state else 0)
+
+    def close(self) -> None:
+        pass
+
+    def rows(self) -> list[dict[str, Any]]:
+        """The committed rows, in the order they were written."""
+        return self._file.rows()

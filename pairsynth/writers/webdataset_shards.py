@@ -1,0 +1,78 @@
+"""WebDataset tar shards: ``<key>.png|jpg`` + ``<key>.txt`` + ``<key>.json`` per pair.
+
+The layout open_clip's and img2dataset's training readers expect. Each committed part becomes one
+shard, written under ``*.tar.tmp`` and renamed when complete, so every ``*.tar`` on disk is whole.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+from typing import Any, BinaryIO
+
+import webdataset as wds
+
+from pairsynth.writers.base import WriterState, encode_image, fsync_dir
+from pairsynth.writers.imagefolder import pair_metadata
+
+
+class WebDatasetWriter:
+    """Writes accepted pairs into ``shards/shard-NNNNN.tar``, one shard per committed part."""
+
+    name = "webdataset"
+
+    def __init__(self, root: Path, *, image_format: str = "png") -> None:
+        self.dir = Path(root) / "shards"
+        self.image_format = image_format
+        self._shards: list[str] = []
+        self._stream: BinaryIO | None = None
+        self._tar: wds.TarWriter | None = None
+        self._tmp: Path | None = None
+
+    def write(self, candidate: Any) -> None:
+        if self._tar is None:
+            self.dir.mkdir(parents=True, exist_ok=True)
+            self._tmp = self.dir / "open-shard.tar.tmp"
+            self._stream = open(self._tmp, "wb")
+            self._tar = wds.TarWriter(self._stream)
+        meta = {**pair_metadata(candidate), "provenance": candidate.provenance}
+        self._tar.write({
+            "__key__": candidate.key,
+            self.image_format: encode_image(candidate.image_uint8(), self.image_format),
+            "txt": candidate.caption.encode("utf-8"),
+            "json": json.dumps(meta, ensure_ascii=False).encode("utf-8"),
+        })
+
+    def commit(self, part: int) -> WriterState:
+        """Finish the open shard (if this part accepted anything) and give it its final name."""
+        if self._tar is not None:
+            assert self._stream is not None and self._tmp is not None
+            self._tar.close()  # writes the end-of-archive blocks and closes the stream
+            name = f"shard-{part:05d}.tar"
+            with open(self._tmp, "rb") as handle:
+                os.fsync(handle.fileno())
+            os.replace(self._tmp, self.dir / name)
+            fsync_dir(self.dir)
+            self._shards.append(name)
+            self._tar = self._stream = self._tmp = None
+        return {"shards": list(self._shards)}
+
+    def rollback(self, state: WriterState | None) -> None:
+        """Delete temporary shards and any shard the last commit did not record."""
+        self.close()
+        self._shards = list(state["shards"]) if state else []
+        if not self.dir.exists():
+            return
+        for path in self.dir.iterdir():
+            if path.name not in self._shards:
+                path.unlink()
+
+    def close(self) -> None:
+        if self._stream is not None:
+            self._stream.close()
+        self._tar = self._stream = None
+
+    @property
+    def shard_paths(self) -> list[Path]:
+        return [self.dir / name for name in self._shards]

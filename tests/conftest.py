@@ -1,0 +1,26 @@
+"""Shared fixtures. Every test runs offline, on one CPU thread, on tiny or toy models."""
+
+from __future__ import annotations
+
+import os
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
+
+import pytest
+import torch
+
+torch.set_num_threads(1)  # two cores: leave one for whatever else runs (zoo training, a browser)
+
+from tests.dummy_components import save_tiny_open_clip, save_tiny_sd_pipeline  # noqa: E402
+
+
+@pytest.fixture(scope="session")
+def tiny_sd_dir(tmp_path_factory: pytest.TempPathFactory):
+    return save_tiny_sd_pipeline(tmp_path_factory.mktemp("tiny-sd"))
+
+
+@pytest.fixture(scope="session")
+def tiny_clip_dir(tmp_path_factory: pytest.TempPathFactory):
+    return save_tiny_open_clip(tmp_path_factory.mktemp("tiny-clip"))
