@@ -1,0 +1,3 @@
+from pairsynth.cli import app
+
+app()

@@ -1,0 +1,78 @@
+"""Recipes: every mistake gets one clear line naming the field (and the line of a captions file)."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import pytest
+
+from pairsynth.errors import RecipeError
+from pairsynth.recipe import load_recipe, recipe_from_dict
+
+
+def error_of(data, **kwargs) -> str:
+    with pytest.raises(RecipeError) as caught:
+        recipe_from_dict(data, source="r.yaml", **kwargs)
+    return str(caught.value)
+
+
+@pytest.mark.parametrize(
+    ("data", "expected"),
+    [
+        ({"captions": ["a cat"], "kk": 3}, "r.yaml: kk: unknown key"),
+        ({"captions": ["a cat"], "generator": {"stepz": 3}}, "r.yaml: generator.stepz: unknown key"),
+        ({"captions": ["a cat"], "k": "many"}, "r.yaml: k: Input should be a valid integer"),
+        ({"captions": ["a cat"], "k": 0}, "r.yaml: k: Input should be greater than or equal to 1"),
+        ({"captions": []}, "r.yaml: captions: the list is empty"),
+        ({"captions": ["a cat", "   "]}, "r.yaml: captions[1]: empty caption"),
+        ({"captions": ["x" * 2001]}, "captions[0]: caption is 2001 characters long; the limit is 2000"),
+        ({}, "give exactly one caption source"),
+        ({"captions": ["a"], "templates": ["b"]}, "(got captions, templates)"),
+        ({"templates": ["a photo of a {label}"]}, "uses {label} but the slots defined are: none"),
+        ({"templates": ["a {x}"], "slots": {"x": []}}, "slots.x: the list of values is empty"),
+        ({"captions": ["a"], "generator": {"scheduler": "warp"}}, "generator.scheduler: Input should be"),
+        ({"captions": ["a"], "output": {"formats": ["zip"]}}, "output.formats[0]: Input should be"),
+    ],
+)
+def test_bad_recipe_gets_one_line_naming_the_field(data, expected):
+    message = error_of(data)
+    assert expected in message
+    assert "\n" not in message
+
+
+def test_captions_file_errors_name_the_line(tmp_path):
+    (tmp_path / "captions.txt").write_text("a red circle\n# a comment\n\na blue square\n")
+    message = error_of({"captions_file": "captions.txt"}, base_dir=tmp_path)
+    assert message == f"r.yaml: {tmp_path / 'captions.txt'}:3: empty caption"
+
+
+def test_captions_file_is_read_relative_to_the_recipe(tmp_path):
+    (tmp_path / "captions.txt").write_text("a red circle\n# comment\na blue square\na red circle\n")
+    (tmp_path / "r.yaml").write_text("captions_file: captions.txt\nk: 2\n")
+    recipe = load_recipe(tmp_path / "r.yaml")
+    assert recipe.caption_list == ["a red circle", "a blue square"]  # repeats dropped
+
+
+def test_labels_times_templates_and_slots_expand():
+    recipe = recipe_from_dict({"labels": ["cat", "dog"], "templates": ["a photo of a {label}", "a {label}"]})
+    assert recipe.caption_list == ["a photo of a cat", "a photo of a dog", "a cat", "a dog"]
+    recipe = recipe_from_dict({"templates": ["a {c} {s}"], "slots": {"c": ["red", "blue"], "s": ["circle"]}})
+    assert recipe.caption_list == ["a red circle", "a blue circle"]
+
+
+def test_fingerprint_ignores_speed_settings_only():
+    base = {"captions": ["a cat"], "generator": {"batch_size": 2}}
+    same = {"captions": ["a cat"], "generator": {"batch_size": 16}, "device": "cpu"}
+    other = {"captions": ["a cat"], "generator": {"steps": 3}}
+    assert recipe_from_dict(base).fingerprint() == recipe_from_dict(same).fingerprint()
+    assert recipe_from_dict(base).fingerprint() != recipe_from_dict(other).fingerprint()
+
+
+def test_cli_prints_the_error_without_a_traceback(tmp_path):
+    (tmp_path / "r.yaml").write_text("captions: [a cat]\nk: lots\n")
+    result = subprocess.run([sys.executable, "-m", "pairsynth", "generate", str(tmp_path / "r.yaml"),
+                             "--out", str(tmp_path / "out")], capture_output=True, text=True)
+    assert result.returncode == 2
+    assert "k: Input should be a valid integer" in result.stderr
+    assert "Traceback" not in result.stderr
