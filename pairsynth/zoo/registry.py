@@ -50,6 +50,18 @@ _MODELS = (
         "ViT-B-32/laion2b_s34b_b79k",
         "tiny open_clip model trained contrastively on the shapes world",
     ),
+    ZooModel(
+        "toy-sounds",
+        "text-to-audio",
+        "cvssp/audioldm-s-full-v2",
+        "tiny AudioLDM pipeline for 1 s, 16 kHz synthesized tones, beeps, chirps and noise",
+    ),
+    ZooModel(
+        "toy-sounds-clap",
+        "clap",
+        "laion/clap-htsat-unfused",
+        "tiny transformers ClapModel trained contrastively on the sounds world",
+    ),
 )
 _BY_NAME = {model.name: model for model in _MODELS}
 
