@@ -5,7 +5,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 COSINE_UNIT = "cosine similarity of L2-normalised embeddings, in [-1, 1]"
-CLIP_SCORE_UNIT = "CLIPScore = 100 * max(cosine, 0), in [0, 100]"
+SCORE_UNITS = {
+    "clip": "CLIPScore = 100 * max(cosine, 0), in [0, 100]",
+    "clap": "CLAPScore = 100 * max(cosine, 0), in [0, 100] (the CLIPScore convention applied to CLAP)",
+}
 
 
 def clip_score(cosine: float) -> float:
@@ -15,10 +18,11 @@ def clip_score(cosine: float) -> float:
 
 @dataclass(frozen=True)
 class PairScores:
-    """How well one sample agrees with its caption.
+    """How well one sample agrees with its caption, by one judge model.
 
     Attributes:
-        model: the scoring model's reference.
+        judge: ``clip`` (image–text) or ``clap`` (audio–text).
+        model: the judge model's reference.
         cosine: raw cosine between the sample's and the caption's embeddings.
         rank: 1 + the number of distractor captions that score higher than the pair's own caption;
             ``None`` when there were no distractors.
@@ -28,6 +32,7 @@ class PairScores:
         caption_truncated: the caption was longer than the model's text context and was cut.
     """
 
+    judge: str
     model: str
     cosine: float
     rank: int | None = None
@@ -37,7 +42,8 @@ class PairScores:
     caption_truncated: bool = False
 
     @property
-    def clip_score(self) -> float:
+    def score(self) -> float:
+        """The cosine on the CLIPScore scale, 100·max(cos, 0)."""
         return clip_score(self.cosine)
 
     def as_dict(self) -> dict[str, object]:
@@ -46,8 +52,8 @@ class PairScores:
             "model": self.model,
             "cosine": round(self.cosine, 6),
             "cosine_unit": COSINE_UNIT,
-            "clip_score": round(self.clip_score, 4),
-            "clip_score_unit": CLIP_SCORE_UNIT,
+            "score": round(self.score, 4),
+            "score_unit": SCORE_UNITS.get(self.judge, "100 * max(cosine, 0)"),
             "rank": self.rank,
             "distractors": self.distractors,
             "best_distractor": self.best_distractor,

@@ -42,27 +42,37 @@ class Condition:
     sample_index: int
     seed: int
 
+    def prompt_for(self, modality: str) -> str:
+        """The prompt a modality's generator gets; the caption itself for plain pairs."""
+        return self.caption
+
 
 @dataclass
 class Candidate:
     """A generated sample on its way through scoring and acceptance.
 
+    A candidate carries one medium per modality it was generated in: an image, a clip, or both (a
+    triplet). Each is kept as the model produced it, NaN included, so the quality checks can see it.
+
     Attributes:
         condition: what was asked for.
         key: the sample's stable key (see :func:`sample_key`).
-        pixels: float32 array ``(H, W, 3)`` in ``[0, 1]`` as the model produced it (NaN kept, so the
-            quality check can see it).
-        provenance: model id, revision, scheduler, steps, guidance, size … as the adapter reports them.
-        scores: filled by the score stage; ``None`` when the image was unusable.
+        provenance: model id, revision, scheduler, steps, guidance … per modality, as adapters report.
+        image: float32 ``(H, W, 3)`` in ``[0, 1]``, or ``None``.
+        audio: float32 ``(samples,)`` or ``(channels, samples)``, or ``None``.
+        sample_rate: the audio's rate in Hz.
+        scores: filled by the score stage, one entry per judge (``clip``, ``clap``).
         decision: filled by the accept stage.
         notes: warnings worth keeping with the sample (e.g. a caption truncated by the text context).
     """
 
     condition: Condition
     key: str
-    pixels: np.ndarray
     provenance: dict[str, Any]
-    scores: PairScores | None = None
+    image: np.ndarray | None = None
+    audio: np.ndarray | None = None
+    sample_rate: int | None = None
+    scores: dict[str, PairScores] = field(default_factory=dict)
     decision: Decision | None = None
     notes: list[str] = field(default_factory=list)
 
@@ -71,12 +81,21 @@ class Candidate:
         return self.condition.caption
 
     @property
+    def modality(self) -> str:
+        """``image``, ``audio`` or ``triplet`` (image + audio + caption)."""
+        if self.image is not None and self.audio is not None:
+            return "triplet"
+        return "image" if self.image is not None else "audio"
+
+    @property
     def accepted(self) -> bool:
         return self.decision is not None and self.decision.accepted
 
     def image_uint8(self) -> np.ndarray:
         """The image as 8-bit RGB, rounded the way diffusers' ``numpy_to_pil`` does."""
-        return (np.clip(np.nan_to_num(self.pixels), 0.0, 1.0) * 255).round().astype(np.uint8)
+        if self.image is None:
+            raise ValueError(f"candidate {self.key} has no image")
+        return (np.clip(np.nan_to_num(self.image), 0.0, 1.0) * 255).round().astype(np.uint8)
 
     def manifest_row(self) -> dict[str, Any]:
         """One manifest line: every candidate gets one, accepted or not, and says why."""
@@ -87,9 +106,9 @@ class Candidate:
             "caption_index": self.condition.caption_index,
             "sample_index": self.condition.sample_index,
             "seed": self.condition.seed,
-            "modality": "image",
+            "modality": self.modality,
             **self.provenance,
-            "scores": self.scores.as_dict() if self.scores is not None else None,
+            "scores": {judge: scores.as_dict() for judge, scores in self.scores.items()},
             "accepted": self.accepted,
             "reason": decision.reason if decision else None,
             "detail": decision.detail if decision else None,

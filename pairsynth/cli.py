@@ -62,7 +62,7 @@ def _run_generate(recipe_path: Path, out: Path, overwrite: bool) -> None:
 
 
 def _print_outputs(out: Path) -> None:
-    for name, what in (("shards", "WebDataset shards"), ("imagefolder", "imagefolder dataset"),
+    for name, what in (("shards", "WebDataset shards"), ("imagefolder", "imagefolder dataset"), ("audiofolder", "audiofolder dataset"),
                        ("manifest.jsonl", "every candidate, with scores and reasons"),
                        ("report/index.html", "the report: open it in a browser")):
         if (out / name).exists():

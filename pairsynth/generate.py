@@ -9,14 +9,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from alignment.acceptance import AcceptanceRule
-from alignment.clip_scorer import ClipScorer
-from modalities.text_to_image import ImageSampling, TextToImage
+from alignment.embedding_scorer import EmbeddingScorer
 from pairsynth.output_dir import OutputDir, disk_errors, remove_stale_temporaries
 from pairsynth.recipe import Recipe
 from pairsynth.refs import parse_ref
-from pairsynth.stages import (CaptionState, Plan, accept_candidates, generate_candidates, plan_chunk,
+from pairsynth.stages import (CaptionState, Generator, Plan, accept_candidates, generate_candidates, plan_chunk,
                               score_candidates, write_candidates)
-from pairsynth.writers import ImageFolderWriter, ManifestWriter, PairWriter, WebDatasetWriter
+from pairsynth.writers import FolderWriter, ManifestWriter, PairWriter, WebDatasetWriter
 
 logger = logging.getLogger(__name__)
 
@@ -60,11 +59,11 @@ def generate_dataset(
     out_dir: str | Path,
     *,
     overwrite: bool = False,
-    generator: TextToImage | None = None,
-    scorer: ClipScorer | None = None,
+    generator: Generator | None = None,
+    scorer: EmbeddingScorer | None = None,
     on_progress: Callable[[ProgressUpdate], None] | None = None,
 ) -> RunSummary:
-    """Generate, score, filter and write image–caption pairs until each caption has ``recipe.k``.
+    """Generate, score, filter and write pairs until each caption has ``recipe.k`` of them.
 
     Args:
         recipe: a validated recipe (see :func:`pairsynth.recipe.load_recipe`).
@@ -78,8 +77,9 @@ def generate_dataset(
     # 1. Check inputs before any model loads: the captions were expanded and checked by the recipe.
     captions = recipe.caption_list
     if generator is None:
-        parse_ref(recipe.generator.model)
-    rule = AcceptanceRule(recipe.accept.min_clip_score,
+        parse_ref(recipe.generator_model)
+    min_scores = {"clip": recipe.accept.min_clip_score, "clap": recipe.accept.min_clap_score}
+    rule = AcceptanceRule({judge: value for judge, value in min_scores.items() if value is not None},
                           recipe.accept.retrieval.max_rank if recipe.accept.retrieval else None,
                           recipe.accept.top_k)
     distractors = _distractors(recipe)
@@ -103,15 +103,13 @@ def generate_dataset(
 
         # 3. Load the models (skipped entirely when there is nothing left to do).
         if plan_chunk(list(states.values()), plan):
-            generator = generator or _load_generator(recipe)
-            scorer = scorer or ClipScorer.from_pretrained(
-                recipe.scorer.clip, pretrained=recipe.scorer.pretrained, device=recipe.device,
-                batch_size=recipe.scorer.batch_size, precision=recipe.scorer.precision)
+            generators = {recipe.modality: generator or load_generator(recipe)}
+            scorers = {recipe.modality: scorer or load_scorer(recipe)}
 
         # 4. plan → generate → score → accept → write → commit, one chunk at a time.
         while conditions := plan_chunk(list(states.values()), plan):
-            candidates = generate_candidates(generator, conditions, recipe.generator.batch_size)
-            rejections = score_candidates(scorer, candidates, distractors)
+            candidates = generate_candidates(generators, conditions, recipe.generator.batch_size)
+            rejections = score_candidates(scorers, candidates, distractors)
             accept_candidates(candidates, rejections, states, rule, recipe.k)
             with disk_errors(output.root):
                 write_candidates(candidates, manifest, writers)
@@ -139,10 +137,33 @@ def generate_dataset(
         return summary
 
 
-def _load_generator(recipe: Recipe) -> TextToImage:
+def load_generator(recipe: Recipe) -> Generator:
+    """The recipe's text→image or text→audio adapter, loaded."""
     g = recipe.generator
-    sampling = ImageSampling(g.steps, g.guidance_scale, g.negative_prompt, g.scheduler, g.height, g.width)
-    return TextToImage.from_pretrained(g.model, revision=g.revision, sampling=sampling, device=recipe.device)
+    if recipe.modality == "image":
+        from modalities.text_to_image import ImageSampling, TextToImage
+
+        sampling = ImageSampling(g.steps, g.guidance_scale, g.negative_prompt, g.scheduler, g.height, g.width)
+        return TextToImage.from_pretrained(recipe.generator_model, revision=g.revision, sampling=sampling,
+                                           device=recipe.device)
+    from modalities.text_to_audio import AudioSampling, TextToAudio
+
+    sampling = AudioSampling(g.steps, g.guidance_scale, g.negative_prompt, g.scheduler, g.duration_s)
+    return TextToAudio.from_pretrained(recipe.generator_model, revision=g.revision, sampling=sampling,
+                                       device=recipe.device)
+
+
+def load_scorer(recipe: Recipe) -> EmbeddingScorer:
+    """The judge of the recipe's modality: CLIP for images, CLAP for audio."""
+    s = recipe.scorer
+    if recipe.modality == "image":
+        from alignment.clip_scorer import ClipScorer
+
+        return ClipScorer.from_pretrained(s.clip, pretrained=s.pretrained, device=recipe.device,
+                                          batch_size=s.batch_size, precision=s.precision)
+    from alignment.clap_scorer import ClapScorer
+
+    return ClapScorer.from_pretrained(s.clap, device=recipe.device, batch_size=s.batch_size, precision=s.precision)
 
 
 def _distractors(recipe: Recipe) -> list[str]:
@@ -156,8 +177,9 @@ def _distractors(recipe: Recipe) -> list[str]:
 
 
 def _dataset_writers(recipe: Recipe, root: Path) -> list[PairWriter]:
-    kinds = {"webdataset": WebDatasetWriter, "imagefolder": ImageFolderWriter}
-    return [kinds[name](root, image_format=recipe.output.image_format) for name in recipe.output.formats]
+    formats = {"image_format": recipe.output.image_format, "audio_format": recipe.output.audio_format}
+    return [WebDatasetWriter(root, **formats) if name == "webdataset" else FolderWriter(root, layout=name, **formats)
+            for name in recipe.output_formats]
 
 
 def _caption_states(captions: list[str], rows: list[dict]) -> dict[str, CaptionState]:

@@ -20,7 +20,12 @@ from pairsynth.errors import RecipeError
 
 SchedulerName = Literal["default", "dpm++", "dpm++-sde", "ddim", "euler", "euler-a", "pndm", "unipc"]
 ImageFormat = Literal["png", "jpg"]
-OutputFormat = Literal["webdataset", "imagefolder"]
+OutputFormat = Literal["webdataset", "imagefolder", "audiofolder"]
+Modality = Literal["image", "audio"]
+
+DEFAULT_MODELS = {"image": "toy-shapes", "audio": "toy-sounds"}
+DEFAULT_FORMATS = {"image": ["webdataset", "imagefolder"], "audio": ["webdataset", "audiofolder"]}
+FOLDER_FORMATS = {"imagefolder": "image", "audiofolder": "audio"}
 
 
 class _Strict(BaseModel):
@@ -28,24 +33,26 @@ class _Strict(BaseModel):
 
 
 class GeneratorConfig(_Strict):
-    """The text→image model and how it samples."""
+    """The text→image or text→audio model and how it samples."""
 
-    model: str = Field("toy-shapes", description="toy-NAME, local:PATH or a hub id, e.g. stabilityai/sd-turbo")
+    model: str | None = Field(None, description="toy-NAME, local:PATH or a hub id; default: the toy zoo's model")
     revision: str | None = None
     steps: int = Field(20, ge=1, le=1000)
     guidance_scale: float = Field(5.0, ge=0.0, le=50.0)
     negative_prompt: str | None = None
     scheduler: SchedulerName = "dpm++"
-    height: int | None = Field(None, ge=8, multiple_of=8)
-    width: int | None = Field(None, ge=8, multiple_of=8)
+    height: int | None = Field(None, ge=8, multiple_of=8, description="image only")
+    width: int | None = Field(None, ge=8, multiple_of=8, description="image only")
+    duration_s: float | None = Field(None, gt=0.0, le=600.0, description="audio only; default: the model's")
     batch_size: int = Field(8, ge=1, le=1024)
 
 
 class ScorerConfig(_Strict):
-    """The CLIP model that judges image–caption agreement."""
+    """The judges: CLIP for image–caption agreement, CLAP for audio–caption agreement."""
 
     clip: str = Field("toy-shapes-clip", description="toy-NAME, local-dir:PATH, ARCH/TAG or hf-hub:ORG/NAME")
     pretrained: str | None = Field(None, description="an open_clip tag or a checkpoint path for an ARCH")
+    clap: str = Field("toy-sounds-clap", description="toy-NAME, local:PATH or a hub id such as laion/clap-htsat-unfused")
     batch_size: int = Field(64, ge=1, le=4096)
     precision: Literal["fp32", "bf16", "fp16"] = "fp32"
 
@@ -62,6 +69,7 @@ class AcceptConfig(_Strict):
     """Which candidates become pairs. Blank, constant and NaN images are always rejected."""
 
     min_clip_score: float | None = Field(None, ge=0.0, le=100.0, description="CLIPScore units, 100·max(cos,0)")
+    min_clap_score: float | None = Field(None, ge=0.0, le=100.0, description="CLAPScore units, 100·max(cos,0)")
     retrieval: RetrievalConfig | None = Field(default_factory=RetrievalConfig)
     top_k: bool = Field(False, description="keep each caption's best-scoring passing candidates")
     pool_factor: float = Field(2.0, ge=1.0, le=64.0, description="with top_k: candidates per needed pair")
@@ -70,8 +78,9 @@ class AcceptConfig(_Strict):
 class OutputConfig(_Strict):
     """Which dataset formats to write, and how often to commit."""
 
-    formats: list[OutputFormat] = Field(default_factory=lambda: ["webdataset", "imagefolder"])
+    formats: list[OutputFormat] | None = Field(None, description="default: webdataset + the modality's folder")
     image_format: ImageFormat = "png"
+    audio_format: Literal["flac"] = "flac"
     commit_every: int = Field(256, ge=1, description="candidates per commit; each commit writes one shard")
     report: bool = True
 
@@ -79,7 +88,7 @@ class OutputConfig(_Strict):
 class Recipe(_Strict):
     """A whole recipe. Exactly one caption source: ``captions``, ``captions_file`` or ``templates``."""
 
-    modality: Literal["image"] = "image"
+    modality: Modality = "image"
     captions: list[str] | None = None
     captions_file: Path | None = None
     templates: list[str] | None = None
@@ -98,9 +107,28 @@ class Recipe(_Strict):
 
     @model_validator(mode="after")
     def _expand_captions(self, info: Any) -> Recipe:
+        self._check_modality_settings()
         base = Path((info.context or {}).get("base_dir", "."))
         self._captions = deduplicate(self._read_caption_source(base))
         return self
+
+    def _check_modality_settings(self) -> None:
+        wrong = {"image": ["duration_s"], "audio": ["height", "width"]}[self.modality]
+        for name in wrong:
+            if getattr(self.generator, name) is not None:
+                raise ValueError(f"generator.{name} does not apply to modality {self.modality!r}")
+        for name in self.output_formats:
+            if FOLDER_FORMATS.get(name, self.modality) != self.modality:
+                raise ValueError(f"output.formats: {name} holds {FOLDER_FORMATS[name]}s, but the modality is {self.modality!r}")
+
+    @property
+    def generator_model(self) -> str:
+        """The generator's model reference (the toy zoo's for the modality when not given)."""
+        return self.generator.model or DEFAULT_MODELS[self.modality]
+
+    @property
+    def output_formats(self) -> list[str]:
+        return self.output.formats if self.output.formats is not None else DEFAULT_FORMATS[self.modality]
 
     def _read_caption_source(self, base: Path) -> list[str]:
         sources = [name for name in ("captions", "captions_file", "templates") if getattr(self, name) is not None]

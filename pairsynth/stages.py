@@ -8,15 +8,24 @@ map the same functions over its blocks.
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from typing import Any, Protocol
 
-from alignment.acceptance import AcceptanceRule, Decision, check_pair, decide_for_caption
-from alignment.clip_scorer import ClipScorer
+from alignment.acceptance import AcceptanceRule, Decision, check_pair, decide_for_caption, ranking_value
+from alignment.embedding_scorer import EmbeddingScorer
 from alignment.image_checks import image_problem
-from modalities.text_to_image import TextToImage
 from pairsynth.candidates import Candidate, Condition, derive_seed, sample_key
 from pairsynth.writers.base import PairWriter
+
+
+class Generator(Protocol):
+    """What the generate stage needs of a modality adapter."""
+
+    @property
+    def provenance(self) -> dict[str, Any]: ...
+
+    def generate(self, prompts: Sequence[str], seeds: Sequence[int]) -> list[Any]: ...
 
 MIN_RATE_ESTIMATE = 1 / 8
 """Never plan more than 8 candidates per missing pair, however badly a caption has done so far."""
@@ -70,32 +79,51 @@ def plan_chunk(states: Sequence[CaptionState], plan: Plan) -> list[Condition]:
     return conditions
 
 
-def generate_candidates(generator: TextToImage, conditions: Sequence[Condition], batch_size: int) -> list[Candidate]:
-    """Run the generator over ``conditions`` in batches; every sample gets its key and provenance."""
-    provenance = generator.provenance
-    candidates = []
-    for start in range(0, len(conditions), batch_size):
-        batch = conditions[start : start + batch_size]
-        images = generator.generate([c.caption for c in batch], [c.seed for c in batch])
-        for condition, image in zip(batch, images):
-            candidate = Candidate(condition, sample_key(condition.caption, provenance, condition.seed),
-                                  image.pixels, provenance)
-            if image.flagged_nsfw:
-                candidate.notes.append("the pipeline's safety checker flagged this image")
-            candidates.append(candidate)
+def generate_candidates(generators: Mapping[str, Generator], conditions: Sequence[Condition],
+                        batch_size: int) -> list[Candidate]:
+    """Run each modality's generator over ``conditions`` in batches.
+
+    With one generator (image or audio pairs) the provenance is that generator's; with two (triplets)
+    it is nested per modality. The key hashes all of it, so changing any parameter makes new keys.
+    """
+    provenance = _provenance(generators)
+    candidates = [Candidate(c, sample_key(c.caption, provenance, c.seed), provenance) for c in conditions]
+    for modality, generator in generators.items():
+        for start in range(0, len(conditions), batch_size):
+            batch = candidates[start : start + batch_size]
+            outputs = generator.generate([c.condition.prompt_for(modality) for c in batch],
+                                         [c.condition.seed for c in batch])
+            for candidate, output in zip(batch, outputs):
+                _attach(candidate, modality, output)
     return candidates
 
 
-def score_candidates(scorer: ClipScorer, candidates: Sequence[Candidate], distractors: Sequence[str]) -> list[Decision | None]:
-    """Score the usable candidates; return, per candidate, a rejection for unusable ones or ``None``."""
-    problems = [image_problem(candidate.pixels) for candidate in candidates]
-    usable = [candidate for candidate, problem in zip(candidates, problems) if problem is None]
-    scores = scorer.score_pairs([c.image_uint8() for c in usable], [c.caption for c in usable], distractors)
-    for candidate, score in zip(usable, scores):
-        candidate.scores = score
-        if score.caption_truncated:
-            candidate.notes.append(f"caption truncated to the CLIP text context ({scorer.context_length} tokens)")
-    return [Decision.reject(*problem) if problem else None for problem in problems]
+def score_candidates(scorers: Mapping[str, EmbeddingScorer], candidates: Sequence[Candidate],
+                     distractors: Sequence[str]) -> list[Decision | None]:
+    """Score the usable candidates with every modality's judge.
+
+    Returns, per candidate, a rejection when one of its media is unusable (NaN, blank, silent …:
+    such media are never scored or written), else ``None``.
+    """
+    problems: list[Decision | None] = [None] * len(candidates)
+    for modality, scorer in scorers.items():
+        usable = []
+        for position, candidate in enumerate(candidates):
+            problem = _problem(candidate, modality) if problems[position] is None else None
+            if problem is not None:
+                problems[position] = Decision.reject(*problem)
+            elif problems[position] is None:
+                usable.append(candidate)
+        results = scorer.score_pairs([_judge_input(c, modality) for c in usable], [c.caption for c in usable], distractors)
+        for candidate, score in zip(usable, results):
+            candidate.scores[scorer.kind] = score
+            if score.caption_truncated:
+                candidate.notes.append(f"caption truncated to the {scorer.kind.upper()} text context "
+                                       f"({scorer.context_length} tokens)")
+    for position, candidate in enumerate(candidates):  # a triplet rejected by its audio keeps no image score
+        if problems[position] is not None:
+            candidate.scores.clear()
+    return problems
 
 
 def accept_candidates(candidates: Sequence[Candidate], rejections: Sequence[Decision | None],
@@ -107,8 +135,8 @@ def accept_candidates(candidates: Sequence[Candidate], rejections: Sequence[Deci
     for caption, positions in by_caption.items():
         state = states[caption]
         checks = [rejections[p] or check_pair(candidates[p].scores, rule) for p in positions]
-        cosines = [candidates[p].scores.cosine if candidates[p].scores else None for p in positions]
-        for position, decision in zip(positions, decide_for_caption(checks, cosines, k - state.accepted, rule)):
+        values = [ranking_value(candidates[p].scores) for p in positions]
+        for position, decision in zip(positions, decide_for_caption(checks, values, k - state.accepted, rule)):
             candidates[position].decision = decision
         state.attempts += len(positions)
         state.accepted += sum(candidates[p].accepted for p in positions)
@@ -121,3 +149,30 @@ def write_candidates(candidates: Sequence[Candidate], manifest: PairWriter, writ
         if candidate.accepted:
             for writer in writers:
                 writer.write(candidate)
+
+
+def _provenance(generators: Mapping[str, Generator]) -> dict[str, Any]:
+    if len(generators) == 1:
+        return next(iter(generators.values())).provenance
+    return {modality: generator.provenance for modality, generator in generators.items()}
+
+
+def _attach(candidate: Candidate, modality: str, output: Any) -> None:
+    if modality == "image":
+        candidate.image = output.pixels
+        if output.flagged_nsfw:
+            candidate.notes.append("the pipeline's safety checker flagged this image")
+    else:
+        candidate.audio, candidate.sample_rate = output.waveform, output.sample_rate
+
+
+def _problem(candidate: Candidate, modality: str) -> tuple[str, str] | None:
+    if modality == "image":
+        return image_problem(candidate.image)
+    from alignment.audio_checks import audio_problem
+
+    return audio_problem(candidate.audio, candidate.sample_rate)
+
+
+def _judge_input(candidate: Candidate, modality: str) -> Any:
+    return candidate.image_uint8() if modality == "image" else (candidate.audio, candidate.sample_rate)

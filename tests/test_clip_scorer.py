@@ -38,8 +38,8 @@ def test_scores_equal_open_clip_computed_directly(scorer, images, tiny_clip_dir)
     expected = (image_features * text_features).sum(-1).numpy()
     scores = scorer.score_pairs(images, captions)
     assert np.allclose([s.cosine for s in scores], expected, atol=1e-5)
-    assert all(s.clip_score == pytest.approx(clip_score(s.cosine)) for s in scores)
-    assert scores[0].as_dict()["clip_score_unit"].startswith("CLIPScore = 100 * max(cosine, 0)")
+    assert all(s.score == pytest.approx(clip_score(s.cosine)) for s in scores)
+    assert scores[0].as_dict()["score_unit"].startswith("CLIPScore = 100 * max(cosine, 0)")
 
 
 def test_text_features_are_computed_once_per_unique_caption(scorer, images, monkeypatch):

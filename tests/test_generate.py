@@ -48,7 +48,7 @@ def test_eight_captions_times_four_give_exactly_32_pairs_in_both_formats(tiny_sd
     assert {row["caption"] for row in accepted} == set(CAPTIONS_8)
     row = accepted[0]
     assert {"key", "caption", "model", "scheduler", "steps", "guidance_scale", "seed", "scores", "accepted", "reason"} <= set(row)
-    assert row["scores"]["clip_score_unit"].startswith("CLIPScore")
+    assert row["scores"]["clip"]["score_unit"].startswith("CLIPScore")
 
     dataset = load_dataset("imagefolder", data_dir=str(tmp_path / "out" / "imagefolder"), split="train",
                            cache_dir=str(tmp_path / "hf-cache"))
@@ -112,7 +112,7 @@ def test_nan_and_blank_outputs_are_counted_and_never_written(generator, scorer, 
     by_reason = {reason: [r for r in rows if r["reason"] == reason] for reason in {r["reason"] for r in rows}}
     assert by_reason["nan_output"] and by_reason["blank_image"]
     assert all(row["seed"] % 3 == 0 for row in by_reason["nan_output"])
-    assert all(row["scores"] is None for row in by_reason["nan_output"] + by_reason["blank_image"])
+    assert all(row["scores"] == {} for row in by_reason["nan_output"] + by_reason["blank_image"])
     assert all("safety checker" in row["notes"][0] for row in by_reason["blank_image"])
     written = json.loads((tmp_path / "report" / "summary.json").read_text())
     assert written["reasons"]["nan_output"] == len(by_reason["nan_output"])
@@ -136,11 +136,11 @@ def test_another_recipe_cannot_resume_this_output(generator, scorer, tiny_sd_dir
 
 
 def test_a_full_disk_stops_cleanly_and_the_run_resumes(generator, scorer, tiny_sd_dir, tiny_clip_dir, tmp_path, monkeypatch):
-    from pairsynth.writers import imagefolder
+    from pairsynth.writers import folder
 
     recipe = tiny_recipe(tiny_sd_dir, tiny_clip_dir)
     reference = generate_dataset(recipe, tmp_path / "ref", generator=generator, scorer=scorer)
-    real_write = imagefolder.atomic_write_bytes
+    real_write = folder.atomic_write_bytes
     calls = {"n": 0}
 
     def fill_up(path, data):
@@ -149,10 +149,10 @@ def test_a_full_disk_stops_cleanly_and_the_run_resumes(generator, scorer, tiny_s
             raise OSError(errno.ENOSPC, "No space left on device", str(path))
         real_write(path, data)
 
-    monkeypatch.setattr(imagefolder, "atomic_write_bytes", fill_up)
+    monkeypatch.setattr(folder, "atomic_write_bytes", fill_up)
     with pytest.raises(OutputDirError, match="no space left .* free some space and run the same command to resume"):
         generate_dataset(recipe, tmp_path / "out", generator=generator, scorer=scorer)
-    monkeypatch.setattr(imagefolder, "atomic_write_bytes", real_write)
+    monkeypatch.setattr(folder, "atomic_write_bytes", real_write)
     for shard in (tmp_path / "out" / "shards").glob("*.tar"):
         tarfile.open(shard).getmembers()  # every shard on disk is whole
     resumed = generate_dataset(recipe, tmp_path / "out", generator=generator, scorer=scorer)

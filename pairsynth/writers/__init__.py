@@ -1,8 +1,8 @@
 """Dataset writers. All share one contract (:class:`~pairsynth.writers.base.PairWriter`)."""
 
 from pairsynth.writers.base import NullWriter, PairWriter
-from pairsynth.writers.imagefolder import ImageFolderWriter
+from pairsynth.writers.folder import FolderWriter
 from pairsynth.writers.manifest import ManifestWriter
 from pairsynth.writers.webdataset_shards import WebDatasetWriter
 
-__all__ = ["ImageFolderWriter", "ManifestWriter", "NullWriter", "PairWriter", "WebDatasetWriter"]
+__all__ = ["FolderWriter", "ManifestWriter", "NullWriter", "PairWriter", "WebDatasetWriter"]

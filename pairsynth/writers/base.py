@@ -87,6 +87,34 @@ def encode_image(pixels: np.ndarray, image_format: str) -> bytes:
     return buffer.getvalue()
 
 
+def encode_media(candidate: Any, *, image_format: str = "png", audio_format: str = "flac") -> dict[str, bytes]:
+    """The candidate's media as file bytes, keyed by file extension (``png``, ``flac`` …)."""
+    media = {}
+    if candidate.image is not None:
+        media[image_format] = encode_image(candidate.image_uint8(), image_format)
+    if candidate.audio is not None:
+        if audio_format != "flac":
+            raise ValueError(f"unknown audio format {audio_format!r}; use flac")
+        from pairsynth.audio_io import encode_flac
+
+        media["flac"] = encode_flac(candidate.audio, candidate.sample_rate)
+    return media
+
+
+def pair_metadata(candidate: Any) -> dict[str, Any]:
+    """The flat per-pair columns both dataset formats carry (the manifest has the full record)."""
+    row: dict[str, Any] = {
+        "text": candidate.caption,
+        "key": candidate.key,
+        "seed": candidate.condition.seed,
+        "model": candidate.provenance.get("model"),
+    }
+    for judge, scores in candidate.scores.items():
+        row[f"{judge}_score"] = round(scores.score, 4)
+        row[f"{judge}_cosine"] = round(scores.cosine, 6)
+    return row
+
+
 class JsonlAppender:
     """An append-only JSON Lines file whose committed length is its resume state."""
 

@@ -1,6 +1,6 @@
-"""WebDataset tar shards: ``<key>.png|jpg`` + ``<key>.txt`` + ``<key>.json`` per pair.
+"""WebDataset tar shards: ``<key>.png|jpg`` and/or ``<key>.flac`` + ``<key>.txt`` + ``<key>.json``.
 
-The layout open_clip's and img2dataset's training readers expect. Each committed part becomes one
+The layout open_clip's, img2dataset's and LAION-CLAP's training readers expect. Each committed part becomes one
 shard, written under ``*.tar.tmp`` and renamed when complete, so every ``*.tar`` on disk is whole.
 """
 
@@ -13,8 +13,7 @@ from typing import Any, BinaryIO
 
 import webdataset as wds
 
-from pairsynth.writers.base import WriterState, encode_image, fsync_dir
-from pairsynth.writers.imagefolder import pair_metadata
+from pairsynth.writers.base import WriterState, encode_media, fsync_dir, pair_metadata
 
 
 class WebDatasetWriter:
@@ -22,9 +21,9 @@ class WebDatasetWriter:
 
     name = "webdataset"
 
-    def __init__(self, root: Path, *, image_format: str = "png") -> None:
+    def __init__(self, root: Path, *, image_format: str = "png", audio_format: str = "flac") -> None:
         self.dir = Path(root) / "shards"
-        self.image_format = image_format
+        self.formats = {"image_format": image_format, "audio_format": audio_format}
         self._shards: list[str] = []
         self._stream: BinaryIO | None = None
         self._tar: wds.TarWriter | None = None
@@ -39,7 +38,7 @@ class WebDatasetWriter:
         meta = {**pair_metadata(candidate), "provenance": candidate.provenance}
         self._tar.write({
             "__key__": candidate.key,
-            self.image_format: encode_image(candidate.image_uint8(), self.image_format),
+            **encode_media(candidate, **self.formats),
             "txt": candidate.caption.encode("utf-8"),
             "json": json.dumps(meta, ensure_ascii=False).encode("utf-8"),
         })

@@ -1,0 +1,54 @@
+"""Hugging Face folder datasets: media files plus ``metadata.jsonl``.
+
+``imagefolder/`` loads with ``datasets.load_dataset("imagefolder", data_dir=OUT/imagefolder)`` and
+``audiofolder/`` with ``load_dataset("audiofolder", data_dir=OUT/audiofolder)``; the caption is the
+``text`` column, and key, seed, model and scores come along as columns.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from pairsynth.writers.base import JsonlAppender, WriterState, atomic_write_bytes, encode_media, pair_metadata
+
+METADATA = "metadata.jsonl"
+LAYOUTS = {"imagefolder": "image", "audiofolder": "audio"}
+
+
+class FolderWriter:
+    """Writes accepted pairs as ``<key>.<ext>`` files with one metadata line each."""
+
+    def __init__(self, root: Path, *, layout: str = "imagefolder", image_format: str = "png",
+                 audio_format: str = "flac") -> None:
+        if layout not in LAYOUTS:
+            raise ValueError(f"unknown folder layout {layout!r}; use {' or '.join(LAYOUTS)}")
+        self.name = layout
+        self.modality = LAYOUTS[layout]
+        self.dir = Path(root) / layout
+        self.formats = {"image": image_format, "audio": audio_format}
+        self._metadata = JsonlAppender(self.dir / METADATA)
+
+    def write(self, candidate: Any) -> None:
+        self.dir.mkdir(parents=True, exist_ok=True)
+        extension = self.formats[self.modality]
+        file_name = f"{candidate.key}.{extension}"
+        media = encode_media(candidate, **{f"{m}_format": f for m, f in self.formats.items()})
+        atomic_write_bytes(self.dir / file_name, media[extension])
+        self._metadata.append({"file_name": file_name, **pair_metadata(candidate)})
+
+    def commit(self, part: int) -> WriterState:
+        return {"metadata_bytes": self._metadata.commit()}
+
+    def rollback(self, state: WriterState | None) -> None:
+        """Cut ``metadata.jsonl`` back and delete media files it no longer lists."""
+        self._metadata.truncate(state["metadata_bytes"] if state else 0)
+        if not self.dir.exists():
+            return
+        listed = {row["file_name"] for row in self._metadata.rows()}
+        for path in self.dir.iterdir():
+            if path.name != METADATA and path.name not in listed:
+                path.unlink()
+
+    def close(self) -> None:
+        pass
