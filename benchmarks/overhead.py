@@ -63,7 +63,7 @@ def main() -> None:
 
     def pairsynth_run() -> None:
         with tempfile.TemporaryDirectory() as out:
-            generate_dataset(recipe, out, generator=generator, scorer=scorer)
+            generate_dataset(recipe, out, generators={"image": generator}, scorers={"image": scorer})
 
     bare_loop()  # warm-up: first calls allocate and pick kernels
     bare, ours = [], []

@@ -41,10 +41,12 @@ class Condition:
     caption_index: int
     sample_index: int
     seed: int
+    prompts: dict[str, str] = field(default_factory=dict, compare=False)
 
-    def prompt_for(self, modality: str) -> str:
-        """The prompt a modality's generator gets; the caption itself for plain pairs."""
-        return self.caption
+    def prompt_for(self, medium: str) -> str:
+        """What a medium's generator and judge see: the caption itself, unless a triplet recipe
+        gave that medium its own prompt template (an image prompt and a sound prompt of one scene)."""
+        return self.prompts.get(medium, self.caption)
 
 
 @dataclass
@@ -107,6 +109,7 @@ class Candidate:
             "sample_index": self.condition.sample_index,
             "seed": self.condition.seed,
             "modality": self.modality,
+            **({"prompts": self.condition.prompts} if self.modality == "triplet" else {}),
             **self.provenance,
             "scores": {judge: scores.as_dict() for judge, scores in self.scores.items()},
             "accepted": self.accepted,

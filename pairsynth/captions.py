@@ -51,24 +51,30 @@ def read_captions_file(path: Path) -> list[str]:
     return captions
 
 
-def expand_templates(templates: Sequence[str], slots: Mapping[str, Sequence[str]]) -> list[str]:
+def template_fields(template: str) -> list[str]:
+    """The ``{names}`` a template uses, in order, without repeats."""
+    return list(dict.fromkeys(field for _, field, _, _ in string.Formatter().parse(template) if field))
+
+
+def expand_templates(templates: Sequence[str], slots: Mapping[str, Sequence[str]]) -> list[tuple[str, dict[str, str]]]:
     """Fill every template with every combination of the slot values it names.
 
     ``"a {color} {shape}"`` with ``color: [red, blue]`` and ``shape: [circle]`` gives two captions. A
-    template naming a slot that is not defined raises, naming both.
+    template naming a slot that is not defined raises, naming both. Each caption comes with the slot
+    values that made it, so per-modality prompts of a triplet can be filled from the same draw.
     """
     captions = []
     for index, template in enumerate(templates):
-        names = [field for _, field, _, _ in string.Formatter().parse(template) if field]
-        missing = [name for name in names if name not in slots]
+        used = template_fields(template)
+        missing = [name for name in used if name not in slots]
         if missing:
             raise RecipeError(
                 f"templates[{index}] {template!r} uses {{{missing[0]}}} but the slots defined are: "
                 f"{', '.join(sorted(slots)) or 'none'}"
             )
-        used = list(dict.fromkeys(names))
         for values in itertools.product(*(slots[name] for name in used)):
-            captions.append(template.format(**dict(zip(used, values))))
+            chosen = dict(zip(used, values))
+            captions.append((template.format(**chosen), chosen))
     return captions
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -59,8 +59,8 @@ def generate_dataset(
     out_dir: str | Path,
     *,
     overwrite: bool = False,
-    generator: Generator | None = None,
-    scorer: EmbeddingScorer | None = None,
+    generators: Mapping[str, Generator] | None = None,
+    scorers: Mapping[str, EmbeddingScorer] | None = None,
     on_progress: Callable[[ProgressUpdate], None] | None = None,
 ) -> RunSummary:
     """Generate, score, filter and write pairs until each caption has ``recipe.k`` of them.
@@ -70,14 +70,16 @@ def generate_dataset(
         out_dir: where the datasets, manifest and report go. A run killed at any point resumes from
             its last commit when called again with the same recipe.
         overwrite: discard whatever ``out_dir`` holds instead of resuming.
-        generator, scorer: already-loaded models to use instead of the recipe's (tests, notebooks).
+        generators, scorers: already-loaded models per medium (``image``, ``audio``) to use instead of
+            the recipe's (tests, notebooks); media not given are loaded from the recipe.
         on_progress: called after every commit.
     """
     started = time.perf_counter()
     # 1. Check inputs before any model loads: the captions were expanded and checked by the recipe.
     captions = recipe.caption_list
-    if generator is None:
-        parse_ref(recipe.generator_model)
+    for medium in recipe.media:
+        if medium not in (generators or {}):
+            parse_ref(recipe.generator_model(medium))
     min_scores = {"clip": recipe.accept.min_clip_score, "clap": recipe.accept.min_clap_score}
     rule = AcceptanceRule({judge: value for judge, value in min_scores.items() if value is not None},
                           recipe.accept.retrieval.max_rank if recipe.accept.retrieval else None,
@@ -96,15 +98,15 @@ def generate_dataset(
             remove_stale_temporaries(output.root)
             for writer in (manifest, *writers):
                 writer.rollback(progress.writers.get(writer.name))
-        states = _caption_states(captions, manifest.rows())
+        states = _caption_states(recipe, manifest.rows())
         resumed_parts = progress.parts
         if resumed_parts:
             logger.info("resuming %s after %d committed parts", output.root, resumed_parts)
 
         # 3. Load the models (skipped entirely when there is nothing left to do).
         if plan_chunk(list(states.values()), plan):
-            generators = {recipe.modality: generator or load_generator(recipe)}
-            scorers = {recipe.modality: scorer or load_scorer(recipe)}
+            generators = {m: (generators or {}).get(m) or load_generator(recipe, m) for m in recipe.media}
+            scorers = {m: (scorers or {}).get(m) or load_scorer(recipe, m) for m in recipe.media}
 
         # 4. plan → generate → score → accept → write → commit, one chunk at a time.
         while conditions := plan_chunk(list(states.values()), plan):
@@ -137,26 +139,26 @@ def generate_dataset(
         return summary
 
 
-def load_generator(recipe: Recipe) -> Generator:
+def load_generator(recipe: Recipe, medium: str) -> Generator:
     """The recipe's text→image or text→audio adapter, loaded."""
-    g = recipe.generator
-    if recipe.modality == "image":
+    g = recipe.generator_configs[medium]
+    if medium == "image":
         from modalities.text_to_image import ImageSampling, TextToImage
 
         sampling = ImageSampling(g.steps, g.guidance_scale, g.negative_prompt, g.scheduler, g.height, g.width)
-        return TextToImage.from_pretrained(recipe.generator_model, revision=g.revision, sampling=sampling,
+        return TextToImage.from_pretrained(recipe.generator_model(medium), revision=g.revision, sampling=sampling,
                                            device=recipe.device)
     from modalities.text_to_audio import AudioSampling, TextToAudio
 
     sampling = AudioSampling(g.steps, g.guidance_scale, g.negative_prompt, g.scheduler, g.duration_s)
-    return TextToAudio.from_pretrained(recipe.generator_model, revision=g.revision, sampling=sampling,
+    return TextToAudio.from_pretrained(recipe.generator_model(medium), revision=g.revision, sampling=sampling,
                                        device=recipe.device)
 
 
-def load_scorer(recipe: Recipe) -> EmbeddingScorer:
-    """The judge of the recipe's modality: CLIP for images, CLAP for audio."""
+def load_scorer(recipe: Recipe, medium: str) -> EmbeddingScorer:
+    """The judge of a medium: CLIP for images, CLAP for audio."""
     s = recipe.scorer
-    if recipe.modality == "image":
+    if medium == "image":
         from alignment.clip_scorer import ClipScorer
 
         return ClipScorer.from_pretrained(s.clip, pretrained=s.pretrained, device=recipe.device,
@@ -166,13 +168,18 @@ def load_scorer(recipe: Recipe) -> EmbeddingScorer:
     return ClapScorer.from_pretrained(s.clap, device=recipe.device, batch_size=s.batch_size, precision=s.precision)
 
 
-def _distractors(recipe: Recipe) -> list[str]:
+def _distractors(recipe: Recipe) -> dict[str, list[str]]:
+    """Per medium, the texts a pair's own prompt must outrank: the recipe's others, and negatives."""
     retrieval = recipe.accept.retrieval
     if retrieval is None:
-        return []
-    distractors = (recipe.caption_list if retrieval.use_recipe_captions else []) + retrieval.negatives
-    if len(set(distractors)) < 2 and not retrieval.negatives:
-        logger.warning("the retrieval check has no distractor captions (one caption, no negatives); it passes every pair")
+        return {}
+    distractors = {}
+    for medium in recipe.media:
+        own = [recipe.prompts_for(c)[medium] for c in recipe.caption_list] if retrieval.use_recipe_captions else []
+        distractors[medium] = list(dict.fromkeys(own + retrieval.negatives))
+        if len(distractors[medium]) < 2:
+            logger.warning("the %s retrieval check has no distractors (one caption, no negatives); it passes every pair",
+                           medium)
     return distractors
 
 
@@ -182,8 +189,10 @@ def _dataset_writers(recipe: Recipe, root: Path) -> list[PairWriter]:
             for name in recipe.output_formats]
 
 
-def _caption_states(captions: list[str], rows: list[dict]) -> dict[str, CaptionState]:
-    states = {caption: CaptionState(caption, index) for index, caption in enumerate(captions)}
+def _caption_states(recipe: Recipe, rows: list[dict]) -> dict[str, CaptionState]:
+    """Each caption's progress, counted from the committed manifest."""
+    prompts = (lambda c: recipe.prompts_for(c)) if recipe.modality == "triplet" else (lambda c: {})
+    states = {c: CaptionState(c, index, prompts=prompts(c)) for index, c in enumerate(recipe.caption_list)}
     for row in rows:
         state = states[row["caption"]]
         state.attempts += 1

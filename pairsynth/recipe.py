@@ -15,17 +15,19 @@ from typing import Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError, model_validator
 
-from pairsynth.captions import check_caption, deduplicate, expand_templates, read_captions_file
+from pairsynth.captions import check_caption, deduplicate, expand_templates, read_captions_file, template_fields
 from pairsynth.errors import RecipeError
 
 SchedulerName = Literal["default", "dpm++", "dpm++-sde", "ddim", "euler", "euler-a", "pndm", "unipc"]
 ImageFormat = Literal["png", "jpg"]
-OutputFormat = Literal["webdataset", "imagefolder", "audiofolder"]
-Modality = Literal["image", "audio"]
+OutputFormat = Literal["webdataset", "imagefolder", "audiofolder", "tripletfolder"]
+Modality = Literal["image", "audio", "triplet"]
+Medium = Literal["image", "audio"]
 
 DEFAULT_MODELS = {"image": "toy-shapes", "audio": "toy-sounds"}
-DEFAULT_FORMATS = {"image": ["webdataset", "imagefolder"], "audio": ["webdataset", "audiofolder"]}
-FOLDER_FORMATS = {"imagefolder": "image", "audiofolder": "audio"}
+DEFAULT_FORMATS = {"image": ["webdataset", "imagefolder"], "audio": ["webdataset", "audiofolder"],
+                   "triplet": ["webdataset", "tripletfolder"]}
+FOLDER_FORMATS = {"imagefolder": "image", "audiofolder": "audio", "tripletfolder": "triplet"}
 
 
 class _Strict(BaseModel):
@@ -89,6 +91,8 @@ class Recipe(_Strict):
     """A whole recipe. Exactly one caption source: ``captions``, ``captions_file`` or ``templates``."""
 
     modality: Modality = "image"
+    prompts: dict[Medium, str] | None = Field(
+        None, description="triplets: a prompt template per medium, filled from the caption's slots and {caption}")
     captions: list[str] | None = None
     captions_file: Path | None = None
     templates: list[str] | None = None
@@ -99,38 +103,77 @@ class Recipe(_Strict):
     seed: int = Field(0, ge=0, lt=2**63)
     device: str = Field("auto", description="auto, cpu, cuda, cuda:N or mps")
     generator: GeneratorConfig = Field(default_factory=GeneratorConfig)
+    generators: dict[Medium, GeneratorConfig] | None = Field(None, description="triplets: one generator per medium")
     scorer: ScorerConfig = Field(default_factory=ScorerConfig)
     accept: AcceptConfig = Field(default_factory=AcceptConfig)
     output: OutputConfig = Field(default_factory=OutputConfig)
 
-    _captions: list[str] = PrivateAttr(default_factory=list)
+    _captions: dict[str, dict[str, str]] = PrivateAttr(default_factory=dict)  # caption -> its slot values
 
     @model_validator(mode="after")
     def _expand_captions(self, info: Any) -> Recipe:
         self._check_modality_settings()
         base = Path((info.context or {}).get("base_dir", "."))
-        self._captions = deduplicate(self._read_caption_source(base))
+        specs = self._read_caption_source(base)
+        values = dict(reversed(specs))  # a repeated caption keeps its first slot values
+        self._captions = {caption: values[caption] for caption in deduplicate([c for c, _ in specs])}
+        self._check_prompts()
         return self
 
     def _check_modality_settings(self) -> None:
-        wrong = {"image": ["duration_s"], "audio": ["height", "width"]}[self.modality]
-        for name in wrong:
-            if getattr(self.generator, name) is not None:
-                raise ValueError(f"generator.{name} does not apply to modality {self.modality!r}")
+        if self.modality == "triplet":
+            if set(self.generators or {}) != {"image", "audio"}:
+                raise ValueError("a triplet recipe needs generators: {image: {...}, audio: {...}}")
+            if "generator" in self.model_fields_set:
+                raise ValueError("generator: triplet recipes use generators.image and generators.audio instead")
+        elif self.generators is not None or self.prompts is not None:
+            raise ValueError(f"generators and prompts are for triplet recipes, not modality {self.modality!r}")
+        wrong = {"image": ["duration_s"], "audio": ["height", "width"]}
+        for medium, config in self.generator_configs.items():
+            for name in wrong[medium]:
+                if getattr(config, name) is not None:
+                    where = "generator" if self.modality != "triplet" else f"generators.{medium}"
+                    raise ValueError(f"{where}.{name} does not apply to {medium}")
         for name in self.output_formats:
             if FOLDER_FORMATS.get(name, self.modality) != self.modality:
                 raise ValueError(f"output.formats: {name} holds {FOLDER_FORMATS[name]}s, but the modality is {self.modality!r}")
 
+    def _check_prompts(self) -> None:
+        slots = set().union(*self._captions.values()) if self._captions else set()
+        for medium, template in (self.prompts or {}).items():
+            for name in template_fields(template):
+                if name != "caption" and not all(name in values for values in self._captions.values()):
+                    raise ValueError(f"prompts.{medium} uses {{{name}}}, but the caption slots are: "
+                                     f"{', '.join(sorted(slots | {'caption'}))}")
+
     @property
-    def generator_model(self) -> str:
-        """The generator's model reference (the toy zoo's for the modality when not given)."""
-        return self.generator.model or DEFAULT_MODELS[self.modality]
+    def media(self) -> list[str]:
+        """The media each sample has: ``["image"]``, ``["audio"]`` or both for triplets."""
+        return ["image", "audio"] if self.modality == "triplet" else [self.modality]
+
+    @property
+    def generator_configs(self) -> dict[str, GeneratorConfig]:
+        """One generator configuration per medium."""
+        if self.modality == "triplet":
+            return dict(self.generators or {})
+        return {self.modality: self.generator}
+
+    def generator_model(self, medium: str | None = None) -> str:
+        """A medium's generator model reference (the toy zoo's when not given)."""
+        medium = medium or self.media[0]
+        return self.generator_configs[medium].model or DEFAULT_MODELS[medium]
+
+    def prompts_for(self, caption: str) -> dict[str, str]:
+        """Each medium's prompt for a caption: its template filled with the caption's slots."""
+        values = self._captions[caption]
+        return {medium: (self.prompts or {}).get(medium, "{caption}").format(caption=caption, **values)
+                for medium in self.media}
 
     @property
     def output_formats(self) -> list[str]:
         return self.output.formats if self.output.formats is not None else DEFAULT_FORMATS[self.modality]
 
-    def _read_caption_source(self, base: Path) -> list[str]:
+    def _read_caption_source(self, base: Path) -> list[tuple[str, dict[str, str]]]:
         sources = [name for name in ("captions", "captions_file", "templates") if getattr(self, name) is not None]
         if len(sources) != 1:
             raise ValueError(
@@ -142,10 +185,10 @@ class Recipe(_Strict):
         if self.captions is not None:
             if not self.captions:
                 raise ValueError("captions: the list is empty")
-            return [check_caption(text, f"captions[{index}]") for index, text in enumerate(self.captions)]
+            return [(check_caption(text, f"captions[{index}]"), {}) for index, text in enumerate(self.captions)]
         if self.captions_file is not None:
             path = self.captions_file if self.captions_file.is_absolute() else base / self.captions_file
-            return read_captions_file(path)
+            return [(caption, {}) for caption in read_captions_file(path)]
         slots = {**(self.slots or {}), **({"label": self.labels} if self.labels is not None else {})}
         if not self.templates:
             raise ValueError("templates: the list is empty")
@@ -153,12 +196,14 @@ class Recipe(_Strict):
             if not values:
                 raise ValueError(f"slots.{name}: the list of values is empty")
         expanded = expand_templates(self.templates, slots)
-        return [check_caption(text, f"templates (expanded caption {index})") for index, text in enumerate(expanded)]
+        return [(check_caption(text, f"templates (expanded caption {index})"), values)
+                for index, (text, values) in enumerate(expanded)]
 
     @property
     def caption_list(self) -> list[str]:
         """The recipe's captions, expanded, checked and without repeats."""
         return list(self._captions)
+
 
     @property
     def attempts_per_caption(self) -> int:

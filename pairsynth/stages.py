@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from alignment.acceptance import AcceptanceRule, Decision, check_pair, decide_for_caption, ranking_value
@@ -39,6 +39,7 @@ class CaptionState:
     index: int
     attempts: int = 0
     accepted: int = 0
+    prompts: dict[str, str] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -73,7 +74,7 @@ def plan_chunk(states: Sequence[CaptionState], plan: Plan) -> list[Condition]:
         wanted = needed * plan.pool_factor if plan.top_k else needed / rate
         count = min(math.ceil(wanted), plan.budget - state.attempts)
         conditions.extend(
-            Condition(state.caption, state.index, sample, derive_seed(plan.seed, state.caption, sample))
+            Condition(state.caption, state.index, sample, derive_seed(plan.seed, state.caption, sample), state.prompts)
             for sample in range(state.attempts, state.attempts + count)
         )
     return conditions
@@ -99,8 +100,10 @@ def generate_candidates(generators: Mapping[str, Generator], conditions: Sequenc
 
 
 def score_candidates(scorers: Mapping[str, EmbeddingScorer], candidates: Sequence[Candidate],
-                     distractors: Sequence[str]) -> list[Decision | None]:
-    """Score the usable candidates with every modality's judge.
+                     distractors: Mapping[str, Sequence[str]]) -> list[Decision | None]:
+    """Score the usable candidates with every medium's judge, against that medium's prompt.
+
+    ``distractors`` holds, per medium, the captions the pair's own must outrank.
 
     Returns, per candidate, a rejection when one of its media is unusable (NaN, blank, silent …:
     such media are never scored or written), else ``None``.
@@ -114,7 +117,8 @@ def score_candidates(scorers: Mapping[str, EmbeddingScorer], candidates: Sequenc
                 problems[position] = Decision.reject(*problem)
             elif problems[position] is None:
                 usable.append(candidate)
-        results = scorer.score_pairs([_judge_input(c, modality) for c in usable], [c.caption for c in usable], distractors)
+        results = scorer.score_pairs([_judge_input(c, modality) for c in usable],
+                                     [c.condition.prompt_for(modality) for c in usable], distractors.get(modality, ()))
         for candidate, score in zip(usable, results):
             candidate.scores[scorer.kind] = score
             if score.caption_truncated:

@@ -69,16 +69,16 @@ def test_eight_captions_times_four_give_exactly_32_pairs_in_both_formats(tiny_sd
 
 def test_a_finished_run_is_idempotent(generator, scorer, tiny_sd_dir, tiny_clip_dir, tmp_path):
     recipe = tiny_recipe(tiny_sd_dir, tiny_clip_dir)
-    first = generate_dataset(recipe, tmp_path, generator=generator, scorer=scorer)
+    first = generate_dataset(recipe, tmp_path, generators={"image": generator}, scorers={"image": scorer})
     manifest = (tmp_path / "manifest.jsonl").read_bytes()
-    again = generate_dataset(recipe, tmp_path, generator=generator, scorer=scorer)
+    again = generate_dataset(recipe, tmp_path, generators={"image": generator}, scorers={"image": scorer})
     assert again.accepted == first.accepted and again.candidates == first.candidates
     assert (tmp_path / "manifest.jsonl").read_bytes() == manifest
 
 
 def test_shortfall_is_reported_when_the_budget_runs_out(generator, scorer, tiny_sd_dir, tiny_clip_dir, tmp_path):
     recipe = tiny_recipe(tiny_sd_dir, tiny_clip_dir, k=3, max_attempts=5, accept={"min_clip_score": 99.0})
-    summary = generate_dataset(recipe, tmp_path, generator=generator, scorer=scorer)
+    summary = generate_dataset(recipe, tmp_path, generators={"image": generator}, scorers={"image": scorer})
     assert summary.accepted == 0 and len(summary.shortfall) == 8
     assert all(state.attempts == 5 for state in summary.shortfall)
     assert {row["reason"] for row in read_manifest(tmp_path)} == {"below_threshold"}
@@ -107,7 +107,7 @@ class BrokenOutputs:
 
 def test_nan_and_blank_outputs_are_counted_and_never_written(generator, scorer, tiny_sd_dir, tiny_clip_dir, tmp_path):
     recipe = tiny_recipe(tiny_sd_dir, tiny_clip_dir, max_attempts=12)
-    summary = generate_dataset(recipe, tmp_path, generator=BrokenOutputs(generator), scorer=scorer)
+    summary = generate_dataset(recipe, tmp_path, generators={"image": BrokenOutputs(generator)}, scorers={"image": scorer})
     rows = read_manifest(tmp_path)
     by_reason = {reason: [r for r in rows if r["reason"] == reason] for reason in {r["reason"] for r in rows}}
     assert by_reason["nan_output"] and by_reason["blank_image"]
@@ -124,22 +124,22 @@ def test_a_second_run_on_the_same_output_is_refused(generator, scorer, tiny_sd_d
     recipe = tiny_recipe(tiny_sd_dir, tiny_clip_dir)
     with OutputDir(tmp_path).locked():
         with pytest.raises(OutputDirError, match="another pairsynth run is writing to"):
-            generate_dataset(recipe, tmp_path, generator=generator, scorer=scorer)
+            generate_dataset(recipe, tmp_path, generators={"image": generator}, scorers={"image": scorer})
 
 
 def test_another_recipe_cannot_resume_this_output(generator, scorer, tiny_sd_dir, tiny_clip_dir, tmp_path):
-    generate_dataset(tiny_recipe(tiny_sd_dir, tiny_clip_dir), tmp_path, generator=generator, scorer=scorer)
+    generate_dataset(tiny_recipe(tiny_sd_dir, tiny_clip_dir), tmp_path, generators={"image": generator}, scorers={"image": scorer})
     other = tiny_recipe(tiny_sd_dir, tiny_clip_dir, seed=8)
     with pytest.raises(OutputDirError, match="different recipe"):
-        generate_dataset(other, tmp_path, generator=generator, scorer=scorer)
-    assert generate_dataset(other, tmp_path, generator=generator, scorer=scorer, overwrite=True).accepted == 16
+        generate_dataset(other, tmp_path, generators={"image": generator}, scorers={"image": scorer})
+    assert generate_dataset(other, tmp_path, generators={"image": generator}, scorers={"image": scorer}, overwrite=True).accepted == 16
 
 
 def test_a_full_disk_stops_cleanly_and_the_run_resumes(generator, scorer, tiny_sd_dir, tiny_clip_dir, tmp_path, monkeypatch):
     from pairsynth.writers import folder
 
     recipe = tiny_recipe(tiny_sd_dir, tiny_clip_dir)
-    reference = generate_dataset(recipe, tmp_path / "ref", generator=generator, scorer=scorer)
+    reference = generate_dataset(recipe, tmp_path / "ref", generators={"image": generator}, scorers={"image": scorer})
     real_write = folder.atomic_write_bytes
     calls = {"n": 0}
 
@@ -151,11 +151,11 @@ def test_a_full_disk_stops_cleanly_and_the_run_resumes(generator, scorer, tiny_s
 
     monkeypatch.setattr(folder, "atomic_write_bytes", fill_up)
     with pytest.raises(OutputDirError, match="no space left .* free some space and run the same command to resume"):
-        generate_dataset(recipe, tmp_path / "out", generator=generator, scorer=scorer)
+        generate_dataset(recipe, tmp_path / "out", generators={"image": generator}, scorers={"image": scorer})
     monkeypatch.setattr(folder, "atomic_write_bytes", real_write)
     for shard in (tmp_path / "out" / "shards").glob("*.tar"):
         tarfile.open(shard).getmembers()  # every shard on disk is whole
-    resumed = generate_dataset(recipe, tmp_path / "out", generator=generator, scorer=scorer)
+    resumed = generate_dataset(recipe, tmp_path / "out", generators={"image": generator}, scorers={"image": scorer})
     assert resumed.accepted == reference.accepted
     keys = lambda out: sorted(r["key"] for r in read_manifest(out) if r["accepted"])  # noqa: E731
     assert keys(tmp_path / "out") == keys(tmp_path / "ref")

@@ -76,3 +76,38 @@ def test_cli_prints_the_error_without_a_traceback(tmp_path):
     assert result.returncode == 2
     assert "k: Input should be a valid integer" in result.stderr
     assert "Traceback" not in result.stderr
+
+
+TRIPLET = {
+    "modality": "triplet",
+    "templates": ["a {colour} {shape} with a {pitch} tone"],
+    "slots": {"colour": ["red", "blue"], "shape": ["circle"], "pitch": ["low", "high"]},
+    "prompts": {"image": "a {colour} {shape}", "audio": "a {pitch} tone"},
+    "generators": {"image": {"model": "toy-shapes"}, "audio": {"model": "toy-sounds", "duration_s": 1.0}},
+}
+
+
+def test_triplet_prompts_are_filled_from_the_captions_slots():
+    recipe = recipe_from_dict(TRIPLET)
+    assert recipe.media == ["image", "audio"]
+    assert recipe.prompts_for("a blue circle with a high tone") == {"image": "a blue circle", "audio": "a high tone"}
+    assert recipe.output_formats == ["webdataset", "tripletfolder"]
+
+
+@pytest.mark.parametrize(
+    ("change", "expected"),
+    [
+        ({"generators": {"image": {}}}, "a triplet recipe needs generators: {image: {...}, audio: {...}}"),
+        ({"prompts": {"image": "a {size} shape"}}, "prompts.image uses {size}, but the caption slots are: caption, colour"),
+        ({"generators": {"image": {"duration_s": 2.0}, "audio": {}}}, "generators.image.duration_s does not apply to image"),
+        ({"modality": "image", "generator": {}}, "generators and prompts are for triplet recipes"),
+        ({"output": {"formats": ["imagefolder"]}}, "output.formats: imagefolder holds images, but the modality is 'triplet'"),
+    ],
+)
+def test_triplet_recipe_mistakes(change, expected):
+    assert expected in error_of({**TRIPLET, **change})
+
+
+def test_audio_recipes_reject_image_settings():
+    assert "generator.height does not apply to audio" in error_of(
+        {"modality": "audio", "captions": ["a high beeping tone"], "generator": {"height": 64}})

@@ -2,7 +2,10 @@
 
 ``imagefolder/`` loads with ``datasets.load_dataset("imagefolder", data_dir=OUT/imagefolder)`` and
 ``audiofolder/`` with ``load_dataset("audiofolder", data_dir=OUT/audiofolder)``; the caption is the
-``text`` column, and key, seed, model and scores come along as columns.
+``text`` column, and key, seed, model and scores come along as columns. ``tripletfolder/`` names both
+files (``image_file_name``, ``audio_file_name``); datasets' imagefolder loader reads it, and the audio
+column needs ``.cast_column("audio", datasets.Audio())``, since a folder loader types every file
+column as its own kind.
 """
 
 from __future__ import annotations
@@ -13,7 +16,7 @@ from typing import Any
 from pairsynth.writers.base import JsonlAppender, WriterState, atomic_write_bytes, encode_media, pair_metadata
 
 METADATA = "metadata.jsonl"
-LAYOUTS = {"imagefolder": "image", "audiofolder": "audio"}
+LAYOUTS = {"imagefolder": ("image",), "audiofolder": ("audio",), "tripletfolder": ("image", "audio")}
 
 
 class FolderWriter:
@@ -24,18 +27,22 @@ class FolderWriter:
         if layout not in LAYOUTS:
             raise ValueError(f"unknown folder layout {layout!r}; use {' or '.join(LAYOUTS)}")
         self.name = layout
-        self.modality = LAYOUTS[layout]
+        self.media = LAYOUTS[layout]
         self.dir = Path(root) / layout
         self.formats = {"image": image_format, "audio": audio_format}
         self._metadata = JsonlAppender(self.dir / METADATA)
 
     def write(self, candidate: Any) -> None:
         self.dir.mkdir(parents=True, exist_ok=True)
-        extension = self.formats[self.modality]
-        file_name = f"{candidate.key}.{extension}"
-        media = encode_media(candidate, **{f"{m}_format": f for m, f in self.formats.items()})
-        atomic_write_bytes(self.dir / file_name, media[extension])
-        self._metadata.append({"file_name": file_name, **pair_metadata(candidate)})
+        encoded = encode_media(candidate, **{f"{m}_format": f for m, f in self.formats.items()})
+        names = {}
+        for medium in self.media:
+            extension = self.formats[medium]
+            names[medium] = f"{candidate.key}.{extension}"
+            atomic_write_bytes(self.dir / names[medium], encoded[extension])
+        columns = {"file_name": names[self.media[0]]} if len(self.media) == 1 else \
+            {f"{medium}_file_name": name for medium, name in names.items()}
+        self._metadata.append({**columns, **pair_metadata(candidate)})
 
     def commit(self, part: int) -> WriterState:
         return {"metadata_bytes": self._metadata.commit()}
@@ -45,7 +52,7 @@ class FolderWriter:
         self._metadata.truncate(state["metadata_bytes"] if state else 0)
         if not self.dir.exists():
             return
-        listed = {row["file_name"] for row in self._metadata.rows()}
+        listed = {name for row in self._metadata.rows() for column, name in row.items() if column.endswith("file_name")}
         for path in self.dir.iterdir():
             if path.name != METADATA and path.name not in listed:
                 path.unlink()
