@@ -24,3 +24,24 @@ def tiny_sd_dir(tmp_path_factory: pytest.TempPathFactory):
 @pytest.fixture(scope="session")
 def tiny_clip_dir(tmp_path_factory: pytest.TempPathFactory):
     return save_tiny_open_clip(tmp_path_factory.mktemp("tiny-clip"))
+
+
+@pytest.fixture(scope="session")
+def tiny_audioldm_dir(tmp_path_factory: pytest.TempPathFactory):
+    from tests.dummy_audio_components import save_tiny_audioldm_pipeline
+
+    return save_tiny_audioldm_pipeline(tmp_path_factory.mktemp("tiny-audioldm"))
+
+
+@pytest.fixture(scope="session")
+def tiny_audioldm2_dir(tmp_path_factory: pytest.TempPathFactory):
+    from tests.dummy_audio_components import save_tiny_audioldm2_pipeline
+
+    return save_tiny_audioldm2_pipeline(tmp_path_factory.mktemp("tiny-audioldm2"))
+
+
+@pytest.fixture(scope="session")
+def tiny_clap_dir(tmp_path_factory: pytest.TempPathFactory):
+    from tests.dummy_audio_components import save_tiny_clap
+
+    return save_tiny_clap(tmp_path_factory.mktemp("tiny-clap"))

@@ -1,0 +1,273 @@
+"""Text→audio adapter over diffusers' AudioLDM and AudioLDM 2 pipelines.
+
+``DiffusionPipeline.from_pretrained`` reads the folder's ``model_index.json`` and builds whichever of
+the two it names, so ``cvssp/audioldm-s-full-v2``, ``cvssp/audioldm2`` and the toy zoo's
+``toy-sounds`` all load through the same line.
+
+Three things about the installed diffusers/transformers pair are handled here, each where it arises:
+
+* AudioLDM (1) lives in diffusers' ``deprecated`` folder. With diffusers 0.42.1 importing it warns
+  nothing, but *building* it logs "The AudioLDMPipeline has been deprecated …" through diffusers'
+  logger (not ``warnings``). A pairsynth user cannot act on that, so :func:`_quiet_deprecation` drops
+  exactly that record while the pipeline loads, and ignores ``FutureWarning``/``DeprecationWarning``
+  raised during the import and load in case a release adds them; all other log records pass.
+* AudioLDM 2 encodes a batch of prompts with T5 padded to the *longest prompt in the batch*, and its
+  GPT-2 then sees those padding positions: a clip's conditioning, and so the clip, would depend on
+  which other prompts share its batch (measured: differences of ~10% of the signal). The adapter
+  therefore encodes each prompt on its own and pads the T5 states itself, with an attention mask,
+  before one batched denoising call (see :meth:`TextToAudio._audioldm2_embeddings`).
+* AudioLDM 2 folders that store a bare ``GPT2Model`` fail under transformers 5 (diffusers issue
+  #12630); :func:`_ensure_generation_helpers` puts the same weights in a ``GPT2LMHeadModel``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import warnings
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from typing import Any, ClassVar
+
+import numpy as np
+import torch
+
+from modalities.schedulers import make_scheduler
+from pairsynth.devices import parse_dtype, resolve_device
+from pairsynth.refs import parse_ref
+from pairsynth.torch_compat import ensure_torchvision_importable
+
+logger = logging.getLogger(__name__)
+
+SUPPORTED_PIPELINES = ("AudioLDMPipeline", "AudioLDM2Pipeline")
+_DEPRECATION_NOTICE = "has been deprecated and will not receive bug fixes"
+# transformers 5 warns about the cache keyword diffusers' AudioLDM 2 passes to GPT-2 on every step.
+_GPT2_CACHE_WARNING = r".*`past_key_values` is deprecated"
+
+
+@dataclass(frozen=True)
+class AudioSampling:
+    """How the pipeline samples; everything here goes into each sample's provenance.
+
+    Attributes:
+        duration_s: clip length in seconds; ``None`` keeps the model's own default length, the
+            UNet's ``sample_size`` worth of frames (5.12 s for AudioLDM, 10.24 s for AudioLDM 2).
+    """
+
+    steps: int = 50
+    guidance_scale: float = 2.5
+    negative_prompt: str | None = None
+    scheduler: str = "default"
+    duration_s: float | None = None
+
+
+@dataclass(frozen=True)
+class GeneratedAudio:
+    """One clip: float32 ``(samples,)`` mono or ``(channels, samples)``, NaN kept for the quality check."""
+
+    waveform: np.ndarray
+    sample_rate: int
+    modality: ClassVar[str] = "audio"
+
+
+class TextToAudio:
+    """Generates audio clips from prompts, one ``torch.Generator`` per clip.
+
+    Each clip's initial noise (and any ancestral-sampler noise) comes from its own CPU generator, and
+    its text conditioning is computed without the rest of the batch, so a clip is the same whatever
+    batch it is generated in.
+    """
+
+    def __init__(self, pipeline: Any, *, model_id: str, revision: str | None = None,
+                 sampling: AudioSampling = AudioSampling()) -> None:
+        _check_pipeline(pipeline, model_id)
+        _check_sampling(sampling, pipeline)
+        self.pipeline = pipeline
+        self.model_id = model_id
+        self.revision = revision
+        self.sampling = sampling
+        pipeline.scheduler = make_scheduler(sampling.scheduler, pipeline.scheduler)
+        pipeline.set_progress_bar_config(disable=True)
+        if self._is_audioldm2:
+            _ensure_generation_helpers(pipeline)
+
+    @classmethod
+    def from_pretrained(cls, ref: str, *, revision: str | None = None, sampling: AudioSampling = AudioSampling(),
+                        device: str = "auto", dtype: str | None = None) -> TextToAudio:
+        """Load an AudioLDM or AudioLDM 2 pipeline.
+
+        Args:
+            ref: ``toy-sounds``, ``local:PATH``, a folder, or a hub id such as ``cvssp/audioldm-s-full-v2``
+                or ``cvssp/audioldm2``.
+            revision: a hub revision (branch, tag or commit), recorded in the provenance.
+            sampling: steps, guidance, scheduler, negative prompt and duration.
+            device: ``auto`` picks CUDA when present, else the CPU.
+            dtype: ``fp32``/``fp16``/``bf16``; by default half precision on CUDA, fp32 on the CPU.
+        """
+        ensure_torchvision_importable()
+        parsed = parse_ref(ref)
+        torch_device = resolve_device(device)
+        kwargs: dict[str, Any] = {"dtype": parse_dtype(dtype, torch_device)}
+        if revision is not None:
+            kwargs["revision"] = revision
+        with _quiet_deprecation():
+            from diffusers import DiffusionPipeline
+
+            pipeline = DiffusionPipeline.from_pretrained(parsed.location, **kwargs)
+        return cls(pipeline.to(torch_device), model_id=ref, revision=revision, sampling=sampling)
+
+    @property
+    def device(self) -> torch.device:
+        return self.pipeline.device
+
+    @property
+    def sample_rate(self) -> int:
+        """The vocoder's output rate (16 kHz for AudioLDM and AudioLDM 2)."""
+        return int(self.pipeline.vocoder.config.sampling_rate)
+
+    @property
+    def provenance(self) -> dict[str, Any]:
+        """What made the samples: recorded with every candidate and hashed into its key."""
+        s = self.sampling
+        return {
+            "model": self.model_id,
+            "revision": self.revision,
+            "pipeline": type(self.pipeline).__name__,
+            "scheduler": type(self.pipeline.scheduler).__name__,
+            "scheduler_name": s.scheduler,
+            "steps": s.steps,
+            "guidance_scale": s.guidance_scale,
+            "negative_prompt": s.negative_prompt,
+            "duration_s": s.duration_s,
+            "sample_rate": self.sample_rate,
+            "dtype": str(self.pipeline.dtype).removeprefix("torch."),
+        }
+
+    def generate(self, prompts: Sequence[str], seeds: Sequence[int]) -> list[GeneratedAudio]:
+        """Generate one clip per prompt, the i-th from ``seeds[i]``, in a single denoising call."""
+        if len(prompts) != len(seeds):
+            raise ValueError(f"{len(prompts)} prompts but {len(seeds)} seeds")
+        if not prompts:
+            return []
+        s = self.sampling
+        generators = [torch.Generator(device="cpu").manual_seed(int(seed)) for seed in seeds]
+        common = {"num_inference_steps": s.steps, "guidance_scale": s.guidance_scale,
+                  "audio_length_in_s": s.duration_s, "generator": generators, "output_type": "np"}
+        if self._is_audioldm2:
+            with warnings.catch_warnings():
+                warnings.filterwarnings("ignore", message=_GPT2_CACHE_WARNING, category=FutureWarning)
+                output = self.pipeline(**self._audioldm2_embeddings(list(prompts)), **common)
+        else:
+            negative = [s.negative_prompt] * len(prompts) if s.negative_prompt else None
+            output = self.pipeline(prompt=list(prompts), negative_prompt=negative, **common)
+        return [GeneratedAudio(np.asarray(audio, dtype=np.float32), self.sample_rate) for audio in output.audios]
+
+    @property
+    def _is_audioldm2(self) -> bool:
+        return hasattr(self.pipeline, "language_model")
+
+    def _audioldm2_embeddings(self, prompts: list[str]) -> dict[str, torch.Tensor]:
+        """Per-prompt AudioLDM 2 conditioning, padded to a common length with masks.
+
+        ``encode_prompt`` is called with one prompt at a time, so the T5 length and the GPT-2 positions
+        a prompt sees depend on that prompt alone. Padding the T5 states afterwards is exact: the UNet's
+        cross-attention gives masked positions zero weight.
+        """
+        s = self.sampling
+        guided = s.guidance_scale > 1.0  # the pipeline's own rule for classifier-free guidance
+        parts = []
+        with torch.no_grad():  # __call__ is under no_grad; encode_prompt on its own is not
+            for prompt in prompts:
+                embeds, mask, generated = self.pipeline.encode_prompt(
+                    [prompt], self.pipeline._execution_device, 1, guided,
+                    negative_prompt=[s.negative_prompt] if s.negative_prompt else None)
+                # With guidance, encode_prompt stacks [negative, positive] along the batch.
+                parts.append((embeds, mask, generated))
+        length = max(embeds.shape[1] for embeds, _, _ in parts)
+        embeds = torch.cat([_pad_time(e, length) for e, _, _ in parts])
+        masks = torch.cat([_pad_time(m, length) for _, m, _ in parts])
+        generated = torch.cat([g for _, _, g in parts])
+        if not guided:
+            return {"prompt_embeds": embeds, "attention_mask": masks, "generated_prompt_embeds": generated}
+        return {
+            "prompt_embeds": embeds[1::2], "attention_mask": masks[1::2], "generated_prompt_embeds": generated[1::2],
+            "negative_prompt_embeds": embeds[0::2], "negative_attention_mask": masks[0::2],
+            "negative_generated_prompt_embeds": generated[0::2],
+        }
+
+
+def _pad_time(tensor: torch.Tensor, length: int) -> torch.Tensor:
+    """Zero-pad dimension 1 (tokens) to ``length``; zeros in a mask mean "not attended"."""
+    missing = length - tensor.shape[1]
+    if missing == 0:
+        return tensor
+    padding = tensor.new_zeros((tensor.shape[0], missing, *tensor.shape[2:]))
+    return torch.cat([tensor, padding], dim=1)
+
+
+def _check_pipeline(pipeline: Any, model_id: str) -> None:
+    """Only the two pipelines this adapter drives; AudioLDM 2's speech variant needs transcripts."""
+    names = {cls.__name__ for cls in type(pipeline).__mro__}
+    if not names & set(SUPPORTED_PIPELINES):
+        raise ValueError(f"{model_id!r} loads a {type(pipeline).__name__}; the text-to-audio adapter drives "
+                         f"{' and '.join(SUPPORTED_PIPELINES)}")
+    if type(getattr(pipeline, "text_encoder_2", None)).__name__ == "VitsModel":
+        raise ValueError(f"{model_id!r} is AudioLDM 2's text-to-speech variant, which needs a transcript per "
+                         "prompt; pairsynth's captions are descriptions, not transcripts")
+
+
+def _check_sampling(sampling: AudioSampling, pipeline: Any) -> None:
+    """Reject settings the pipeline would only refuse after loading text encoders and noise."""
+    if sampling.steps < 1:
+        raise ValueError(f"sampling.steps must be at least 1, got {sampling.steps}")
+    if sampling.duration_s is None:
+        return
+    vocoder = pipeline.vocoder.config
+    vae_scale = 2 ** (len(pipeline.vae.config.block_out_channels) - 1)
+    shortest = float(np.prod(vocoder.upsample_rates)) / vocoder.sampling_rate * vae_scale
+    if not sampling.duration_s >= shortest:
+        raise ValueError(f"sampling.duration_s must be at least {shortest:g} s for this model, "
+                         f"got {sampling.duration_s!r}")
+
+
+def _ensure_generation_helpers(pipeline: Any) -> None:
+    """Give AudioLDM 2 a language model with transformers' generation helpers.
+
+    AudioLDM 2 drives GPT-2 through ``_update_model_kwargs_for_generation``, which transformers 5
+    keeps on ``GenerationMixin`` models only. Folders that store a bare ``GPT2Model`` (diffusers' own
+    tests, some hub repos; diffusers issue #12630) would fail on the first prompt. The same weights
+    in the matching ``…LMHeadModel`` give identical hidden states; its head is never used.
+    """
+    model = pipeline.language_model
+    if hasattr(model, "_update_model_kwargs_for_generation"):
+        return
+    from transformers import AutoModelForCausalLM
+
+    wrapped = AutoModelForCausalLM.from_config(model.config)
+    wrapped.base_model.load_state_dict(model.state_dict())
+    pipeline.language_model = wrapped.to(device=model.device, dtype=model.dtype).eval()
+    logger.info("wrapped AudioLDM 2's %s in %s for generation", type(model).__name__, type(wrapped).__name__)
+
+
+class _DropDeprecationNotice(logging.Filter):
+    def filter(self, record: logging.LogRecord) -> bool:
+        return _DEPRECATION_NOTICE not in record.getMessage()
+
+
+@contextlib.contextmanager
+def _quiet_deprecation() -> Iterator[None]:
+    """Hide diffusers' "AudioLDMPipeline has been deprecated" notice while a pipeline loads.
+
+    Only that notice: a logging filter on the logger that emits it, plus deprecation-category
+    ``warnings`` raised during the import and load. Both are undone on exit.
+    """
+    emitter = logging.getLogger("diffusers.pipelines.pipeline_utils")
+    notice_filter = _DropDeprecationNotice()
+    emitter.addFilter(notice_filter)
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", FutureWarning)
+            warnings.simplefilter("ignore", DeprecationWarning)
+            yield
+    finally:
+        emitter.removeFilter(notice_filter)
