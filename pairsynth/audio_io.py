@@ -119,6 +119,16 @@ def encode_flac(waveform: np.ndarray, sample_rate: int) -> bytes:
     return buffer.getvalue()
 
 
+def as_written(waveform: np.ndarray, sample_rate: int) -> np.ndarray:
+    """The waveform exactly as a reader of its FLAC file will see it (16-bit quantised).
+
+    Judges score this rather than the float output, so the scores in the manifest are the scores of
+    the files in the dataset, to the last bit.
+    """
+    decoded, _ = sf.read(io.BytesIO(encode_flac(waveform, sample_rate)), dtype="float32", always_2d=False)
+    return decoded if decoded.ndim == 1 else decoded.T
+
+
 def _checked(waveform: np.ndarray) -> np.ndarray:
     """float32, and in pairsynth's shape convention; a transposed stereo array fails loudly."""
     waveform = np.asarray(waveform, dtype=np.float32)

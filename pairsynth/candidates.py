@@ -42,6 +42,12 @@ class Condition:
     sample_index: int
     seed: int
     prompts: dict[str, str] = field(default_factory=dict, compare=False)
+    source: str | None = None  # the key of the pair being varied, for variations
+
+    @property
+    def unit(self) -> str:
+        """What the sample belongs to: its caption, or the source pair it is a variation of."""
+        return self.source if self.source is not None else self.caption
 
     def prompt_for(self, medium: str) -> str:
         """What a medium's generator and judge see: the caption itself, unless a triplet recipe
@@ -77,6 +83,7 @@ class Candidate:
     scores: dict[str, PairScores] = field(default_factory=dict)
     decision: Decision | None = None
     notes: list[str] = field(default_factory=list)
+    lineage: dict[str, Any] = field(default_factory=dict)  # variations: source key, path, similarity
 
     @property
     def caption(self) -> str:
@@ -111,6 +118,7 @@ class Candidate:
             "modality": self.modality,
             **({"prompts": self.condition.prompts} if self.modality == "triplet" else {}),
             **self.provenance,
+            **({"source": self.lineage} if self.lineage else {}),
             "scores": {judge: scores.as_dict() for judge, scores in self.scores.items()},
             "accepted": self.accepted,
             "reason": decision.reason if decision else None,

@@ -93,7 +93,8 @@ def generate_dataset(
         # 2. Return the output directory to its last commit: drop a killed run's unfinished part.
         progress = output.load_progress(recipe.fingerprint(), overwrite=overwrite)
         manifest = ManifestWriter(output.root)
-        writers = _dataset_writers(recipe, output.root)
+        writers = dataset_writers(output.root, recipe.output_formats, image_format=recipe.output.image_format,
+                                  audio_format=recipe.output.audio_format)
         with disk_errors(output.root):
             remove_stale_temporaries(output.root)
             for writer in (manifest, *writers):
@@ -132,10 +133,10 @@ def generate_dataset(
         for state in summary.shortfall:
             logger.warning("caption %r reached %d of %d pairs in %d attempts", state.caption,
                            state.accepted, recipe.k, state.attempts)
-        if recipe.output.report:
-            from alignment.run_report import write_run_report
+        if recipe.output.report:  # the QA report of `pairsynth score`, from the manifest's scores
+            from pairsynth.score import write_run_report
 
-            write_run_report(output.root, manifest.rows(), summary)
+            write_run_report(output.root, manifest.rows(), summary, min_scores)
         return summary
 
 
@@ -183,10 +184,12 @@ def _distractors(recipe: Recipe) -> dict[str, list[str]]:
     return distractors
 
 
-def _dataset_writers(recipe: Recipe, root: Path) -> list[PairWriter]:
-    formats = {"image_format": recipe.output.image_format, "audio_format": recipe.output.audio_format}
-    return [WebDatasetWriter(root, **formats) if name == "webdataset" else FolderWriter(root, layout=name, **formats)
-            for name in recipe.output_formats]
+def dataset_writers(root: Path, formats: list[str], *, image_format: str = "png",
+                    audio_format: str = "flac") -> list[PairWriter]:
+    """The writers for the named output formats (``webdataset``, ``imagefolder`` …)."""
+    media = {"image_format": image_format, "audio_format": audio_format}
+    return [WebDatasetWriter(root, **media) if name == "webdataset" else FolderWriter(root, layout=name, **media)
+            for name in formats]
 
 
 def _caption_states(recipe: Recipe, rows: list[dict]) -> dict[str, CaptionState]:

@@ -33,13 +33,22 @@ MIN_RATE_ESTIMATE = 1 / 8
 
 @dataclass
 class CaptionState:
-    """How far one caption has got; derived from the manifest, never stored separately."""
+    """How far one caption (or, for variations, one source pair) has got.
+
+    Derived from the manifest at start, never stored separately.
+    """
 
     caption: str
     index: int
     attempts: int = 0
     accepted: int = 0
     prompts: dict[str, str] = field(default_factory=dict)
+    source: str | None = None  # the source pair's key, when varying existing pairs
+
+    @property
+    def key(self) -> str:
+        """What ``k`` counts per: the caption, or the source pair being varied."""
+        return self.source if self.source is not None else self.caption
 
 
 @dataclass(frozen=True)
@@ -74,26 +83,30 @@ def plan_chunk(states: Sequence[CaptionState], plan: Plan) -> list[Condition]:
         wanted = needed * plan.pool_factor if plan.top_k else needed / rate
         count = min(math.ceil(wanted), plan.budget - state.attempts)
         conditions.extend(
-            Condition(state.caption, state.index, sample, derive_seed(plan.seed, state.caption, sample), state.prompts)
+            Condition(state.caption, state.index, sample, derive_seed(plan.seed, state.key, sample), state.prompts,
+                      state.source)
             for sample in range(state.attempts, state.attempts + count)
         )
     return conditions
 
 
 def generate_candidates(generators: Mapping[str, Generator], conditions: Sequence[Condition],
-                        batch_size: int) -> list[Candidate]:
+                        batch_size: int, sources: Mapping[str, Any] | None = None) -> list[Candidate]:
     """Run each modality's generator over ``conditions`` in batches.
 
     With one generator (image or audio pairs) the provenance is that generator's; with two (triplets)
     it is nested per modality. The key hashes all of it, so changing any parameter makes new keys.
+    With ``sources`` (variations), each generator also gets the source medium of each condition's pair.
     """
     provenance = _provenance(generators)
-    candidates = [Candidate(c, sample_key(c.caption, provenance, c.seed), provenance) for c in conditions]
+    candidates = [Candidate(c, sample_key(c.unit, provenance, c.seed), provenance) for c in conditions]
     for modality, generator in generators.items():
         for start in range(0, len(conditions), batch_size):
             batch = candidates[start : start + batch_size]
-            outputs = generator.generate([c.condition.prompt_for(modality) for c in batch],
-                                         [c.condition.seed for c in batch])
+            arguments = ([c.condition.prompt_for(modality) for c in batch], [c.condition.seed for c in batch])
+            if sources is not None:
+                arguments = ([sources[c.condition.unit] for c in batch], *arguments)
+            outputs = generator.generate(*arguments)
             for candidate, output in zip(batch, outputs):
                 _attach(candidate, modality, output)
     return candidates
@@ -133,11 +146,11 @@ def score_candidates(scorers: Mapping[str, EmbeddingScorer], candidates: Sequenc
 def accept_candidates(candidates: Sequence[Candidate], rejections: Sequence[Decision | None],
                       states: dict[str, CaptionState], rule: AcceptanceRule, k: int) -> None:
     """Decide every candidate, caption by caption, and update the captions' states."""
-    by_caption: dict[str, list[int]] = {}
+    by_unit: dict[str, list[int]] = {}
     for position, candidate in enumerate(candidates):
-        by_caption.setdefault(candidate.caption, []).append(position)
-    for caption, positions in by_caption.items():
-        state = states[caption]
+        by_unit.setdefault(candidate.condition.unit, []).append(position)
+    for unit, positions in by_unit.items():
+        state = states[unit]
         checks = [rejections[p] or check_pair(candidates[p].scores, rule) for p in positions]
         values = [ranking_value(candidates[p].scores) for p in positions]
         for position, decision in zip(positions, decide_for_caption(checks, values, k - state.accepted, rule)):
@@ -179,4 +192,9 @@ def _problem(candidate: Candidate, modality: str) -> tuple[str, str] | None:
 
 
 def _judge_input(candidate: Candidate, modality: str) -> Any:
-    return candidate.image_uint8() if modality == "image" else (candidate.audio, candidate.sample_rate)
+    """The medium as it will be stored (8-bit pixels, 16-bit FLAC), so scores describe the files."""
+    if modality == "image":
+        return candidate.image_uint8()
+    from pairsynth.audio_io import as_written
+
+    return as_written(candidate.audio, candidate.sample_rate), candidate.sample_rate

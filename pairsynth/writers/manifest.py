@@ -20,6 +20,10 @@ class ManifestWriter:
     def write(self, candidate: Any) -> None:
         self._file.append(candidate.manifest_row())
 
+    def write_row(self, row: dict[str, Any]) -> None:
+        """Record something that never became a candidate (an unreadable input) with its reason."""
+        self._file.append(row)
+
     def commit(self, part: int) -> WriterState:
         return {"bytes": self._file.commit()}
 
