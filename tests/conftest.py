@@ -45,3 +45,11 @@ def tiny_clap_dir(tmp_path_factory: pytest.TempPathFactory):
     from tests.dummy_audio_components import save_tiny_clap
 
     return save_tiny_clap(tmp_path_factory.mktemp("tiny-clap"))
+
+
+@pytest.fixture(scope="session")
+def tiny_audioldm_mel_dir(tmp_path_factory: pytest.TempPathFactory):
+    """A tiny AudioLDM with the real 64-bin, 160-hop mel front end (for audio→audio variation)."""
+    from tests.dummy_audio_components import save_tiny_audioldm_pipeline
+
+    return save_tiny_audioldm_pipeline(tmp_path_factory.mktemp("tiny-audioldm-mel"), real_front_end=True)

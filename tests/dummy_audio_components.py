@@ -88,7 +88,7 @@ def _clap_feature_extractor(*, truncation: str = "rand_trunc"):
                                 fft_window_size=1024, truncation=truncation, padding="repeatpad")
 
 
-def _vocoder():
+def _vocoder(real_front_end: bool = False):
     """A 4x-upsampling HiFi-GAN at 16 kHz whose output is loud enough to pass the silence check.
 
     Random init gives waveforms near 1e-6 (about -120 dBFS); scaling the last convolution brings
@@ -97,10 +97,11 @@ def _vocoder():
     from transformers import SpeechT5HifiGan, SpeechT5HifiGanConfig
 
     torch.manual_seed(0)
+    rates = [5, 4, 4, 2] if real_front_end else [2, 2]  # AudioLDM's hop of 160 samples per mel frame
     vocoder = SpeechT5HifiGan(SpeechT5HifiGanConfig(
-        model_in_dim=8, sampling_rate=VOCODER_RATE, upsample_initial_channel=16, upsample_rates=[2, 2],
-        upsample_kernel_sizes=[4, 4], resblock_kernel_sizes=[3, 7], resblock_dilation_sizes=[[1, 3, 5], [1, 3, 5]],
-        normalize_before=False,
+        model_in_dim=64 if real_front_end else 8, sampling_rate=VOCODER_RATE, upsample_initial_channel=16,
+        upsample_rates=rates, upsample_kernel_sizes=[2 * rate for rate in rates], resblock_kernel_sizes=[3, 7],
+        resblock_dilation_sizes=[[1, 3, 5], [1, 3, 5]], normalize_before=False,
     ))
     with torch.no_grad():
         vocoder.conv_post.weight.mul_(VOCODER_GAIN)
@@ -123,8 +124,12 @@ def _scheduler():
                          set_alpha_to_one=False)
 
 
-def save_tiny_audioldm_pipeline(folder: Path) -> Path:
-    """An ``AudioLDMPipeline`` folder: 0.016 s (256 samples) at 16 kHz by default."""
+def save_tiny_audioldm_pipeline(folder: Path, *, real_front_end: bool = False) -> Path:
+    """An ``AudioLDMPipeline`` folder: 0.016 s (256 samples) at 16 kHz by default.
+
+    ``real_front_end`` gives it AudioLDM's real mel geometry (64 bins, 160 samples per frame), which
+    audio→audio variation needs to encode source clips.
+    """
     ensure_torchvision_importable()
     from diffusers import AudioLDMPipeline, UNet2DConditionModel
     from transformers import ClapTextModelWithProjection
@@ -140,7 +145,7 @@ def save_tiny_audioldm_pipeline(folder: Path) -> Path:
     torch.manual_seed(0)
     text_encoder = ClapTextModelWithProjection(_clap_text_config(len(tokenizer)))
     pipeline = AudioLDMPipeline(vae=_vae(), text_encoder=text_encoder, tokenizer=tokenizer, unet=unet,
-                                scheduler=_scheduler(), vocoder=_vocoder())
+                                scheduler=_scheduler(), vocoder=_vocoder(real_front_end))
     pipeline.save_pretrained(folder / "audioldm")
     return folder / "audioldm"
 
