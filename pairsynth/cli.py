@@ -4,14 +4,17 @@ from __future__ import annotations
 
 import logging
 import os
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Optional
 
 import typer
 from rich.console import Console
 from rich.logging import RichHandler
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
+from alignment import qa as qa_defaults
 from pairsynth.errors import PairsynthError
 
 app = typer.Typer(add_completion=False, no_args_is_help=True,
@@ -36,12 +39,9 @@ def _setup(verbose: bool) -> None:
     transformers_logging.disable_progress_bar()
 
 
-def _run_generate(recipe_path: Path, out: Path, overwrite: bool) -> None:
-    from pairsynth.generate import generate_dataset
-    from pairsynth.recipe import load_recipe
-
-    recipe = load_recipe(recipe_path)
-    target = recipe.k * len(recipe.caption_list)
+@contextmanager
+def _progress_bar(target: int | None) -> Iterator[Callable]:
+    """A rich progress bar over accepted pairs; yields the callback the library calls per commit."""
     columns = (TextColumn("[bold]accepted"), BarColumn(), MofNCompleteColumn(), TextColumn("{task.fields[stats]}"),
                TimeElapsedColumn(), TextColumn("ETA"), TimeRemainingColumn())
     with Progress(*columns, console=console, transient=False) as bar:
@@ -49,16 +49,28 @@ def _run_generate(recipe_path: Path, out: Path, overwrite: bool) -> None:
 
         def show(update) -> None:
             rate = update.accepted / update.candidates if update.candidates else 0.0
-            bar.update(task, completed=update.accepted,
+            bar.update(task, total=update.target, completed=update.accepted,
                        stats=f"{update.candidates} candidates, {rate:.0%} accepted")
 
-        summary = generate_dataset(recipe, out, overwrite=overwrite, on_progress=show)
-        bar.update(task, completed=summary.accepted)
+        yield show
+
+
+def _print_summary(summary, out: Path) -> None:
     console.print(f"[green]{summary.accepted}[/] pairs from {summary.candidates} candidates in "
                   f"{summary.elapsed_s:.1f} s → {out}")
     for state in summary.shortfall:
-        console.print(f"[yellow]short:[/] {state.caption!r}: {state.accepted}/{summary.k} after {state.attempts} attempts")
+        console.print(f"[yellow]short:[/] {state.key!r}: {state.accepted}/{summary.k} after {state.attempts} attempts")
     _print_outputs(out)
+
+
+def _run_generate(recipe_path: Path, out: Path, overwrite: bool) -> None:
+    from pairsynth.generate import generate_dataset
+    from pairsynth.recipe import load_recipe
+
+    recipe = load_recipe(recipe_path)
+    with _progress_bar(recipe.k * len(recipe.caption_list)) as show:
+        summary = generate_dataset(recipe, out, overwrite=overwrite, on_progress=show)
+    _print_summary(summary, out)
 
 
 def _print_outputs(out: Path) -> None:
@@ -86,12 +98,103 @@ def demo(
     out: Annotated[Path, typer.Option("--out", "-o", help="output directory")] = Path("out/demo"),
     verbose: Annotated[bool, typer.Option("--verbose", "-v")] = False,
 ) -> None:
-    """Run the shipped example recipe on the toy zoo (offline, CPU, about a minute)."""
+    """Run the shipped example recipes on the toy zoo: image–caption and audio–caption pairs, offline."""
     _setup(verbose)
-    from pairsynth.demo import demo_recipe_path
+    from pairsynth.demo import DEMO_RECIPES, recipe_path
 
-    console.print(f"demo recipe: {demo_recipe_path()}")
-    _fail_cleanly(lambda: _run_generate(demo_recipe_path(), out / "shapes", overwrite=True))
+    for name in DEMO_RECIPES:
+        console.rule(f"{name}: {recipe_path(name)}")
+        _fail_cleanly(lambda: _run_generate(recipe_path(name), out / name, overwrite=True))
+    console.print(f"\nOpen {out / DEMO_RECIPES[0] / 'report' / 'index.html'} and {out / DEMO_RECIPES[1] / 'report' / 'index.html'} "
+                  "in a browser; load the datasets with the snippets in the README.")
+
+
+@app.command()
+def vary(
+    source: Annotated[Path, typer.Argument(help="a dataset: imagefolder, WebDataset, media + .txt captions, or a pairsynth output")],
+    out: Annotated[Path, typer.Option("--out", "-o", help="output directory; re-run to resume")],
+    per_pair: Annotated[int, typer.Option(help="accepted variations per source pair")] = 4,
+    strength: Annotated[float, typer.Option(help="SDEdit strength in (0, 1]: how far from the source")] = 0.35,
+    model: Annotated[Optional[str], typer.Option(help="variation model; default: the toy zoo's")] = None,
+    clip: Annotated[str, typer.Option(help="the CLIP judge")] = "toy-shapes-clip",
+    caption_template: Annotated[str, typer.Option(help="prompt and new caption, e.g. '{caption}, at night'")] = "{caption}",
+    steps: Annotated[int, typer.Option()] = 20,
+    guidance_scale: Annotated[float, typer.Option()] = 5.0,
+    min_score: Annotated[Optional[float], typer.Option(help="CLIPScore threshold")] = None,
+    band: Annotated[tuple[float, float], typer.Option(help="keep source↔variation cosine in [LOW, HIGH)")] = (0.80, 0.995),
+    seed: Annotated[int, typer.Option()] = 0,
+    batch_size: Annotated[int, typer.Option()] = 8,
+    overwrite: Annotated[bool, typer.Option(help="discard what --out holds instead of resuming")] = False,
+    verbose: Annotated[bool, typer.Option("--verbose", "-v")] = False,
+) -> None:
+    """Make variations of existing pairs; keep those that still match their caption and their source."""
+    _setup(verbose)
+
+    def run() -> None:
+        from pairsynth.vary import vary_config, vary_dataset
+
+        config = vary_config(per_pair=per_pair, strength=strength, model=model, clip=clip, steps=steps,
+                             caption_template=caption_template, guidance_scale=guidance_scale, min_score=min_score,
+                             similarity_band=band, seed=seed, batch_size=batch_size)
+        with _progress_bar(None) as show:
+            summary = vary_dataset(source, out, config, overwrite=overwrite, on_progress=show)
+        _print_summary(summary, out)
+
+    _fail_cleanly(run)
+
+
+@app.command()
+def score(
+    dataset: Annotated[Path, typer.Argument(
+        help="imagefolder/audiofolder, WebDataset shards, media + .txt captions, or a pairsynth output")],
+    out: Annotated[Path, typer.Option(
+        "--out", "-o", help="report folder: index.html, summary.json, scores.jsonl, media/")] = Path("report"),
+    threshold: Annotated[float, typer.Option(
+        help="score every judge must give a pair, 100·max(cosine, 0)")] = qa_defaults.DEFAULT_THRESHOLD,
+    fail_under: Annotated[Optional[float], typer.Option(
+        help="gate: exit 1 when fewer than this share of pairs reach --threshold (0.9 = 90%)")] = None,
+    clip: Annotated[str, typer.Option(help="CLIP judge for images")] = "toy-shapes-clip",
+    clap: Annotated[str, typer.Option(help="CLAP judge for audio")] = "toy-sounds-clap",
+    distractors: Annotated[int, typer.Option(
+        help="distractor captions each caption is ranked among (sampled, seeded)")] = qa_defaults.DEFAULT_DISTRACTORS,
+    duplicate_cosine: Annotated[float, typer.Option(
+        help="embedding cosine at which two samples are near-duplicates")] = qa_defaults.DEFAULT_DUPLICATE_COSINE,
+    layout: Annotated[str, typer.Option(help="auto, folder, webdataset, sidecar or pairsynth")] = "auto",
+    seed: Annotated[int, typer.Option(help="seeds the distractor sample")] = 0,
+    device: Annotated[str, typer.Option()] = "auto",
+    batch_size: Annotated[int, typer.Option()] = 64,
+    verbose: Annotated[bool, typer.Option("--verbose", "-v")] = False,
+) -> None:
+    """Score every pair of a dataset with CLIP/CLAP and write an alignment QA report.
+
+    A pair passes when its media are usable (readable; not blank, silent or clipped) and every judge's
+    score reaches --threshold. With --fail-under the command is a gate: `--threshold 25 --fail-under 0.9`
+    exits 1 when fewer than 90% of all pairs (unreadable ones included) pass. Exit 2: the dataset or a
+    judge model cannot be read at all.
+    """
+    _setup(verbose)
+    from pairsynth.score import ScoreSettings, score_dataset
+
+    settings = ScoreSettings(clip=clip, clap=clap, device=device, batch_size=batch_size, threshold=threshold,
+                             distractors=distractors, seed=seed, duplicate_cosine=duplicate_cosine,
+                             fail_under=fail_under, layout=layout)
+    outcome = []
+
+    def run() -> None:
+        with Progress(TextColumn("[bold]scored"), TextColumn("{task.completed} items"), TimeElapsedColumn(),
+                      console=console, transient=True) as bar:
+            task = bar.add_task("scored", total=None)
+            outcome.append(score_dataset(dataset, out, settings, on_progress=lambda n: bar.update(task, completed=n)))
+
+    _fail_cleanly(run)
+    summary = outcome[0].summary
+    rate = summary["pass_rate"] or 0.0
+    console.print(f"{summary['candidates']} pairs: [bold]{summary['accepted']}[/] ({rate:.1%}) reach score "
+                  f"{threshold:g}; {len(summary['unreadable'])} unreadable → {out / 'index.html'}")
+    if outcome[0].gate_passed is False:
+        console.print(f"[red]gate failed:[/] {rate:.1%} of pairs reach {threshold:g}, "
+                      f"fewer than --fail-under {fail_under:g}")
+        raise typer.Exit(1)
 
 
 @app.command()

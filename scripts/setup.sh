@@ -5,6 +5,22 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 PYTHON=${PYTHON:-python3}
+
+# System tools the tests use: Chromium renders the QA report headless (tests/test_qa_report_browser.py);
+# espeak-ng speaks real words for the audio report; sox converts and inspects clips by hand.
+# Installed only when missing, and only as root with apt; otherwise those tests try once more
+# themselves and skip with the reason.
+missing=()
+for tool in chromium espeak-ng sox; do command -v "$tool" >/dev/null || missing+=("$tool"); done
+if [ ${#missing[@]} -gt 0 ]; then
+  if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null \
+     && DEBIAN_FRONTEND=noninteractive apt-get update -qq \
+     && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" >/dev/null; then
+    echo "installed ${missing[*]}"
+  else
+    echo "warning: could not install ${missing[*]} (needs root and apt); the browser and speech tests will skip" >&2
+  fi
+fi
 [ -x .venv/bin/python ] || "$PYTHON" -m venv .venv
 .venv/bin/python -m pip install --quiet --disable-pip-version-check torch==2.13.0
 .venv/bin/python -m pip install --quiet --disable-pip-version-check -c constraints.txt -e ".[test]"

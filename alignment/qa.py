@@ -1,0 +1,217 @@
+"""The numbers of an alignment QA report, as pure functions of embeddings and scores.
+
+Nothing here loads a model or touches a file, so every number the report shows can be pinned by a
+unit test on a handful of hand-made vectors.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+
+DEFAULT_THRESHOLD = 30.0
+"""Score (``100·max(cos, 0)``) a pair must reach by default: CLIPScore 30 is cosine 0.3, the filter
+LAION-400M applied with ViT-B/32. No threshold suits every judge: read the report's histogram and
+sweep, then choose yours."""
+
+DEFAULT_DISTRACTORS = 100
+"""Distractor captions per pair: enough that rank 1 means something, few enough to stay linear in N."""
+
+DEFAULT_DUPLICATE_COSINE = 0.95
+"""Two samples whose embeddings' cosine reaches this are near-duplicates (same picture re-encoded,
+cropped a little, or the same sound); CLIP puts unrelated photos of one subject well below it."""
+
+SIMILARITY_BLOCK_BYTES = 64 * 2**20
+"""Memory for one block of the all-pairs similarity matrix; bounds duplicate search on big datasets."""
+
+
+@dataclass(frozen=True)
+class Ranks:
+    """Where each pair's own caption ranks among its distractor captions.
+
+    Attributes:
+        rank: 1 + the number of distractors the sample matches better than its own caption.
+        distractors: how many distractors each pair was compared with.
+        best: index into the pool of the best-matching distractor, ``-1`` when there were none.
+        best_cosine: that distractor's cosine (NaN when there were none).
+    """
+
+    rank: np.ndarray
+    distractors: np.ndarray
+    best: np.ndarray
+    best_cosine: np.ndarray
+
+
+def distractor_pool(captions: Sequence[str], count: int, seed: int) -> list[str]:
+    """The captions pairs are ranked against: ``count + 1`` distinct captions of the dataset, sampled.
+
+    Sampling from the *sorted* unique captions with a seeded generator makes the pool independent of
+    the order the dataset was read in. A pool of ``count + 1`` lets every pair use exactly ``count``
+    of them after leaving out its own caption (see :func:`distractors_for`). A dataset with at most
+    ``count + 1`` distinct captions uses all of them: ranks are then exact retrieval ranks.
+    """
+    if count < 1:
+        raise ValueError(f"distractor count must be at least 1, got {count}")
+    unique = sorted(set(captions))
+    if len(unique) <= count + 1:
+        return unique
+    picks = np.random.default_rng(seed).choice(len(unique), size=count + 1, replace=False)
+    return [unique[i] for i in picks]
+
+
+def distractors_for(caption: str, pool: Sequence[str], count: int) -> list[str]:
+    """The distractors of one pair: the pool without its own caption, first ``count`` of them."""
+    return [text for text in pool if text != caption][:count]
+
+
+def own_caption_ranks(sample_features: np.ndarray, cosines: np.ndarray, captions: Sequence[str],
+                      pool: Sequence[str], pool_features: np.ndarray, count: int) -> Ranks:
+    """Rank each pair's own caption among its distractors (:func:`distractors_for`).
+
+    The definition matches :meth:`alignment.embedding_scorer.EmbeddingScorer.score_pairs`: a
+    distractor counts against the pair only when its cosine is strictly higher.
+
+    Args:
+        sample_features: L2-normalised sample embeddings ``(N, D)``.
+        cosines: each sample's cosine with its own caption ``(N,)``.
+        captions: each pair's caption.
+        pool: the distractor pool (:func:`distractor_pool`), ``K`` captions.
+        pool_features: their L2-normalised embeddings ``(K, D)``.
+        count: distractors per pair.
+    """
+    n = len(captions)
+    if not len(pool) or not n:
+        return Ranks(np.ones(n, int), np.zeros(n, int), np.full(n, -1), np.full(n, np.nan))
+    pool_index = {text: j for j, text in enumerate(pool)}
+    used = np.ones((n, len(pool)), dtype=bool)
+    own = np.array([pool_index.get(caption, -1) for caption in captions])
+    used[np.flatnonzero(own >= 0), own[own >= 0]] = False
+    used &= np.cumsum(used, axis=1) <= count  # the first `count` of the others, as distractors_for
+    sims = sample_features @ pool_features.T
+    beats = used & (sims > np.asarray(cosines)[:, None])
+    masked = np.where(used, sims, -np.inf)
+    best = np.argmax(masked, axis=1)
+    distractors = used.sum(axis=1)
+    best_cosine = np.where(distractors > 0, masked[np.arange(n), best], np.nan)
+    return Ranks(1 + beats.sum(axis=1), distractors, np.where(distractors > 0, best, -1), best_cosine)
+
+
+def duplicate_groups(features: np.ndarray, threshold: float = DEFAULT_DUPLICATE_COSINE) -> list[list[int]]:
+    """Groups of near-duplicate samples: connected components of "cosine ≥ threshold".
+
+    Connected components rather than pairs, because near-duplication is what a person removes as a
+    set: A≈B and B≈C put all three in one group even when A and C fall just below the threshold.
+    The similarity matrix is computed in row blocks, so memory stays bounded for large datasets.
+
+    Returns:
+        Groups of two or more row indices, each sorted; largest group first, then by first index.
+    """
+    from scipy.sparse import coo_matrix
+    from scipy.sparse.csgraph import connected_components
+
+    n = len(features)
+    if n < 2:
+        return []
+    block = max(1, SIMILARITY_BLOCK_BYTES // (4 * n))
+    rows, cols = [], []
+    for start in range(0, n, block):
+        sims = features[start : start + block] @ features[start:].T
+        r, c = np.nonzero(sims >= threshold)
+        keep = c > r  # upper triangle, the diagonal excluded: each pair once
+        rows.append(r[keep] + start)
+        cols.append(c[keep] + start)
+    row, col = np.concatenate(rows), np.concatenate(cols)
+    graph = coo_matrix((np.ones(len(row), np.int8), (row, col)), shape=(n, n))
+    _, labels = connected_components(graph, directed=False)
+    members: dict[int, list[int]] = {}
+    for index, label in enumerate(labels):
+        members.setdefault(int(label), []).append(index)
+    groups = [group for group in members.values() if len(group) > 1]
+    return sorted(groups, key=lambda group: (-len(group), group[0]))
+
+
+def score_histogram(scores: Sequence[float], bins: int = 50, upper: float = 100.0) -> tuple[list[float], list[int]]:
+    """Counts of 0–``upper`` scores in equal bins; returns (bin edges, counts). The top edge is closed."""
+    counts, edges = np.histogram(np.asarray(scores, float), bins=bins, range=(0.0, upper))
+    return [round(float(e), 6) for e in edges], [int(c) for c in counts]
+
+
+def threshold_sweep(scores: Sequence[float], total: int, thresholds: Sequence[float]) -> list[float]:
+    """The fraction of ``total`` pairs whose score reaches each threshold (``score >= t`` keeps).
+
+    ``total`` may exceed ``len(scores)``: pairs that were never scored (unusable media) are never kept.
+    """
+    if total <= 0:
+        return [0.0 for _ in thresholds]
+    values = np.sort(np.asarray(scores, float))
+    below = np.searchsorted(values, np.asarray(thresholds, float), side="left")
+    return [round(float((len(values) - b) / total), 6) for b in below]
+
+
+def pass_rate(passed: int, total: int) -> float | None:
+    """The share of pairs that passed, ``None`` for an empty dataset (nothing to judge)."""
+    return passed / total if total else None
+
+
+def gate_passes(rate: float | None, fail_under: float | None) -> bool | None:
+    """The ``--fail-under`` gate: passes when at least ``fail_under`` of the pairs reach the threshold.
+
+    ``None`` when no gate was asked for. An empty dataset fails a gate: nothing reached the threshold.
+    """
+    if fail_under is None:
+        return None
+    return rate is not None and rate >= fail_under
+
+
+@dataclass(frozen=True)
+class GroupStats:
+    """Acceptance of one caption, class or folder.
+
+    Attributes:
+        group: the caption, class label or folder.
+        pairs: how many pairs it has.
+        passed: how many reached the threshold with usable media.
+        mean_score: their mean score (NaN when none was scored).
+        top1: the share of scored pairs whose own caption ranked first (NaN when none was ranked).
+    """
+
+    group: str
+    pairs: int
+    passed: int
+    mean_score: float
+    top1: float
+
+    @property
+    def pass_rate(self) -> float:
+        return self.passed / self.pairs if self.pairs else 0.0
+
+
+def group_stats(groups: Sequence[str], passed: Sequence[bool], scores: Sequence[float | None],
+                ranks: Sequence[int | None]) -> list[GroupStats]:
+    """Per-group acceptance, worst pass rate first (ties: more pairs first, then by name)."""
+    members: dict[str, list[int]] = {}
+    for index, group in enumerate(groups):
+        members.setdefault(group, []).append(index)
+    stats = []
+    for group, indices in members.items():
+        scored = [scores[i] for i in indices if scores[i] is not None]
+        ranked = [ranks[i] for i in indices if ranks[i] is not None]
+        stats.append(GroupStats(
+            group, len(indices), sum(bool(passed[i]) for i in indices),
+            float(np.mean(scored)) if scored else float("nan"),
+            sum(r == 1 for r in ranked) / len(ranked) if ranked else float("nan"),
+        ))
+    return sorted(stats, key=lambda s: (s.pass_rate, -s.pairs, s.group))
+
+
+def worst_and_best(scores: Sequence[float], k: int) -> tuple[list[int], list[int]]:
+    """Indices of the ``k`` lowest (lowest first) and ``k`` highest (highest first) scores.
+
+    The two never overlap: with fewer than ``2k`` scores the lower half is "worst" and the rest
+    "best", so a small dataset still shows both ends. Ties are broken by index.
+    """
+    order = sorted(range(len(scores)), key=lambda i: (scores[i], i))
+    cut = min(k, (len(order) + 1) // 2)
+    return order[:cut], order[cut:][::-1][:k]

@@ -1,0 +1,339 @@
+"""The alignment QA report: ``index.html`` + ``media/`` + ``summary.json`` + ``scores.jsonl``.
+
+The same report serves ``pairsynth score`` (any dataset, scored here) and the end of
+``pairsynth generate`` (a run's candidates, scored while generating). Both build a :class:`QaReport`
+of per-pair rows and hand it to :func:`write_qa_report`.
+
+The HTML opens from disk without a server: thumbnails, audio previews and plots sit in ``media/``
+beside it under relative paths, styles are inline, and nothing is fetched from the network.
+``summary.json`` is the machine-readable twin; its keys are stable and ``schema_version`` changes
+when they do.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import logging
+import re
+from collections import Counter
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from alignment import qa
+from alignment.scores import COSINE_UNIT, SCORE_UNITS
+
+logger = logging.getLogger(__name__)
+
+SCHEMA_VERSION = 1
+JUDGE_MEDIA = {"clip": ("image", "triplet"), "clap": ("audio", "triplet")}
+"""Which rows a judge's numbers are about: its medium's pairs, and triplets (which have both)."""
+SWEEP_THRESHOLDS = [float(t) for t in range(101)]
+THUMBNAIL_PX = 160
+"""Thumbnails larger than this are downscaled (JPEG); smaller images are kept as lossless PNG."""
+AUDIO_PREVIEW_S = 30.0
+"""Audio previews are cut to this length, so a report of long recordings stays small."""
+SHOWN_DUPLICATE_GROUPS, SHOWN_GROUP_MEMBERS, SHOWN_TABLE_ROWS = 12, 10, 60
+_OWN_MEDIA = re.compile(r"^(\d{5}\.(png|jpg|wav)|plot-[a-z]+-[a-z]+\.png)$")
+
+
+@dataclass
+class QaRow:
+    """One pair (or one candidate of a run) as the report sees it.
+
+    Attributes:
+        key, caption, source, modality: what the pair is and where it came from.
+        group: the caption, class label or folder the per-group table puts it under.
+        scores: per judge, :meth:`alignment.scores.PairScores.as_dict` (score with its unit, rank …).
+        passed: reached the threshold with usable media (a run: accepted).
+        reason: ``accepted``, a media problem, ``below_threshold``, ``unreadable`` … (a run: its reason).
+        detail: the numbers behind the reason, for people.
+        flags: problems worth a look: media problems, ``caption_truncated``, ``near_duplicate``.
+        duplicate_group: the number of its near-duplicate group, if any.
+        has_media: its media can be fetched for the gallery (a run's rejected candidates were never written).
+        usable: its media were fit to be judged (readable; not NaN, blank or silent).
+    """
+
+    key: str
+    caption: str
+    source: str
+    modality: str | None
+    group: str
+    scores: dict[str, dict[str, Any]]
+    passed: bool
+    reason: str
+    detail: str = ""
+    flags: list[str] = field(default_factory=list)
+    duplicate_group: int | None = None
+    has_media: bool = True
+    usable: bool = True
+
+    @property
+    def primary_score(self) -> float | None:
+        """The score the report sorts by: the lower of a triplet's two; ``None`` when unscored."""
+        return min((s["score"] for s in self.scores.values()), default=None)
+
+    @property
+    def primary_rank(self) -> int | None:
+        ranks = [s["rank"] for s in self.scores.values() if s.get("rank") is not None]
+        return max(ranks, default=None)
+
+    def as_json(self) -> dict[str, Any]:
+        return {"key": self.key, "caption": self.caption, "source": self.source, "modality": self.modality,
+                "group": self.group, "passed": self.passed, "reason": self.reason, "detail": self.detail,
+                "flags": self.flags, "duplicate_group": self.duplicate_group, "scores": self.scores}
+
+
+@dataclass(frozen=True)
+class JudgeSetup:
+    """A judge model and the rule applied with it (``threshold`` in score units; ``None``: not used)."""
+
+    kind: str
+    model: str
+    threshold: float | None
+    distractors: int | None = None
+
+
+@dataclass(frozen=True)
+class DuplicateGroup:
+    """Near-duplicate pairs of one medium (their embeddings' cosine reaches the threshold, transitively)."""
+
+    medium: str
+    keys: list[str]
+
+
+@dataclass
+class QaReport:
+    """Everything a report shows. ``run`` is set for a ``pairsynth generate`` run (k, shortfall)."""
+
+    title: str
+    source: dict[str, Any]
+    rows: list[QaRow]
+    judges: dict[str, JudgeSetup]
+    grouping: str = "caption"
+    duplicate_cosine: float | None = None  # None: duplicates were not searched for
+    duplicates: list[DuplicateGroup] = field(default_factory=list)
+    generation: dict[str, list[Any]] | None = None
+    run: dict[str, Any] | None = None
+    fail_under: float | None = None
+    settings: dict[str, Any] = field(default_factory=dict)
+
+
+MediaLoader = Callable[[set[str]], Iterable[Any]]
+"""Given keys, yields :class:`pairsynth.readers.PairRecord`s (and ``ReadError``s) for them."""
+
+
+def summarize(report: QaReport) -> dict[str, Any]:
+    """The machine-readable summary (``summary.json``), schema version :data:`SCHEMA_VERSION`.
+
+    Keys: ``schema_version``; ``mode`` (``dataset`` for ``pairsynth score``, ``run`` for a generate or
+    vary run); ``title``; ``source`` (path, layout); ``candidates`` (pairs examined, unreadable ones
+    included); ``accepted`` (pairs that passed); ``pass_rate``; ``rule`` (what passing means);
+    ``gate`` (fail_under, pass_rate, passed: ``None`` without a gate); ``reasons`` (count per reason);
+    ``modalities``; ``captions`` (distinct); ``judges`` (per judge: model, score_unit, threshold,
+    score statistics, top1_rate, distractors_per_pair, histogram, sweep); ``cosine_unit``; ``flags``
+    (count per flag); ``duplicates`` (searched, cosine_threshold, groups of keys); ``grouping`` and
+    ``per_group``; ``unreadable`` (source, reason); ``generation`` (manifest parameters, or ``None``);
+    ``run`` (k, shortfall, per_caption, or ``None``); ``settings``. Per-pair rows are in ``scores.jsonl``.
+    """
+    rows = report.rows
+    accepted = sum(row.passed for row in rows)
+    rate = qa.pass_rate(accepted, len(rows))
+    groups = qa.group_stats([r.group for r in rows], [r.passed for r in rows], [r.primary_score for r in rows],
+                            [r.primary_rank for r in rows])
+    return {
+        "schema_version": SCHEMA_VERSION,
+        "mode": "run" if report.run is not None else "dataset",
+        "title": report.title,
+        "source": report.source,
+        "candidates": len(rows),
+        "accepted": accepted,
+        "pass_rate": None if rate is None else round(rate, 6),
+        "rule": "a pair passes when its media are usable and every judge's score reaches its threshold"
+                if report.run is None else "the run's acceptance rule (threshold, retrieval rank, k per caption)",
+        "gate": {"fail_under": report.fail_under, "pass_rate": None if rate is None else round(rate, 6),
+                 "passed": qa.gate_passes(rate, report.fail_under)},
+        "reasons": dict(Counter(row.reason for row in rows).most_common()),
+        "modalities": dict(Counter(row.modality or "unreadable" for row in rows).most_common()),
+        "captions": len({row.caption for row in rows if row.caption}),
+        "judges": {kind: _judge_summary(rows, setup) for kind, setup in report.judges.items()},
+        "cosine_unit": COSINE_UNIT,
+        "flags": dict(Counter(flag for row in rows for flag in row.flags).most_common()),
+        "duplicates": {"searched": report.duplicate_cosine is not None, "cosine_threshold": report.duplicate_cosine,
+                       "groups": [{"medium": g.medium, "keys": g.keys} for g in report.duplicates]},
+        "grouping": report.grouping,
+        "per_group": [{"group": g.group, "pairs": g.pairs, "passed": g.passed, "pass_rate": round(g.pass_rate, 6),
+                       "mean_score": _round(g.mean_score), "top1_rate": _round(g.top1)} for g in groups],
+        "unreadable": [{"source": r.source, "reason": r.detail} for r in rows if r.reason == "unreadable"],
+        "generation": report.generation,
+        "run": report.run,
+        "settings": report.settings,
+    }
+
+
+def write_qa_report(out_dir: str | Path, report: QaReport, load_media: MediaLoader, *,
+                    gallery_size: int = 12) -> dict[str, Any]:
+    """Write the report folder and return the summary.
+
+    Args:
+        out_dir: the report folder (created; media files of an earlier report there are replaced).
+        report: the rows and settings.
+        load_media: fetches the few pairs the page shows (gallery, duplicates) by key.
+        gallery_size: how many worst and how many best pairs the gallery shows.
+    """
+    from jinja2 import Environment, PackageLoader, select_autoescape
+
+    from pairsynth.writers.base import atomic_write_bytes
+
+    out = Path(out_dir)
+    media_dir = out / "media"
+    media_dir.mkdir(parents=True, exist_ok=True)
+    for stale in media_dir.iterdir():  # only files this module names, never a user's
+        if _OWN_MEDIA.match(stale.name):
+            stale.unlink()
+    summary = summarize(report)
+    _write_scores(out / "scores.jsonl", report.rows)
+    atomic_write_bytes(out / "summary.json", json.dumps(summary, indent=2, ensure_ascii=False).encode("utf-8"))
+
+    worst, best = _gallery(report.rows, gallery_size)
+    shown_groups = [g.keys[:SHOWN_GROUP_MEMBERS] for g in report.duplicates[:SHOWN_DUPLICATE_GROUPS]]
+    wanted = {row.key for row in worst + best} | {key for keys in shown_groups for key in keys}
+    media = _export_media(load_media(wanted) if wanted else [], media_dir)
+    by_key = {row.key: row for row in report.rows}
+    env = Environment(loader=PackageLoader("alignment", "templates"), autoescape=select_autoescape())
+    html = env.get_template("qa_report.html").render(
+        report=report, summary=summary, plots=_plots(summary, media_dir),
+        worst=[_card(row, media) for row in worst], best=[_card(row, media) for row in best],
+        duplicates=[{"medium": g.medium, "size": len(g.keys), "members": [_card(by_key[k], media) for k in keys]}
+                    for g, keys in zip(report.duplicates, shown_groups)],
+        unreadable=summary["unreadable"][:SHOWN_TABLE_ROWS], groups=summary["per_group"][:SHOWN_TABLE_ROWS],
+    )
+    atomic_write_bytes(out / "index.html", html.encode("utf-8"))
+    logger.info("QA report: %s", out / "index.html")
+    return summary
+
+
+def _write_scores(path: Path, rows: list[QaRow]) -> None:
+    """One JSON line per pair, streamed (a million rows need not fit in one string), then renamed into place."""
+    import os
+
+    tmp = path.with_name(path.name + ".tmp")
+    with open(tmp, "w", encoding="utf-8") as handle:
+        for row in rows:
+            handle.write(json.dumps(row.as_json(), ensure_ascii=False) + "\n")
+    os.replace(tmp, path)
+
+
+def _judge_summary(rows: list[QaRow], setup: JudgeSetup) -> dict[str, Any]:
+    mine = [row for row in rows if row.modality in JUDGE_MEDIA.get(setup.kind, ())]
+    scored = [row.scores[setup.kind] for row in mine if setup.kind in row.scores]
+    usable_scores = [s["score"] for row, s in ((r, r.scores.get(setup.kind)) for r in mine) if s and row.usable]
+    values = np.array([s["score"] for s in scored], float)
+    ranks = [s["rank"] for s in scored if s.get("rank") is not None]
+    edges, counts = qa.score_histogram(values)
+    threshold = setup.threshold
+
+    def stats(statistic: Callable[[np.ndarray], Any]) -> float | None:
+        return _round(float(statistic(values))) if len(values) else None
+
+    return {
+        "model": setup.model,
+        "score_unit": SCORE_UNITS.get(setup.kind, "100 * max(cosine, 0)"),
+        "threshold": threshold,
+        "pairs": len(mine),
+        "scored": len(scored),
+        "mean_score": stats(np.mean), "median_score": stats(np.median),
+        "p05_score": stats(lambda v: np.percentile(v, 5)), "p95_score": stats(lambda v: np.percentile(v, 95)),
+        "min_score": stats(np.min), "max_score": stats(np.max),
+        "reached_threshold": None if threshold is None else sum(v >= threshold for v in usable_scores),
+        "kept_share": None if threshold is None else qa.threshold_sweep(usable_scores, len(mine), [threshold])[0],
+        "ranked": len(ranks),
+        "top1_rate": _round(sum(r == 1 for r in ranks) / len(ranks)) if ranks else None,
+        "median_rank": float(np.median(ranks)) if ranks else None,
+        "distractors_per_pair": setup.distractors,
+        "caption_truncated": sum(bool(s.get("caption_truncated")) for s in scored),
+        "histogram": {"edges": edges, "counts": counts},
+        "sweep": {"thresholds": SWEEP_THRESHOLDS, "kept": qa.threshold_sweep(usable_scores, len(mine), SWEEP_THRESHOLDS),
+                  "of": len(mine)},
+    }
+
+
+def _gallery(rows: list[QaRow], size: int) -> tuple[list[QaRow], list[QaRow]]:
+    candidates = [row for row in rows if row.has_media and row.primary_score is not None]
+    worst, best = qa.worst_and_best([row.primary_score for row in candidates], size)
+    return [candidates[i] for i in worst], [candidates[i] for i in best]
+
+
+def _plots(summary: dict[str, Any], media_dir: Path) -> dict[str, str]:
+    from alignment.qa_plots import histogram_png, sweep_png
+
+    plots: dict[str, str] = {}
+    for kind, judge in summary["judges"].items():
+        if judge["scored"]:
+            name = f"plot-{kind}-histogram.png"
+            histogram_png(media_dir / name, judge["histogram"]["edges"], judge["histogram"]["counts"], judge=kind,
+                          threshold=judge["threshold"], unit=judge["score_unit"])
+            plots[f"{kind}-histogram"] = f"media/{name}"
+    sweeps = {kind: (j["sweep"]["thresholds"], j["sweep"]["kept"]) for kind, j in summary["judges"].items() if j["pairs"]}
+    if sweeps:
+        marks = {kind: (j["threshold"], j["kept_share"]) for kind, j in summary["judges"].items()
+                 if j["threshold"] is not None and kind in sweeps}
+        sweep_png(media_dir / "plot-all-sweep.png", sweeps, marks)
+        plots["sweep"] = "media/plot-all-sweep.png"
+    return plots
+
+
+def _export_media(records: Iterable[Any], media_dir: Path) -> dict[str, dict[str, str]]:
+    """Write a thumbnail and/or an audio preview per record; return relative paths by key."""
+    exported: dict[str, dict[str, str]] = {}
+    for record in records:
+        if not hasattr(record, "caption") or record.key in exported:  # a ReadError, or a repeated key
+            continue
+        stem, files = f"{len(exported) + 1:05d}", {}
+        if record.image is not None:
+            files["image"] = _write_thumbnail(record.image, media_dir, stem)
+        if record.audio is not None:
+            files["audio"] = _write_preview(record.audio, record.sample_rate, media_dir, stem)
+        exported[record.key] = files
+    return exported
+
+
+def _write_thumbnail(pixels: np.ndarray, media_dir: Path, stem: str) -> str:
+    from PIL import Image
+
+    image = Image.fromarray(np.asarray(pixels, np.uint8)).convert("RGB")
+    if max(image.size) <= THUMBNAIL_PX:
+        name, fmt, options = f"{stem}.png", "PNG", {}
+    else:
+        image.thumbnail((THUMBNAIL_PX, THUMBNAIL_PX), Image.Resampling.LANCZOS)
+        name, fmt, options = f"{stem}.jpg", "JPEG", {"quality": 85}
+    buffer = io.BytesIO()
+    image.save(buffer, format=fmt, **options)
+    (media_dir / name).write_bytes(buffer.getvalue())
+    return f"media/{name}"
+
+
+def _write_preview(waveform: np.ndarray, sample_rate: int, media_dir: Path, stem: str) -> str:
+    """16-bit WAV: every browser plays it, unlike FLAC in some."""
+    import soundfile
+
+    samples = np.asarray(waveform, np.float32)
+    samples = samples[..., : int(AUDIO_PREVIEW_S * sample_rate)]
+    frames = np.clip(np.nan_to_num(samples if samples.ndim == 1 else samples.T), -1.0, 1.0)
+    soundfile.write(media_dir / f"{stem}.wav", frames, int(sample_rate), subtype="PCM_16", format="WAV")
+    return f"media/{stem}.wav"
+
+
+def _card(row: QaRow, media: dict[str, dict[str, str]]) -> dict[str, Any]:
+    files = media.get(row.key, {})
+    return {"key": row.key, "caption": row.caption, "source": row.source, "passed": row.passed, "reason": row.reason,
+            "flags": row.flags, "image": files.get("image"), "audio": files.get("audio"),
+            "missing": row.key not in media, "scores": row.scores}
+
+
+def _round(value: float | None, digits: int = 4) -> float | None:
+    return None if value is None or value != value else round(value, digits)  # NaN (x != x) → None
