@@ -130,7 +130,7 @@ def score_candidates(scorers: Mapping[str, EmbeddingScorer], candidates: Sequenc
                 problems[position] = Decision.reject(*problem)
             elif problems[position] is None:
                 usable.append(candidate)
-        results = scorer.score_pairs([_judge_input(c, modality) for c in usable],
+        results = scorer.score_pairs([judge_input(c, modality) for c in usable],
                                      [c.condition.prompt_for(modality) for c in usable], distractors.get(modality, ()))
         for candidate, score in zip(usable, results):
             candidate.scores[scorer.kind] = score
@@ -191,7 +191,7 @@ def _problem(candidate: Candidate, modality: str) -> tuple[str, str] | None:
     return audio_problem(candidate.audio, candidate.sample_rate)
 
 
-def _judge_input(candidate: Candidate, modality: str) -> Any:
+def judge_input(candidate: Candidate, modality: str) -> Any:
     """The medium as it will be stored (8-bit pixels, 16-bit FLAC), so scores describe the files."""
     if modality == "image":
         return candidate.image_uint8()

@@ -104,7 +104,7 @@ def _vocoder(real_front_end: bool = False):
         resblock_dilation_sizes=[[1, 3, 5], [1, 3, 5]], normalize_before=False,
     ))
     with torch.no_grad():
-        vocoder.conv_post.weight.mul_(VOCODER_GAIN)
+        vocoder.conv_post.weight.mul_(VOCODER_GAIN * (3e4 if real_front_end else 1.0))  # 4 upsampling stages shrink it more
     return vocoder
 
 

@@ -1,0 +1,247 @@
+"""Existing pairs → variations: the whole flow of ``pairsynth vary``, top to bottom.
+
+Each source pair gets up to ``per_pair`` variations (SDEdit: noise the image, or the clip's mel
+latent, to ``strength``, then denoise guided by the pair's caption). A variation is kept only when it still matches its caption
+(the same judge checks as ``generate``) *and* its similarity to its source lies inside a band: not a
+near-copy (worthless as new data), not drifted (no longer the same content).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import time
+from collections.abc import Callable, Mapping
+from pathlib import Path
+from typing import Any, Literal
+
+import numpy as np
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+from alignment.acceptance import AcceptanceRule, Decision
+from alignment.embedding_scorer import EmbeddingScorer
+from pairsynth.candidates import Candidate
+from pairsynth.errors import PairsynthError, RecipeError
+from pairsynth.generate import ProgressUpdate, RunSummary, dataset_writers
+from pairsynth.output_dir import OutputDir, disk_errors, remove_stale_temporaries
+from pairsynth.readers import PairRecord, ReadError, read_pairs
+from pairsynth.stages import (CaptionState, Plan, accept_candidates, generate_candidates, judge_input, plan_chunk,
+                              score_candidates, write_candidates)
+from pairsynth.writers import ManifestWriter
+
+logger = logging.getLogger(__name__)
+
+DEFAULT_MODELS = {"image": "toy-shapes", "audio": "toy-sounds"}
+
+
+class VaryConfig(BaseModel):
+    """Everything ``pairsynth vary`` takes; the CLI's flags fill it, a script may build it directly."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    per_pair: int = Field(4, ge=1, le=10_000, description="accepted variations wanted per source pair")
+    max_attempts: int | None = Field(None, ge=1, description="variations tried per source at most; default 3·per_pair")
+    strength: float = Field(0.35, gt=0.0, le=1.0, description="SDEdit strength: 0 keeps the source, 1 ignores it")
+    caption_template: str = Field("{caption}", description="the prompt and new caption; {caption} is the source's")
+    model: str | None = Field(None, description="the variation model; default: the toy zoo's")
+    steps: int = Field(20, ge=1, le=1000)
+    guidance_scale: float = Field(5.0, ge=0.0, le=50.0)
+    scheduler: str = Field("default", description="default keeps the model's own scheduler")
+    negative_prompt: str | None = None
+    clip: str = "toy-shapes-clip"
+    clap: str = "toy-sounds-clap"
+    min_score: float | None = Field(None, ge=0.0, le=100.0, description="the judge's 100·max(cos,0) threshold")
+    max_rank: int | None = Field(1, ge=1, description="retrieval among the dataset's other captions; None: off")
+    similarity_band: tuple[float, float] = Field((0.80, 0.995), description="source↔variation cosine: [near-copy, drifted)")
+    seed: int = Field(0, ge=0, lt=2**63)
+    batch_size: int = Field(8, ge=1, le=1024)
+    device: str = "auto"
+    layout: Literal["auto", "pairsynth", "folder", "webdataset", "sidecar"] = "auto"
+    image_format: Literal["png", "jpg"] = "png"
+    commit_every: int = Field(64, ge=1)
+
+    @model_validator(mode="after")
+    def _check(self) -> VaryConfig:
+        low, high = self.similarity_band
+        if not -1.0 <= low < high <= 1.0:
+            raise ValueError(f"similarity_band must be two cosines low < high in [-1, 1], got {self.similarity_band}")
+        if "{caption}" not in self.caption_template:
+            raise ValueError("caption_template must contain {caption}")
+        return self
+
+    @property
+    def attempts(self) -> int:
+        return self.max_attempts or 3 * self.per_pair
+
+    def fingerprint(self, sources: list[PairRecord]) -> str:
+        data = self.model_dump(mode="json", exclude={"batch_size", "device", "commit_every"})
+        data["sources"] = [(record.key, record.caption) for record in sources]
+        return hashlib.sha256(json.dumps(data, sort_keys=True).encode()).hexdigest()[:16]
+
+
+def vary_config(**values: Any) -> VaryConfig:
+    """Build a :class:`VaryConfig`, turning validation problems into one-line errors."""
+    try:
+        return VaryConfig(**values)
+    except ValidationError as err:
+        raise RecipeError("\n".join(f"{'.'.join(map(str, e['loc'])) or 'vary'}: {e['msg'].removeprefix('Value error, ')}"
+                                    for e in err.errors())) from None
+
+
+def vary_dataset(
+    source: str | Path,
+    out_dir: str | Path,
+    config: VaryConfig,
+    *,
+    overwrite: bool = False,
+    varier: Any | None = None,
+    scorer: EmbeddingScorer | None = None,
+    on_progress: Callable[[ProgressUpdate], None] | None = None,
+) -> RunSummary:
+    """Make and filter variations of every pair in ``source``; write them like ``generate`` does.
+
+    Args:
+        source: a dataset in any layout :func:`pairsynth.readers.read_pairs` reads.
+        out_dir: the output; a killed run resumes from its last commit.
+        config: strength, counts, models, band …
+        overwrite: discard what ``out_dir`` holds instead of resuming.
+        varier, scorer: already-loaded models to use (tests, notebooks).
+        on_progress: called after every commit.
+    """
+    started = time.perf_counter()
+    # 1. Check inputs: read the sources; unreadable ones are kept aside with their reasons.
+    records, unreadable = _read_sources(source, config.layout)
+    modality = _single_modality(records)
+    captions = {r.key: config.caption_template.format(caption=r.caption) for r in records}
+    media = {r.key: r.image if modality == "image" else (r.audio, r.sample_rate) for r in records}
+    paths = {r.key: r.source for r in records}
+    judge = "clip" if modality == "image" else "clap"
+    rule = AcceptanceRule({judge: config.min_score} if config.min_score is not None else {}, config.max_rank)
+    distractors = {modality: list(dict.fromkeys(captions.values()))}
+    plan = Plan(config.per_pair, config.attempts, config.seed, chunk_size=config.commit_every)
+
+    output = OutputDir(out_dir)
+    with output.locked():
+        # 2. Return the output directory to its last commit.
+        progress = output.load_progress(config.fingerprint(records), overwrite=overwrite)
+        manifest = ManifestWriter(output.root)
+        writers = dataset_writers(output.root, ["webdataset", f"{modality}folder"], image_format=config.image_format)
+        with disk_errors(output.root):
+            remove_stale_temporaries(output.root)
+            for writer in (manifest, *writers):
+                writer.rollback(progress.writers.get(writer.name))
+        states = _source_states(records, captions, manifest.rows())
+        if progress.parts == 0:  # the first commit records the inputs that could not be read
+            for error in unreadable:
+                key = error.key or hashlib.sha256(error.source.encode()).hexdigest()[:20]
+                manifest.write_row({"key": key, "caption": None, "modality": modality, "source": {"path": error.source},
+                                    "scores": {}, "accepted": False, "reason": "unreadable_input", "detail": error.reason})
+
+        # 3. Load the models.
+        if plan_chunk(list(states.values()), plan):
+            varier = varier or _load_varier(config, modality)
+            scorer = scorer or _load_scorer(config, modality)
+            source_features = dict(zip(media, scorer.embed_samples(list(media.values()))))  # once per source
+
+        # 4. plan → vary → score → check the band → accept → write → commit.
+        while conditions := plan_chunk(list(states.values()), plan):
+            candidates = generate_candidates({modality: varier}, conditions, config.batch_size, sources=media)
+            for candidate in candidates:
+                candidate.lineage = {"key": candidate.condition.source, "path": paths[candidate.condition.source]}
+            rejections = score_candidates({modality: scorer}, candidates, distractors)
+            rejections = _check_band(scorer, modality, candidates, rejections, source_features, config.similarity_band)
+            accept_candidates(candidates, rejections, states, rule, config.per_pair)
+            with disk_errors(output.root):
+                write_candidates(candidates, manifest, writers)
+                progress.writers = {w.name: w.commit(progress.parts) for w in (manifest, *writers)}
+                progress.parts += 1
+                output.save_progress(progress)
+            if on_progress is not None:
+                on_progress(ProgressUpdate(sum(s.attempts for s in states.values()),
+                                           sum(s.accepted for s in states.values()), config.per_pair * len(states)))
+
+        # 5. Finish.
+        progress.complete = True
+        output.save_progress(progress)
+        summary = RunSummary(output.root, config.per_pair, list(states.values()), time.perf_counter() - started,
+                             progress.parts)
+        from pairsynth.score import write_run_report
+
+        write_run_report(output.root, manifest.rows(), summary, rule.min_scores)
+        return summary
+
+
+def _read_sources(source: str | Path, layout: str) -> tuple[list[PairRecord], list[ReadError]]:
+    records: list[PairRecord] = []
+    unreadable: list[ReadError] = []
+    for item in read_pairs(source, layout=layout):
+        (unreadable if isinstance(item, ReadError) else records).append(item)
+    if not records:
+        raise PairsynthError(f"{source}: no readable pairs ({len(unreadable)} unreadable)")
+    for error in unreadable:
+        logger.warning("skipping unreadable input %s: %s", error.source, error.reason)
+    return records, unreadable
+
+
+def _single_modality(records: list[PairRecord]) -> str:
+    kinds = {record.modality for record in records}
+    if len(kinds) != 1 or kinds & {"triplet"}:
+        raise PairsynthError("pairsynth vary takes a dataset of image pairs or of audio pairs; this one holds "
+                             f"{', '.join(sorted(kinds))}")
+    return kinds.pop()
+
+
+def _source_states(records: list[PairRecord], captions: Mapping[str, str], rows: list[dict]) -> dict[str, CaptionState]:
+    states = {r.key: CaptionState(captions[r.key], index, source=r.key) for index, r in enumerate(records)}
+    for row in rows:
+        if row["reason"] != "unreadable_input":
+            state = states[row["source"]["key"]]
+            state.attempts += 1
+            state.accepted += bool(row["accepted"])
+    return states
+
+
+def _check_band(scorer: EmbeddingScorer, modality: str, candidates: list[Candidate], rejections: list[Decision | None],
+                source_features: Mapping[str, np.ndarray], band: tuple[float, float]) -> list[Decision | None]:
+    """Reject variations too close to (near-copies) or too far from (drifted) their sources.
+
+    Similarity is the judge's own sample–sample cosine (CLIP image–image, CLAP audio–audio).
+    """
+    checked = [i for i, rejection in enumerate(rejections) if rejection is None]
+    features = scorer.embed_samples([judge_input(candidates[i], modality) for i in checked]) if checked else []
+    low, high = band
+    result = list(rejections)
+    for i, feature in zip(checked, features):
+        similarity = float(feature @ source_features[candidates[i].condition.source])
+        candidates[i].lineage["similarity"] = round(similarity, 6)
+        if similarity >= high:
+            result[i] = Decision.reject("near_copy", f"similarity to the source {similarity:.4f} >= {high}")
+        elif similarity < low:
+            result[i] = Decision.reject("drifted", f"similarity to the source {similarity:.4f} < {low}")
+    return result
+
+
+def _load_varier(config: VaryConfig, modality: str) -> Any:
+    model = config.model or DEFAULT_MODELS[modality]
+    if modality == "image":
+        from modalities.image_to_image import ImageToImage, VariationSampling
+
+        sampling = VariationSampling(config.strength, config.steps, config.guidance_scale, config.negative_prompt,
+                                     config.scheduler)
+        return ImageToImage.from_pretrained(model, sampling=sampling, device=config.device)
+    from modalities.audio_to_audio import AudioToAudio, AudioVariationSampling
+
+    sampling = AudioVariationSampling(config.strength, config.steps, config.guidance_scale, config.negative_prompt,
+                                      "default" if config.scheduler == "dpm++" else config.scheduler)
+    return AudioToAudio.from_pretrained(model, sampling=sampling, device=config.device)
+
+
+def _load_scorer(config: VaryConfig, modality: str) -> EmbeddingScorer:
+    if modality == "image":
+        from alignment.clip_scorer import ClipScorer
+
+        return ClipScorer.from_pretrained(config.clip, device=config.device)
+    from alignment.clap_scorer import ClapScorer
+
+    return ClapScorer.from_pretrained(config.clap, device=config.device)
