@@ -12,6 +12,7 @@ from PIL import Image
 from alignment.embedding_scorer import EmbeddingScorer
 from pairsynth.devices import resolve_device
 from pairsynth.errors import ModelRefError
+from pairsynth.media import to_pil
 from pairsynth.refs import parse_ref
 from pairsynth.torch_compat import ensure_torchvision_importable
 
@@ -68,7 +69,7 @@ class ClipScorer(EmbeddingScorer):
         return self.model.encode_text(self.tokenizer(texts).to(self.device), normalize=True)
 
     def _encode_samples(self, samples: Sequence[ImageLike]) -> torch.Tensor:
-        batch = torch.stack([self.preprocess(_as_pil(image)) for image in samples])
+        batch = torch.stack([self.preprocess(to_pil(image)) for image in samples])
         return self.model.encode_image(batch.to(self.device), normalize=True)
 
     def _token_count(self, text: str) -> int | None:
@@ -91,11 +92,3 @@ def _open_clip_name(ref: str, pretrained: str | None, known: Sequence[str]) -> t
         return f"local-dir:{parsed.location}", pretrained
     return f"hf-hub:{parsed.location}", pretrained
 
-
-def _as_pil(image: ImageLike) -> Image.Image:
-    if isinstance(image, Image.Image):
-        return image.convert("RGB")
-    array = np.asarray(image)
-    if array.dtype != np.uint8:
-        array = (np.clip(array, 0.0, 1.0) * 255).round().astype(np.uint8)
-    return Image.fromarray(array).convert("RGB")

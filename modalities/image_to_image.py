@@ -13,6 +13,7 @@ from PIL import Image
 from modalities.schedulers import make_scheduler
 from modalities.text_to_image import GeneratedImage, TextToImage
 from pairsynth.devices import parse_dtype, resolve_device
+from pairsynth.media import to_pil
 from pairsynth.refs import parse_ref
 from pairsynth.torch_compat import ensure_torchvision_importable
 
@@ -105,7 +106,7 @@ class ImageToImage:
             return []
         s = self.sampling
         side = s.size or self.native_size
-        sources = [_as_pil(image).resize((side, side), Image.Resampling.LANCZOS) for image in images]
+        sources = [to_pil(image).resize((side, side), Image.Resampling.LANCZOS) for image in images]
         output = self.pipeline(
             prompt=list(prompts),
             image=sources,
@@ -119,11 +120,3 @@ class ImageToImage:
         flags = getattr(output, "nsfw_content_detected", None) or [False] * len(prompts)
         return [GeneratedImage(np.asarray(image, dtype=np.float32), bool(flag)) for image, flag in zip(output.images, flags)]
 
-
-def _as_pil(image: np.ndarray | Image.Image) -> Image.Image:
-    if isinstance(image, Image.Image):
-        return image.convert("RGB")
-    array = np.asarray(image)
-    if array.dtype != np.uint8:
-        array = (np.clip(array, 0.0, 1.0) * 255).round().astype(np.uint8)
-    return Image.fromarray(array).convert("RGB")

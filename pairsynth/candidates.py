@@ -11,6 +11,7 @@ import numpy as np
 
 from alignment.acceptance import Decision
 from alignment.scores import PairScores
+from pairsynth.media import to_uint8
 
 
 def derive_seed(recipe_seed: int, caption: str, sample_index: int) -> int:
@@ -104,7 +105,7 @@ class Candidate:
         """The image as 8-bit RGB, rounded the way diffusers' ``numpy_to_pil`` does."""
         if self.image is None:
             raise ValueError(f"candidate {self.key} has no image")
-        return (np.clip(np.nan_to_num(self.image), 0.0, 1.0) * 255).round().astype(np.uint8)
+        return to_uint8(self.image)
 
     def manifest_row(self) -> dict[str, Any]:
         """One manifest line: every candidate gets one, accepted or not, and says why."""

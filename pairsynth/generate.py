@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from alignment.acceptance import AcceptanceRule
 from alignment.embedding_scorer import EmbeddingScorer
-from pairsynth.output_dir import OutputDir, disk_errors, remove_stale_temporaries
+from pairsynth.output_dir import OutputDir, disk_errors
 from pairsynth.recipe import Recipe
 from pairsynth.refs import parse_ref
 from pairsynth.stages import (CaptionState, Generator, Plan, accept_candidates, generate_candidates, plan_chunk,
@@ -27,6 +27,11 @@ class ProgressUpdate:
     candidates: int
     accepted: int
     target: int
+
+    @classmethod
+    def of(cls, states: Iterable[CaptionState], k: int) -> ProgressUpdate:
+        states = list(states)
+        return cls(sum(s.attempts for s in states), sum(s.accepted for s in states), k * len(states))
 
 
 @dataclass
@@ -95,10 +100,7 @@ def generate_dataset(
         manifest = ManifestWriter(output.root)
         writers = dataset_writers(output.root, recipe.output_formats, image_format=recipe.output.image_format,
                                   audio_format=recipe.output.audio_format)
-        with disk_errors(output.root):
-            remove_stale_temporaries(output.root)
-            for writer in (manifest, *writers):
-                writer.rollback(progress.writers.get(writer.name))
+        output.restore(progress, [manifest, *writers])
         states = _caption_states(recipe, manifest.rows())
         resumed_parts = progress.parts
         if resumed_parts:
@@ -116,18 +118,12 @@ def generate_dataset(
             accept_candidates(candidates, rejections, states, rule, recipe.k)
             with disk_errors(output.root):
                 write_candidates(candidates, manifest, writers)
-                progress.writers = {w.name: w.commit(progress.parts) for w in (manifest, *writers)}
-                progress.parts += 1
-                output.save_progress(progress)
+            output.commit(progress, [manifest, *writers])
             if on_progress is not None:
-                on_progress(ProgressUpdate(sum(s.attempts for s in states.values()),
-                                           sum(s.accepted for s in states.values()), recipe.k * len(captions)))
+                on_progress(ProgressUpdate.of(states.values(), recipe.k))
 
         # 5. Finish: mark the run complete, report the captions that never reached k.
-        progress.complete = True
-        output.save_progress(progress)
-        for writer in (manifest, *writers):
-            writer.close()
+        output.finish(progress, [manifest, *writers])
         summary = RunSummary(output.root, recipe.k, list(states.values()), time.perf_counter() - started,
                              resumed_parts, _shards(writers))
         for state in summary.shortfall:

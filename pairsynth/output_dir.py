@@ -15,10 +15,12 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from collections.abc import Sequence
+
 from filelock import FileLock, Timeout
 
 from pairsynth.errors import OutputDirError
-from pairsynth.writers.base import atomic_write_bytes, fsync_dir
+from pairsynth.writers.base import PairWriter, atomic_write_bytes, fsync_dir
 
 PROGRESS = "progress.json"
 LOCK = ".pairsynth.lock"
@@ -79,6 +81,27 @@ class OutputDir:
                 f"this recipe {fingerprint}); use another --out, or --overwrite to start it afresh"
             )
         return progress
+
+    def restore(self, progress: Progress, writers: Sequence[PairWriter]) -> None:
+        """Return every writer to the last commit: drop what a killed run left unfinished."""
+        with disk_errors(self.root):
+            remove_stale_temporaries(self.root)
+            for writer in writers:
+                writer.rollback(progress.writers.get(writer.name))
+
+    def commit(self, progress: Progress, writers: Sequence[PairWriter]) -> None:
+        """Make the writers' current part durable, then record it in ``progress.json``."""
+        with disk_errors(self.root):
+            progress.writers = {writer.name: writer.commit(progress.parts) for writer in writers}
+            progress.parts += 1
+            self.save_progress(progress)
+
+    def finish(self, progress: Progress, writers: Sequence[PairWriter]) -> None:
+        """Mark the run complete (a later run with the same recipe has nothing to do) and close up."""
+        progress.complete = True
+        self.save_progress(progress)
+        for writer in writers:
+            writer.close()
 
     def save_progress(self, progress: Progress) -> None:
         """Atomically record a commit: the single point at which a part becomes part of the output."""

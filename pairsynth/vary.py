@@ -24,7 +24,7 @@ from alignment.embedding_scorer import EmbeddingScorer
 from pairsynth.candidates import Candidate
 from pairsynth.errors import PairsynthError, RecipeError
 from pairsynth.generate import ProgressUpdate, RunSummary, dataset_writers
-from pairsynth.output_dir import OutputDir, disk_errors, remove_stale_temporaries
+from pairsynth.output_dir import OutputDir, disk_errors
 from pairsynth.readers import PairRecord, ReadError, read_pairs
 from pairsynth.stages import (CaptionState, Plan, accept_candidates, generate_candidates, judge_input, plan_chunk,
                               score_candidates, write_candidates)
@@ -125,14 +125,12 @@ def vary_dataset(
     with output.locked():
         # 2. Return the output directory to its last commit.
         progress = output.load_progress(config.fingerprint(records), overwrite=overwrite)
+        resumed_parts = progress.parts
         manifest = ManifestWriter(output.root)
         writers = dataset_writers(output.root, ["webdataset", f"{modality}folder"], image_format=config.image_format)
-        with disk_errors(output.root):
-            remove_stale_temporaries(output.root)
-            for writer in (manifest, *writers):
-                writer.rollback(progress.writers.get(writer.name))
+        output.restore(progress, [manifest, *writers])
         states = _source_states(records, captions, manifest.rows())
-        if progress.parts == 0:  # the first commit records the inputs that could not be read
+        if resumed_parts == 0:  # the first commit records the inputs that could not be read
             for error in unreadable:
                 key = error.key or hashlib.sha256(error.source.encode()).hexdigest()[:20]
                 manifest.write_row({"key": key, "caption": None, "modality": modality, "source": {"path": error.source},
@@ -154,18 +152,14 @@ def vary_dataset(
             accept_candidates(candidates, rejections, states, rule, config.per_pair)
             with disk_errors(output.root):
                 write_candidates(candidates, manifest, writers)
-                progress.writers = {w.name: w.commit(progress.parts) for w in (manifest, *writers)}
-                progress.parts += 1
-                output.save_progress(progress)
+            output.commit(progress, [manifest, *writers])
             if on_progress is not None:
-                on_progress(ProgressUpdate(sum(s.attempts for s in states.values()),
-                                           sum(s.accepted for s in states.values()), config.per_pair * len(states)))
+                on_progress(ProgressUpdate.of(states.values(), config.per_pair))
 
         # 5. Finish.
-        progress.complete = True
-        output.save_progress(progress)
+        output.finish(progress, [manifest, *writers])
         summary = RunSummary(output.root, config.per_pair, list(states.values()), time.perf_counter() - started,
-                             progress.parts)
+                             resumed_parts)
         from pairsynth.score import write_run_report
 
         write_run_report(output.root, manifest.rows(), summary, rule.min_scores)
