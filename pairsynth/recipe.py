@@ -12,10 +12,10 @@ import json
 from pathlib import Path
 from typing import Any, Literal
 
-import yaml
 from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError, model_validator
 
 from pairsynth.captions import check_caption, deduplicate, expand_templates, read_captions_file, template_fields
+from pairsynth.config_files import describe_error, read_yaml
 from pairsynth.errors import RecipeError
 
 SchedulerName = Literal["default", "dpm++", "dpm++-sde", "ddim", "euler", "euler-a", "pndm", "unipc"]
@@ -225,12 +225,7 @@ class Recipe(_Strict):
 def load_recipe(path: str | Path) -> Recipe:
     """Read and validate a YAML recipe; every problem raises :class:`RecipeError`, one line each."""
     path = Path(path)
-    try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise RecipeError(f"recipe {path} does not exist") from None
-    except yaml.YAMLError as err:
-        raise RecipeError(f"{path}: not valid YAML: {err}") from None
+    data = read_yaml(path, "recipe")
     if not isinstance(data, dict):
         raise RecipeError(f"{path}: a recipe is a mapping of keys (captions:, k:, generator: …)")
     return recipe_from_dict(data, base_dir=path.parent, source=str(path))
@@ -241,15 +236,5 @@ def recipe_from_dict(data: dict[str, Any], *, base_dir: str | Path = ".", source
     try:
         return Recipe.model_validate(data, context={"base_dir": str(base_dir)})
     except ValidationError as err:
-        raise RecipeError("\n".join(_describe(error, source) for error in err.errors())) from None
+        raise RecipeError("\n".join(describe_error(error, source) for error in err.errors())) from None
 
-
-def _describe(error: dict[str, Any], source: str) -> str:
-    location = "".join(f"[{part}]" if isinstance(part, int) else f".{part}" for part in error["loc"]).lstrip(".")
-    message = error["msg"].removeprefix("Value error, ")
-    if error["type"] == "extra_forbidden":
-        message = "unknown key"
-    quiet = not error["loc"] or error["type"] in ("missing", "extra_forbidden") or "input" not in error
-    shown = "" if quiet else f" (got {error['input']!r})"
-    where = f"{source}: {location}: " if location else f"{source}: "
-    return f"{where}{message}{shown}"

@@ -22,6 +22,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_valida
 from alignment.acceptance import AcceptanceRule, Decision
 from alignment.embedding_scorer import EmbeddingScorer
 from pairsynth.candidates import Candidate
+from pairsynth.config_files import describe_error
 from pairsynth.errors import PairsynthError, RecipeError
 from pairsynth.generate import ProgressUpdate, RunSummary, dataset_writers
 from pairsynth.output_dir import OutputDir, disk_errors
@@ -85,8 +86,7 @@ def vary_config(**values: Any) -> VaryConfig:
     try:
         return VaryConfig(**values)
     except ValidationError as err:
-        raise RecipeError("\n".join(f"{'.'.join(map(str, e['loc'])) or 'vary'}: {e['msg'].removeprefix('Value error, ')}"
-                                    for e in err.errors())) from None
+        raise RecipeError("\n".join(describe_error(error, "vary") for error in err.errors())) from None
 
 
 def vary_dataset(

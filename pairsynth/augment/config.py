@@ -24,11 +24,11 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Annotated, Any, Literal, Union, get_args
 
-import yaml
 from pydantic import BaseModel, ConfigDict, Discriminator, Field, Tag, ValidationError, model_validator
 
 from pairsynth.augment.compose import Compose, transform_from_dict
 from pairsynth.augment.transforms import Transform
+from pairsynth.config_files import describe_error, read_yaml
 from pairsynth.errors import RecipeError
 
 Range = tuple[float, float]
@@ -193,12 +193,7 @@ def augment_config_from_dict(data: dict[str, Any] | list[Any], *, source: str = 
 def load_augment_config(path: str | Path) -> AugmentConfig:
     """Read an augmentation config from YAML: a mapping (``transforms:``, ``copies:``) or a bare list."""
     path = Path(path)
-    try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise RecipeError(f"augmentation config {path} does not exist") from None
-    except yaml.YAMLError as err:
-        raise RecipeError(f"{path}: not valid YAML: {err}") from None
+    data = read_yaml(path, "augmentation config")
     if isinstance(data, dict) and "augment" in data:
         data = data["augment"]
     if not isinstance(data, (dict, list)):
@@ -211,13 +206,7 @@ def _describe(error: Any, source: str) -> str:
     # Drop the union tag pydantic inserts after a list index (transforms.0.gain.db → transforms[0].db).
     loc = [part for i, part in enumerate(loc)
            if not (i and isinstance(loc[i - 1], int) and part in {*BUILTIN_SPECS, "custom"})]
-    location = "".join(f"[{part}]" if isinstance(part, int) else f".{part}" for part in loc).lstrip(".")
-    message = error["msg"].removeprefix("Value error, ")
-    if error["type"] == "extra_forbidden":
-        message = "unknown key"
+    message = None
     if error["type"] == "model_type" and loc and loc[0] == "transforms":
         message = "each transform is a mapping such as {name: hflip, p: 0.5}"
-    # The constructor's own messages (value_error) already name the value.
-    quiet = error["type"] in ("missing", "extra_forbidden", "value_error") or "input" not in error
-    shown = "" if quiet else f" (got {error['input']!r})"
-    return f"{source}: {location}: {message}{shown}" if location else f"{source}: {message}{shown}"
+    return describe_error(error, source, location=loc, message=message)
