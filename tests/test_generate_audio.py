@@ -118,3 +118,32 @@ def test_triplets_pass_both_judges_and_are_written_as_one_sample(
     dataset = load_dataset("imagefolder", data_dir=str(tmp_path / "tripletfolder"), split="train",
                            cache_dir=str(tmp_path / "hf-cache")).cast_column("audio", Audio())
     assert len(dataset) == 8 and dataset[0]["audio"]["array"].size > 0 and dataset[0]["image"].size == (32, 32)
+
+
+def test_a_crashed_audio_run_resumes_to_the_same_clips(generator, scorer, tiny_audioldm_dir, tiny_clap_dir, tmp_path,
+                                                       monkeypatch):
+    from pairsynth.writers import folder
+
+    recipe = audio_recipe(tiny_audioldm_dir, tiny_clap_dir, accept={"retrieval": None, "min_clap_score": 1.0})
+    models = {"generators": {"audio": generator}, "scorers": {"audio": scorer}}
+    generate_dataset(recipe, tmp_path / "reference", **models)
+    real_commit = folder.FolderWriter.commit
+
+    def crash_in_second_part(self, part):
+        if part == 1:
+            raise KeyboardInterrupt("simulated kill while committing the second part")
+        return real_commit(self, part)
+
+    monkeypatch.setattr(folder.FolderWriter, "commit", crash_in_second_part)
+    with pytest.raises(KeyboardInterrupt):
+        generate_dataset(recipe, tmp_path / "out", **models)
+    monkeypatch.setattr(folder.FolderWriter, "commit", real_commit)
+    generate_dataset(recipe, tmp_path / "out", **models)
+
+    def accepted(out):
+        rows = [json.loads(line) for line in (out / "manifest.jsonl").read_text().splitlines()]
+        return sorted(row["key"] for row in rows if row["accepted"])
+
+    assert accepted(tmp_path / "out") == accepted(tmp_path / "reference")
+    files = sorted(p.stem for p in (tmp_path / "out" / "audiofolder").glob("*.flac"))
+    assert files == accepted(tmp_path / "out")
