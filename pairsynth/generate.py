@@ -81,7 +81,6 @@ def generate_dataset(
     """
     started = time.perf_counter()
     # 1. Check inputs before any model loads: the captions were expanded and checked by the recipe.
-    captions = recipe.caption_list
     for medium in recipe.media:
         if medium not in (generators or {}):
             parse_ref(recipe.generator_model(medium))
@@ -90,6 +89,7 @@ def generate_dataset(
                           recipe.accept.retrieval.max_rank if recipe.accept.retrieval else None,
                           recipe.accept.top_k)
     distractors = _distractors(recipe)
+    batch_sizes = {medium: config.batch_size for medium, config in recipe.generator_configs.items()}
     plan = Plan(recipe.k, recipe.attempts_per_caption, recipe.seed, recipe.accept.top_k,
                 recipe.accept.pool_factor, recipe.output.commit_every)
 
@@ -113,7 +113,7 @@ def generate_dataset(
 
         # 4. plan → generate → score → accept → write → commit, one chunk at a time.
         while conditions := plan_chunk(list(states.values()), plan):
-            candidates = generate_candidates(generators, conditions, recipe.generator.batch_size)
+            candidates = generate_candidates(generators, conditions, batch_sizes)
             rejections = score_candidates(scorers, candidates, distractors)
             accept_candidates(candidates, rejections, states, rule, recipe.k)
             with disk_errors(output.root):

@@ -91,18 +91,20 @@ def plan_chunk(states: Sequence[CaptionState], plan: Plan) -> list[Condition]:
 
 
 def generate_candidates(generators: Mapping[str, Generator], conditions: Sequence[Condition],
-                        batch_size: int, sources: Mapping[str, Any] | None = None) -> list[Candidate]:
+                        batch_size: int | Mapping[str, int], sources: Mapping[str, Any] | None = None) -> list[Candidate]:
     """Run each modality's generator over ``conditions`` in batches.
 
     With one generator (image or audio pairs) the provenance is that generator's; with two (triplets)
     it is nested per modality. The key hashes all of it, so changing any parameter makes new keys.
     With ``sources`` (variations), each generator also gets the source medium of each condition's pair.
+    ``batch_size`` may differ per medium (``{"image": 32, "audio": 8}``).
     """
     provenance = _provenance(generators)
     candidates = [Candidate(c, sample_key(c.unit, provenance, c.seed), provenance) for c in conditions]
     for modality, generator in generators.items():
-        for start in range(0, len(conditions), batch_size):
-            batch = candidates[start : start + batch_size]
+        size = batch_size if isinstance(batch_size, int) else batch_size[modality]
+        for start in range(0, len(conditions), size):
+            batch = candidates[start : start + size]
             arguments = ([c.condition.prompt_for(modality) for c in batch], [c.condition.seed for c in batch])
             if sources is not None:
                 arguments = ([sources[c.condition.unit] for c in batch], *arguments)
