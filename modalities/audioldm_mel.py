@@ -39,17 +39,21 @@ def _window() -> torch.Tensor:
     return torch.hann_window(N_FFT)
 
 
-def log_mel(waveforms: torch.Tensor, n_mels: int = N_MELS) -> torch.Tensor:
-    """(B, samples) waveforms at 16 kHz → (B, frames, n_mels) log-mel, ``samples / 160`` frames."""
+def mel_magnitude(waveforms: torch.Tensor, n_mels: int = N_MELS) -> torch.Tensor:
+    """(B, samples) waveforms at 16 kHz → (B, n_mels, frames) linear mel magnitudes, ``samples / 160`` frames."""
     if waveforms.dim() != 2:
-        raise ValueError(f"log_mel: waveforms must be (batch, samples), got shape {tuple(waveforms.shape)}")
+        raise ValueError(f"mel_magnitude: waveforms must be (batch, samples), got shape {tuple(waveforms.shape)}")
     pad = (N_FFT - HOP) // 2
     padded = F.pad(waveforms.unsqueeze(1), (pad, pad), mode="reflect").squeeze(1)
     spec = torch.stft(padded, N_FFT, hop_length=HOP, win_length=N_FFT, window=_window(), center=False,
                       return_complex=True)
     magnitude = torch.sqrt(spec.real.pow(2) + spec.imag.pow(2) + 1e-9)  # (B, freq, frames)
-    mel = _mel_basis(SAMPLE_RATE, n_mels) @ magnitude
-    return torch.log(torch.clamp(mel, min=LOG_FLOOR)).transpose(1, 2)
+    return _mel_basis(SAMPLE_RATE, n_mels) @ magnitude
+
+
+def log_mel(waveforms: torch.Tensor, n_mels: int = N_MELS) -> torch.Tensor:
+    """(B, samples) waveforms at 16 kHz → (B, frames, n_mels) log-mel, ``samples / 160`` frames."""
+    return torch.log(torch.clamp(mel_magnitude(waveforms, n_mels), min=LOG_FLOOR)).transpose(1, 2)
 
 
 def waveforms_to_tensor(waveforms) -> torch.Tensor:

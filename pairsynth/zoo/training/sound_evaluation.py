@@ -1,0 +1,87 @@
+"""Metrics the audio zoo's bars are stated in; shared by the audio trainers and ``benchmarks/zoo_quality.py``.
+
+Generated clips are judged on the *waveform* (after the vocoder), and CLAP is measured through its
+public processor, resampling our 16 kHz audio to the extractor's rate exactly as a scorer would.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+
+from pairsynth.world.sounds import SAMPLE_RATE, all_captions, one_attribute_off
+from pairsynth.zoo.training.evaluation import ClipQuality, roc_auc
+
+
+@dataclass
+class GeneratedClips:
+    """Waveforms (B, samples) at 16 kHz generated for ``captions``, and the time it took."""
+
+    waveforms: np.ndarray
+    captions: list[str]
+    seconds: float
+
+    @property
+    def seconds_per_clip(self) -> float:
+        return self.seconds / max(1, len(self.captions))
+
+
+@torch.no_grad()
+def generate_clips(pipe, captions: list[str], seeds: list[int], steps: int, guidance: float,
+                   batch_size: int = 32) -> GeneratedClips:
+    """One 1 s clip per (caption, seed), each from its own generator (batch-size independent)."""
+    began = time.monotonic()
+    clips = []
+    for start in range(0, len(captions), batch_size):
+        chunk = slice(start, start + batch_size)
+        generators = [torch.Generator().manual_seed(seed) for seed in seeds[chunk]]
+        out = pipe(prompt=captions[chunk], generator=generators, num_inference_steps=steps,
+                   guidance_scale=guidance, audio_length_in_s=1.0, output_type="np")
+        clips.append(np.asarray(out.audios, dtype=np.float32))
+    return GeneratedClips(np.concatenate(clips), list(captions), time.monotonic() - began)
+
+
+def clap_audio_inputs(processor, waveforms, sample_rate: int = SAMPLE_RATE) -> dict:
+    """Run waveforms through the CLAP feature extractor at its own sampling rate (resampling with soxr)."""
+    import librosa
+
+    target = processor.feature_extractor.sampling_rate
+    audio = [np.asarray(w, dtype=np.float32) for w in waveforms]
+    if target != sample_rate:
+        audio = [librosa.resample(w, orig_sr=sample_rate, target_sr=target, res_type="soxr_hq") for w in audio]
+    return processor.feature_extractor(audio, sampling_rate=target, return_tensors="pt")
+
+
+@torch.no_grad()
+def clap_embeddings(model, processor, waveforms, texts: list[str], batch_size: int = 64) -> tuple[torch.Tensor, torch.Tensor]:
+    """L2-normalised audio embeddings of ``waveforms`` and text embeddings of ``texts``."""
+    model.eval()
+    tokens = processor.tokenizer(texts, padding=True, return_tensors="pt")
+    text = _normalised(model.get_text_features(**tokens))
+    audio = []
+    for start in range(0, len(waveforms), batch_size):
+        inputs = clap_audio_inputs(processor, waveforms[start : start + batch_size])
+        audio.append(_normalised(model.get_audio_features(**inputs)))
+    return torch.cat(audio), text
+
+
+def _normalised(features) -> torch.Tensor:
+    """transformers 5 returns a model output whose ``pooler_output`` holds the features; 4.x a tensor."""
+    tensor = features if isinstance(features, torch.Tensor) else features.pooler_output
+    return torch.nn.functional.normalize(tensor, dim=-1)
+
+
+def clap_quality(model, processor, waveforms, captions: list[str]) -> ClipQuality:
+    """Zero-shot caption retrieval over the 8 mono captions and matched vs one-attribute-off ROC AUC."""
+    names = all_captions()
+    audio, text = clap_embeddings(model, processor, waveforms, names)
+    sims = (audio @ text.T).numpy()
+    index = {c: i for i, c in enumerate(names)}
+    truth = np.array([index[c] for c in captions])
+    retrieval = float((sims.argmax(axis=1) == truth).mean())
+    positives = sims[np.arange(len(captions)), truth]
+    negatives = np.array([sims[i, index[off]] for i, c in enumerate(captions) for off in one_attribute_off(c)])
+    return ClipQuality(retrieval=retrieval, auc=roc_auc(positives, negatives), count=len(captions))
