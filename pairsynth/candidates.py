@@ -85,6 +85,7 @@ class Candidate:
     decision: Decision | None = None
     notes: list[str] = field(default_factory=list)
     lineage: dict[str, Any] = field(default_factory=dict)  # variations: source key, path, similarity
+    encoded: dict[str, Any] = field(default_factory=dict, repr=False)  # file bytes, shared by the writers
 
     @property
     def caption(self) -> str:

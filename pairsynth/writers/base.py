@@ -88,7 +88,13 @@ def encode_image(pixels: np.ndarray, image_format: str) -> bytes:
 
 
 def encode_media(candidate: Any, *, image_format: str = "png", audio_format: str = "flac") -> dict[str, bytes]:
-    """The candidate's media as file bytes, keyed by file extension (``png``, ``flac`` …)."""
+    """The candidate's media as file bytes, keyed by file extension (``png``, ``flac`` …).
+
+    Encoded once per candidate and kept on it: every dataset writer stores the same bytes.
+    """
+    cache = getattr(candidate, "encoded", None)
+    if cache is not None and cache.get("formats") == (image_format, audio_format):
+        return cache["media"]
     media = {}
     if candidate.image is not None:
         media[image_format] = encode_image(candidate.image_uint8(), image_format)
@@ -98,6 +104,8 @@ def encode_media(candidate: Any, *, image_format: str = "png", audio_format: str
         from pairsynth.audio_io import encode_flac
 
         media["flac"] = encode_flac(candidate.audio, candidate.sample_rate)
+    if cache is not None:
+        cache.update(formats=(image_format, audio_format), media=media)
     return media
 
 
