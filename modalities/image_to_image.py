@@ -10,11 +10,10 @@ import numpy as np
 import torch
 from PIL import Image
 
+from modalities.pipelines import load_pipeline, provenance, seeded_generators
 from modalities.schedulers import make_scheduler
 from modalities.text_to_image import GeneratedImage, TextToImage
-from pairsynth.devices import parse_dtype, resolve_device
 from pairsynth.media import to_pil
-from pairsynth.refs import parse_ref
 from pairsynth.torch_compat import ensure_torchvision_importable
 
 
@@ -59,11 +58,7 @@ class ImageToImage:
         ensure_torchvision_importable()
         from diffusers import AutoPipelineForImage2Image
 
-        torch_device = resolve_device(device)
-        kwargs: dict[str, Any] = {"dtype": parse_dtype(dtype, torch_device)}
-        if revision is not None:
-            kwargs["revision"] = revision
-        pipeline = AutoPipelineForImage2Image.from_pretrained(parse_ref(ref).location, **kwargs).to(torch_device)
+        pipeline = load_pipeline(AutoPipelineForImage2Image, ref, revision=revision, device=device, dtype=dtype)
         return cls(pipeline, model_id=ref, revision=revision, sampling=sampling)
 
     @classmethod
@@ -82,20 +77,9 @@ class ImageToImage:
 
     @property
     def provenance(self) -> dict[str, Any]:
-        s = self.sampling
-        return {
-            "model": self.model_id,
-            "revision": self.revision,
-            "pipeline": type(self.pipeline).__name__,
-            "scheduler": type(self.pipeline.scheduler).__name__,
-            "scheduler_name": s.scheduler,
-            "strength": s.strength,
-            "steps": s.steps,
-            "guidance_scale": s.guidance_scale,
-            "negative_prompt": s.negative_prompt,
-            "size": s.size or self.native_size,
-            "dtype": str(self.pipeline.dtype).removeprefix("torch."),
-        }
+        """What made the samples: recorded with every candidate and hashed into its key."""
+        return provenance(self.pipeline, self.model_id, self.revision, self.sampling,
+                          size=self.sampling.size or self.native_size)
 
     def generate(self, images: Sequence[np.ndarray | Image.Image], prompts: Sequence[str],
                  seeds: Sequence[int]) -> list[GeneratedImage]:
@@ -114,7 +98,7 @@ class ImageToImage:
             negative_prompt=[s.negative_prompt] * len(prompts) if s.negative_prompt else None,
             num_inference_steps=s.steps,
             guidance_scale=s.guidance_scale,
-            generator=[torch.Generator(device="cpu").manual_seed(int(seed)) for seed in seeds],
+            generator=seeded_generators(seeds),
             output_type="np",
         )
         flags = getattr(output, "nsfw_content_detected", None) or [False] * len(prompts)

@@ -32,9 +32,8 @@ from typing import Any, ClassVar
 import numpy as np
 import torch
 
+from modalities.pipelines import load_pipeline, provenance, seeded_generators
 from modalities.schedulers import make_scheduler
-from pairsynth.devices import parse_dtype, resolve_device
-from pairsynth.refs import parse_ref
 from pairsynth.torch_compat import ensure_torchvision_importable
 
 logger = logging.getLogger(__name__)
@@ -105,16 +104,11 @@ class TextToAudio:
             dtype: ``fp32``/``fp16``/``bf16``; by default half precision on CUDA, fp32 on the CPU.
         """
         ensure_torchvision_importable()
-        parsed = parse_ref(ref)
-        torch_device = resolve_device(device)
-        kwargs: dict[str, Any] = {"dtype": parse_dtype(dtype, torch_device)}
-        if revision is not None:
-            kwargs["revision"] = revision
         with _quiet_deprecation():
             from diffusers import DiffusionPipeline
 
-            pipeline = DiffusionPipeline.from_pretrained(parsed.location, **kwargs)
-        return cls(pipeline.to(torch_device), model_id=ref, revision=revision, sampling=sampling)
+            pipeline = load_pipeline(DiffusionPipeline, ref, revision=revision, device=device, dtype=dtype)
+        return cls(pipeline, model_id=ref, revision=revision, sampling=sampling)
 
     @property
     def device(self) -> torch.device:
@@ -128,20 +122,7 @@ class TextToAudio:
     @property
     def provenance(self) -> dict[str, Any]:
         """What made the samples: recorded with every candidate and hashed into its key."""
-        s = self.sampling
-        return {
-            "model": self.model_id,
-            "revision": self.revision,
-            "pipeline": type(self.pipeline).__name__,
-            "scheduler": type(self.pipeline.scheduler).__name__,
-            "scheduler_name": s.scheduler,
-            "steps": s.steps,
-            "guidance_scale": s.guidance_scale,
-            "negative_prompt": s.negative_prompt,
-            "duration_s": s.duration_s,
-            "sample_rate": self.sample_rate,
-            "dtype": str(self.pipeline.dtype).removeprefix("torch."),
-        }
+        return provenance(self.pipeline, self.model_id, self.revision, self.sampling, sample_rate=self.sample_rate)
 
     def generate(self, prompts: Sequence[str], seeds: Sequence[int]) -> list[GeneratedAudio]:
         """Generate one clip per prompt, the i-th from ``seeds[i]``, in a single denoising call."""
@@ -150,7 +131,7 @@ class TextToAudio:
         if not prompts:
             return []
         s = self.sampling
-        generators = [torch.Generator(device="cpu").manual_seed(int(seed)) for seed in seeds]
+        generators = seeded_generators(seeds)
         common = {"num_inference_steps": s.steps, "guidance_scale": s.guidance_scale,
                   "audio_length_in_s": s.duration_s, "generator": generators, "output_type": "np"}
         if self._is_audioldm2:

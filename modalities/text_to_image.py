@@ -10,9 +10,8 @@ from typing import Any
 import numpy as np
 import torch
 
+from modalities.pipelines import load_pipeline, provenance, seeded_generators
 from modalities.schedulers import make_scheduler
-from pairsynth.devices import parse_dtype, resolve_device
-from pairsynth.refs import parse_ref
 from pairsynth.torch_compat import ensure_torchvision_importable
 
 logger = logging.getLogger(__name__)
@@ -69,13 +68,7 @@ class TextToImage:
         ensure_torchvision_importable()
         from diffusers import AutoPipelineForText2Image
 
-        parsed = parse_ref(ref)
-        torch_device = resolve_device(device)
-        torch_dtype = parse_dtype(dtype, torch_device)
-        kwargs: dict[str, Any] = {"dtype": torch_dtype}
-        if revision is not None:
-            kwargs["revision"] = revision
-        pipeline = AutoPipelineForText2Image.from_pretrained(parsed.location, **kwargs).to(torch_device)
+        pipeline = load_pipeline(AutoPipelineForText2Image, ref, revision=revision, device=device, dtype=dtype)
         return cls(pipeline, model_id=ref, revision=revision, sampling=sampling)
 
     @property
@@ -85,20 +78,7 @@ class TextToImage:
     @property
     def provenance(self) -> dict[str, Any]:
         """What made the samples: recorded with every candidate and hashed into its key."""
-        s = self.sampling
-        return {
-            "model": self.model_id,
-            "revision": self.revision,
-            "pipeline": type(self.pipeline).__name__,
-            "scheduler": type(self.pipeline.scheduler).__name__,
-            "scheduler_name": s.scheduler,
-            "steps": s.steps,
-            "guidance_scale": s.guidance_scale,
-            "negative_prompt": s.negative_prompt,
-            "height": s.height,
-            "width": s.width,
-            "dtype": str(self.pipeline.dtype).removeprefix("torch."),
-        }
+        return provenance(self.pipeline, self.model_id, self.revision, self.sampling)
 
     def generate(self, prompts: Sequence[str], seeds: Sequence[int]) -> list[GeneratedImage]:
         """Generate one image per prompt, the i-th from ``seeds[i]``, in a single pipeline call."""
@@ -107,7 +87,7 @@ class TextToImage:
         if not prompts:
             return []
         s = self.sampling
-        generators = [torch.Generator(device="cpu").manual_seed(int(seed)) for seed in seeds]
+        generators = seeded_generators(seeds)
         output = self.pipeline(
             prompt=list(prompts),
             negative_prompt=[s.negative_prompt] * len(prompts) if s.negative_prompt else None,
