@@ -9,9 +9,7 @@ left/right.
 
 from __future__ import annotations
 
-import json
 import logging
-import shutil
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -24,6 +22,7 @@ from pairsynth.world.shapes import ATTRIBUTES, VOCAB
 from pairsynth.zoo.training.augment import soften
 from pairsynth.zoo.training.checkpoints import CheckpointKeeper
 from pairsynth.zoo.training.data import eval_seeds, render_batch, train_seeds
+from pairsynth.zoo.training.judge_files import export_judge, load_judge
 from pairsynth.zoo.training.loop import Trainee, run_steps
 from pairsynth.zoo.training.model_card import folder_size_mb, write_model_card
 from pairsynth.zoo.training.optim import adamw_with_cosine
@@ -31,8 +30,6 @@ from pairsynth.zoo.training.optim import adamw_with_cosine
 logger = logging.getLogger(__name__)
 
 NAME = "judges-shapes"
-WEIGHTS_FILE = "model.safetensors"
-CLASSES_FILE = "classes.json"
 
 
 class ShapeJudge(nn.Module):
@@ -100,25 +97,12 @@ def train_judges(out_dir: Path, work_dir: Path, config: JudgeTrainConfig, resume
 
 
 def export_judges(judge: ShapeJudge, out_dir: Path) -> None:
-    from safetensors.torch import save_file
-
-    out_dir = Path(out_dir)
-    if out_dir.exists():
-        shutil.rmtree(out_dir)
-    out_dir.mkdir(parents=True)
-    save_file({k: v.contiguous() for k, v in judge.state_dict().items()}, str(out_dir / WEIGHTS_FILE))
-    (out_dir / CLASSES_FILE).write_text(json.dumps(judge.classes, indent=2), encoding="utf-8")
+    export_judge(judge, out_dir)
 
 
 def load_judges(folder: Path) -> ShapeJudge:
     """Load exported judges (``model.safetensors`` + ``classes.json``) in eval mode."""
-    from safetensors.torch import load_file
-
-    folder = Path(folder)
-    classes = json.loads((folder / CLASSES_FILE).read_text(encoding="utf-8"))
-    judge = ShapeJudge(classes)
-    judge.load_state_dict(load_file(str(folder / WEIGHTS_FILE)))
-    return judge.eval()
+    return load_judge(ShapeJudge, folder)
 
 
 def judge_accuracy(judge: ShapeJudge, seeds: list[int]) -> dict[str, float]:

@@ -9,9 +9,7 @@ smeared or noisy generated clip is still judged fairly. One trunk, one head per 
 
 from __future__ import annotations
 
-import json
 import logging
-import shutil
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -24,6 +22,7 @@ from pairsynth.world.sounds import MONO_ATTRIBUTES, VOCAB, parse_caption
 from modalities.audioldm_mel import log_mel, waveforms_to_tensor
 from pairsynth.zoo.training.checkpoints import CheckpointKeeper
 from pairsynth.zoo.training.data import eval_seeds, train_seeds
+from pairsynth.zoo.training.judge_files import export_judge, load_judge
 from pairsynth.zoo.training.loop import Trainee, run_steps
 from pairsynth.zoo.training.model_card import folder_size_mb, write_model_card
 from pairsynth.zoo.training.optim import adamw_with_cosine
@@ -32,8 +31,6 @@ from pairsynth.zoo.training.sound_data import synthesize_batch
 logger = logging.getLogger(__name__)
 
 NAME = "judges-sounds"
-WEIGHTS_FILE = "model.safetensors"
-CLASSES_FILE = "classes.json"
 _MEL_CENTRE, _MEL_SCALE = -6.0, 3.0  # rough mean / std of world log-mels
 
 
@@ -121,25 +118,12 @@ def train_sound_judges(out_dir: Path, work_dir: Path, config: SoundJudgeTrainCon
 
 
 def export_sound_judges(judge: SoundJudge, out_dir: Path) -> None:
-    from safetensors.torch import save_file
-
-    out_dir = Path(out_dir)
-    if out_dir.exists():
-        shutil.rmtree(out_dir)
-    out_dir.mkdir(parents=True)
-    save_file({k: v.contiguous() for k, v in judge.state_dict().items()}, str(out_dir / WEIGHTS_FILE))
-    (out_dir / CLASSES_FILE).write_text(json.dumps(judge.classes, indent=2), encoding="utf-8")
+    export_judge(judge, out_dir)
 
 
 def load_sound_judges(folder: Path) -> SoundJudge:
     """Load exported judges (``model.safetensors`` + ``classes.json``) in eval mode."""
-    from safetensors.torch import load_file
-
-    folder = Path(folder)
-    classes = json.loads((folder / CLASSES_FILE).read_text(encoding="utf-8"))
-    judge = SoundJudge(classes)
-    judge.load_state_dict(load_file(str(folder / WEIGHTS_FILE)))
-    return judge.eval()
+    return load_judge(SoundJudge, folder)
 
 
 def score_predictions(predictions: list[dict[str, str]], truth: list[dict[str, str]]) -> dict[str, float]:
