@@ -4,8 +4,8 @@ The same report serves ``pairsynth score`` (any dataset, scored here) and the en
 ``pairsynth generate`` (a run's candidates, scored while generating). Both build a :class:`QaReport`
 of per-pair rows and hand it to :func:`write_qa_report`.
 
-The HTML opens from disk without a server: thumbnails, audio previews and plots sit in ``media/``
-beside it under relative paths, styles are inline, and nothing is fetched from the network.
+The HTML opens from disk without a server: thumbnails and audio previews sit in ``media/`` beside it
+under relative paths, charts are inline SVG, styles are inline, and nothing is fetched from the network.
 ``summary.json`` is the machine-readable twin; its keys are stable and ``schema_version`` changes
 when they do.
 """
@@ -19,12 +19,14 @@ import re
 from collections import Counter
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
+from functools import cache
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from alignment import qa
+from alignment.qa_charts import Chart, histogram_chart, sweep_chart
 from alignment.scores import COSINE_UNIT, SCORE_UNITS
 
 logger = logging.getLogger(__name__)
@@ -38,6 +40,7 @@ THUMBNAIL_PX = 160
 AUDIO_PREVIEW_S = 30.0
 """Audio previews are cut to this length, so a report of long recordings stays small."""
 SHOWN_DUPLICATE_GROUPS, SHOWN_GROUP_MEMBERS, SHOWN_TABLE_ROWS = 12, 10, 60
+# plot-*.png: charts of reports written before the charts became inline SVG
 _OWN_MEDIA = re.compile(r"^(\d{5}\.(png|jpg|wav)|plot-[a-z]+-[a-z]+\.png)$")
 
 
@@ -185,8 +188,6 @@ def write_qa_report(out_dir: str | Path, report: QaReport, load_media: MediaLoad
         load_media: fetches the few pairs the page shows (gallery, duplicates) by key.
         gallery_size: how many worst and how many best pairs the gallery shows.
     """
-    from jinja2 import Environment, PackageLoader, select_autoescape
-
     from pairsynth.writers.base import atomic_write_bytes
 
     out = Path(out_dir)
@@ -204,9 +205,8 @@ def write_qa_report(out_dir: str | Path, report: QaReport, load_media: MediaLoad
     wanted = {row.key for row in worst + best} | {key for keys in shown_groups for key in keys}
     media = _export_media(load_media(wanted) if wanted else [], media_dir)
     by_key = {row.key: row for row in report.rows}
-    env = Environment(loader=PackageLoader("alignment", "templates"), autoescape=select_autoescape())
-    html = env.get_template("qa_report.html").render(
-        report=report, summary=summary, plots=_plots(summary, media_dir),
+    html = _template().render(
+        report=report, summary=summary, charts=_charts(summary),
         worst=[_card(row, media) for row in worst], best=[_card(row, media) for row in best],
         duplicates=[{"medium": g.medium, "size": len(g.keys), "members": [_card(by_key[k], media) for k in keys]}
                     for g, keys in zip(report.duplicates, shown_groups)],
@@ -215,6 +215,15 @@ def write_qa_report(out_dir: str | Path, report: QaReport, load_media: MediaLoad
     atomic_write_bytes(out / "index.html", html.encode("utf-8"))
     logger.info("QA report: %s", out / "index.html")
     return summary
+
+
+@cache
+def _template():
+    """The page template, compiled once per process (compiling costs more than rendering)."""
+    from jinja2 import Environment, PackageLoader, select_autoescape
+
+    env = Environment(loader=PackageLoader("alignment", "templates"), autoescape=select_autoescape())
+    return env.get_template("qa_report.html")
 
 
 def _write_scores(path: Path, rows: list[QaRow]) -> None:
@@ -268,23 +277,19 @@ def _gallery(rows: list[QaRow], size: int) -> tuple[list[QaRow], list[QaRow]]:
     return [candidates[i] for i in worst], [candidates[i] for i in best]
 
 
-def _plots(summary: dict[str, Any], media_dir: Path) -> dict[str, str]:
-    from alignment.qa_plots import histogram_png, sweep_png
-
-    plots: dict[str, str] = {}
+def _charts(summary: dict[str, Any]) -> dict[str, Chart]:
+    charts: dict[str, Chart] = {}
     for kind, judge in summary["judges"].items():
         if judge["scored"]:
-            name = f"plot-{kind}-histogram.png"
-            histogram_png(media_dir / name, judge["histogram"]["edges"], judge["histogram"]["counts"], judge=kind,
-                          threshold=judge["threshold"], unit=judge["score_unit"])
-            plots[f"{kind}-histogram"] = f"media/{name}"
+            charts[f"{kind}-histogram"] = histogram_chart(judge["histogram"]["edges"], judge["histogram"]["counts"],
+                                                          judge=kind, threshold=judge["threshold"],
+                                                          unit=judge["score_unit"])
     sweeps = {kind: (j["sweep"]["thresholds"], j["sweep"]["kept"]) for kind, j in summary["judges"].items() if j["pairs"]}
     if sweeps:
         marks = {kind: (j["threshold"], j["kept_share"]) for kind, j in summary["judges"].items()
                  if j["threshold"] is not None and kind in sweeps}
-        sweep_png(media_dir / "plot-all-sweep.png", sweeps, marks)
-        plots["sweep"] = "media/plot-all-sweep.png"
-    return plots
+        charts["sweep"] = sweep_chart(sweeps, marks)
+    return charts
 
 
 def _export_media(records: Iterable[Any], media_dir: Path) -> dict[str, dict[str, str]]:

@@ -47,7 +47,10 @@ PAGE_STATE = """(async () => {
   return {
     images: [...document.images].map(i => ({src: i.getAttribute('src'), width: i.naturalWidth, complete: i.complete})),
     audios: audios.map(a => ({src: a.getAttribute('src'), ready: a.readyState, error: a.error && a.error.code, duration: a.duration})),
-    histograms: [...document.querySelectorAll('img[id^="histogram-"]')].map(i => i.id),
+    histograms: [...document.querySelectorAll('svg[id^="histogram-"]')].map(i => i.id),
+    charts: [...document.querySelectorAll('svg.chart')].map(s => ({id: s.id, width: s.getBoundingClientRect().width,
+      bars: [...s.querySelectorAll('rect.histogram-bar')].map(b => b.getBBox().height),
+      lines: s.querySelectorAll('polyline.sweep-line').length, thresholds: s.querySelectorAll('line.threshold').length})),
     cards: document.querySelectorAll('figure.card').length,
     galleryAudios: document.querySelectorAll('#worst audio, #best audio').length,
   };
@@ -124,7 +127,8 @@ def open_report(browser, path: Path, screenshot: str) -> dict:
 
 
 def assert_page_works(state: dict, report_dir: Path) -> None:
-    assert state["images"], "the page shows no image at all"
+    assert state["images"] or state["audios"], "the page shows no media at all"
+    assert state["charts"], "the page draws no chart"
     for image in state["images"]:
         assert image["complete"] and image["width"] > 0, f"image {image['src']} did not load"
         assert not Path(image["src"]).is_absolute() and (report_dir / image["src"]).is_file()
@@ -132,6 +136,9 @@ def assert_page_works(state: dict, report_dir: Path) -> None:
         assert audio["src"] and (report_dir / audio["src"]).is_file(), f"audio source {audio['src']} missing"
         assert audio["error"] is None and audio["ready"] >= 1 and audio["duration"] > 0, f"audio {audio} does not play"
     assert state["console_errors"] == []
+    for chart in state["charts"]:  # drawn, with bars or a line of visible size
+        assert chart["width"] >= 300 and (chart["lines"] or (chart["bars"] and min(chart["bars"]) > 0)), chart
+    assert [c["id"] for c in state["charts"]][-1] == "sweep-chart"
 
 
 def test_the_image_report_renders_completely_in_chromium(browser, image_report):
