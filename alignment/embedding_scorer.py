@@ -51,7 +51,7 @@ class EmbeddingScorer:
         missing = [text for text in dict.fromkeys(texts) if text not in self._text_cache]
         for start in range(0, len(missing), self.batch_size):
             chunk = missing[start : start + self.batch_size]
-            with torch.no_grad(), self._autocast():
+            with torch.inference_mode(), self._autocast():
                 features = self._encode_texts(chunk)
             for text, feature in zip(chunk, features.float().cpu().numpy()):
                 self._text_cache[text] = feature
@@ -63,7 +63,7 @@ class EmbeddingScorer:
         """L2-normalised sample embeddings ``(len(samples), D)``, in batches of ``batch_size``."""
         chunks = []
         for start in range(0, len(samples), self.batch_size):
-            with torch.no_grad(), self._autocast():
+            with torch.inference_mode(), self._autocast():
                 chunks.append(self._encode_samples(samples[start : start + self.batch_size]).float().cpu().numpy())
         return np.concatenate(chunks) if chunks else np.zeros((0, 0), np.float32)
 

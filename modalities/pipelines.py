@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import inspect
 from collections.abc import Sequence
 from typing import Any
 
@@ -40,3 +41,44 @@ def provenance(pipeline: Any, model_id: str, revision: str | None, sampling: Any
     return {"model": model_id, "revision": revision, "pipeline": type(pipeline).__name__,
             "scheduler": type(pipeline.scheduler).__name__, **settings, **extra,
             "dtype": str(pipeline.dtype).removeprefix("torch.")}
+
+
+_EMBEDDING_ARGUMENTS = {  # what encode_prompt returns, by tuple length, as the pipeline's call takes it back
+    2: ("prompt_embeds", "negative_prompt_embeds"),  # SD 1.x/2.x, SD-Turbo
+    4: ("prompt_embeds", "negative_prompt_embeds", "pooled_prompt_embeds", "negative_pooled_prompt_embeds"),  # SDXL
+}
+
+
+def prompt_arguments(pipeline: Any, prompts: Sequence[str], negative_prompt: str | None,
+                     guidance_scale: float) -> dict[str, Any]:
+    """The prompts of one batch as pipeline arguments, each distinct prompt run through the text encoder once.
+
+    A batch holds several samples of each caption (``k`` per caption, oversampled), and a bare pipeline
+    call encodes every one of them, and the negative prompt once per sample. Here the pipeline's own
+    ``encode_prompt`` runs on the distinct prompts only, and its embeddings go back in as
+    ``prompt_embeds``/``negative_prompt_embeds`` (and SDXL's pooled ones), one row per sample.
+    Pipelines whose ``encode_prompt`` works differently (or that have none) get the prompt strings.
+    """
+    as_strings = {"prompt": list(prompts),
+                  "negative_prompt": [negative_prompt] * len(prompts) if negative_prompt else None}
+    if not _encodes_prompts_separately(pipeline):
+        return as_strings
+    distinct = list(dict.fromkeys(prompts))
+    with torch.inference_mode():  # the pipeline's own encoding, negatives included (SDXL zeroes an empty one)
+        encoded = pipeline.encode_prompt(prompt=distinct, device=pipeline.device, num_images_per_prompt=1,
+                                         do_classifier_free_guidance=guidance_scale > 1,
+                                         negative_prompt=[negative_prompt] * len(distinct) if negative_prompt else None)
+    names = _EMBEDDING_ARGUMENTS.get(len(encoded))
+    if names is None:
+        return as_strings
+    rows = torch.tensor([distinct.index(prompt) for prompt in prompts], device=pipeline.device)
+    return {name: tensor.index_select(0, rows) for name, tensor in zip(names, encoded) if tensor is not None}
+
+
+def _encodes_prompts_separately(pipeline: Any) -> bool:
+    """Whether the pipeline has SD's ``encode_prompt`` and takes its output back as ``prompt_embeds``."""
+    encode = getattr(pipeline, "encode_prompt", None)
+    if encode is None:
+        return False
+    takes = inspect.signature(type(pipeline).__call__).parameters
+    return "prompt_embeds" in takes and "do_classifier_free_guidance" in inspect.signature(encode).parameters

@@ -10,7 +10,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from modalities.pipelines import load_pipeline, provenance, seeded_generators
+from modalities.pipelines import load_pipeline, prompt_arguments, provenance, seeded_generators
 from modalities.schedulers import make_scheduler
 from pairsynth.torch_compat import ensure_torchvision_importable
 
@@ -80,6 +80,7 @@ class TextToImage:
         """What made the samples: recorded with every candidate and hashed into its key."""
         return provenance(self.pipeline, self.model_id, self.revision, self.sampling)
 
+    @torch.inference_mode()  # lighter than the pipeline's own no_grad: no version counters or view tracking
     def generate(self, prompts: Sequence[str], seeds: Sequence[int]) -> list[GeneratedImage]:
         """Generate one image per prompt, the i-th from ``seeds[i]``, in a single pipeline call."""
         if len(prompts) != len(seeds):
@@ -89,8 +90,7 @@ class TextToImage:
         s = self.sampling
         generators = seeded_generators(seeds)
         output = self.pipeline(
-            prompt=list(prompts),
-            negative_prompt=[s.negative_prompt] * len(prompts) if s.negative_prompt else None,
+            **prompt_arguments(self.pipeline, prompts, s.negative_prompt, s.guidance_scale),
             num_inference_steps=s.steps,
             guidance_scale=s.guidance_scale,
             height=s.height,

@@ -13,12 +13,17 @@ import torch
 
 torch.set_num_threads(1)  # two cores: leave one for whatever else runs (zoo training, a browser)
 
-from tests.dummy_components import save_tiny_open_clip, save_tiny_sd_pipeline  # noqa: E402
+from tests.dummy_components import save_tiny_open_clip, save_tiny_sd_pipeline, save_tiny_sdxl_pipeline  # noqa: E402
 
 
 @pytest.fixture(scope="session")
 def tiny_sd_dir(tmp_path_factory: pytest.TempPathFactory):
     return save_tiny_sd_pipeline(tmp_path_factory.mktemp("tiny-sd"))
+
+
+@pytest.fixture(scope="session")
+def tiny_sdxl_dir(tmp_path_factory: pytest.TempPathFactory):
+    return save_tiny_sdxl_pipeline(tmp_path_factory.mktemp("tiny-sdxl"))
 
 
 @pytest.fixture(scope="session")

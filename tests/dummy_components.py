@@ -51,6 +51,41 @@ def save_tiny_sd_pipeline(folder: Path) -> Path:
     return folder / "sd"
 
 
+def save_tiny_sdxl_pipeline(folder: Path) -> Path:
+    """A ``StableDiffusionXLPipeline`` folder (two text encoders, pooled embeddings, size conditioning)."""
+    ensure_torchvision_importable()
+    from diffusers import AutoencoderKL, EulerDiscreteScheduler, StableDiffusionXLPipeline, UNet2DConditionModel
+    from transformers import CLIPTextConfig, CLIPTextModel, CLIPTextModelWithProjection
+
+    tokenizer = build_clip_tokenizer(world_words() + EXTRA_WORDS, folder / "_tokenizer")
+    torch.manual_seed(0)
+    unet = UNet2DConditionModel(  # cross attention over both encoders (16 + 16); pooled 16 + 6 size ids × 4
+        block_out_channels=(8, 16), layers_per_block=1, sample_size=8, in_channels=4, out_channels=4,
+        down_block_types=("DownBlock2D", "CrossAttnDownBlock2D"), up_block_types=("CrossAttnUpBlock2D", "UpBlock2D"),
+        cross_attention_dim=32, attention_head_dim=4, norm_num_groups=4, use_linear_projection=True,
+        addition_embed_type="text_time", addition_time_embed_dim=4, projection_class_embeddings_input_dim=16 + 6 * 4,
+    )
+    torch.manual_seed(0)
+    vae = AutoencoderKL(
+        block_out_channels=(8, 16, 16), in_channels=3, out_channels=3, latent_channels=4, norm_num_groups=4,
+        down_block_types=("DownEncoderBlock2D",) * 3, up_block_types=("UpDecoderBlock2D",) * 3, sample_size=32,
+    )
+    config = CLIPTextConfig(
+        vocab_size=len(tokenizer), hidden_size=16, intermediate_size=32, num_attention_heads=2, num_hidden_layers=2,
+        max_position_embeddings=77, projection_dim=16, bos_token_id=tokenizer.bos_token_id,
+        eos_token_id=tokenizer.eos_token_id, pad_token_id=tokenizer.pad_token_id,
+    )
+    torch.manual_seed(0)
+    text_encoder = CLIPTextModel(config)
+    torch.manual_seed(1)
+    text_encoder_2 = CLIPTextModelWithProjection(config)
+    scheduler = EulerDiscreteScheduler(beta_start=0.00085, beta_end=0.012, beta_schedule="scaled_linear")
+    pipeline = StableDiffusionXLPipeline(vae=vae, text_encoder=text_encoder, text_encoder_2=text_encoder_2,
+                                         tokenizer=tokenizer, tokenizer_2=tokenizer, unet=unet, scheduler=scheduler)
+    pipeline.save_pretrained(folder / "sdxl")
+    return folder / "sdxl"
+
+
 def save_tiny_open_clip(folder: Path) -> Path:
     """An open_clip ``local-dir:`` folder (config + safetensors + tokenizer) with random weights."""
     ensure_torchvision_importable()

@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from modalities.pipelines import prompt_arguments, seeded_generators
 from modalities.text_to_image import ImageSampling, TextToImage
 from pairsynth.errors import ModelRefError
 
@@ -62,3 +63,43 @@ def test_unknown_model_refs_fail_before_loading(tmp_path):
         TextToImage.from_pretrained(f"local:{tmp_path / 'missing'}")
     with pytest.raises(ModelRefError, match="unknown scheme"):
         TextToImage.from_pretrained("s3:bucket/model")
+
+
+@pytest.mark.parametrize("guidance, negative", [(3.0, None), (5.0, "a photo of a dog"), (1.0, None)])
+def test_prompts_encoded_once_each_give_what_the_pipeline_gives_for_the_strings(tiny_sd_dir, guidance, negative):
+    """Repeated prompts and the negative prompt are encoded once per batch; the images must not change."""
+    generator = TextToImage.from_pretrained(str(tiny_sd_dir), sampling=ImageSampling(
+        steps=2, guidance_scale=guidance, negative_prompt=negative))
+    prompts, seeds = [PROMPTS[0], PROMPTS[1], PROMPTS[0], PROMPTS[0]], [1, 2, 3, 4]
+    arguments = prompt_arguments(generator.pipeline, prompts, negative, guidance)
+    assert "prompt" not in arguments and arguments["prompt_embeds"].shape[0] == 4
+    assert ("negative_prompt_embeds" in arguments) == (guidance > 1)
+    ours = generator.generate(prompts, seeds)
+    reference = generator.pipeline(prompt=prompts, negative_prompt=[negative] * 4 if negative else None,
+                                   num_inference_steps=2, guidance_scale=guidance,
+                                   generator=seeded_generators(seeds), output_type="np").images
+    for sample, expected in zip(ours, reference):
+        assert np.abs(sample.pixels - expected).max() <= 1 / 255
+
+
+def test_pipelines_without_separate_prompt_encoding_get_the_strings():
+    class NoEncoder:
+        def __call__(self, prompt=None, negative_prompt=None):
+            pass
+
+    assert prompt_arguments(NoEncoder(), ["a", "b"], "c", 5.0) == {"prompt": ["a", "b"], "negative_prompt": ["c", "c"]}
+
+
+def test_sdxl_pipelines_load_and_get_their_pooled_embeddings_once_per_prompt(tiny_sdxl_dir):
+    generator = TextToImage.from_pretrained(str(tiny_sdxl_dir), sampling=ImageSampling(steps=2, guidance_scale=4.0))
+    assert generator.provenance["pipeline"] == "StableDiffusionXLPipeline"
+    prompts, seeds = [PROMPTS[0], PROMPTS[1], PROMPTS[0]], [1, 2, 3]
+    arguments = prompt_arguments(generator.pipeline, prompts, None, 4.0)
+    assert {name: tensor.shape[0] for name, tensor in arguments.items()} == {
+        "prompt_embeds": 3, "pooled_prompt_embeds": 3, "negative_prompt_embeds": 3, "negative_pooled_prompt_embeds": 3}
+    ours = generator.generate(prompts, seeds)
+    reference = generator.pipeline(prompt=prompts, num_inference_steps=2, guidance_scale=4.0,
+                                   generator=seeded_generators(seeds), output_type="np").images
+    assert ours[0].pixels.shape == (32, 32, 3)
+    for sample, expected in zip(ours, reference):
+        assert np.abs(sample.pixels - expected).max() <= 1 / 255
