@@ -124,6 +124,7 @@ class TextToAudio:
         """What made the samples: recorded with every candidate and hashed into its key."""
         return provenance(self.pipeline, self.model_id, self.revision, self.sampling, sample_rate=self.sample_rate)
 
+    @torch.inference_mode()  # lighter than the pipeline's own no_grad, and covers encode_prompt, which has none
     def generate(self, prompts: Sequence[str], seeds: Sequence[int]) -> list[GeneratedAudio]:
         """Generate one clip per prompt, the i-th from ``seeds[i]``, in a single denoising call."""
         if len(prompts) != len(seeds):
@@ -156,14 +157,13 @@ class TextToAudio:
         """
         s = self.sampling
         guided = s.guidance_scale > 1.0  # the pipeline's own rule for classifier-free guidance
-        parts = []
-        with torch.no_grad():  # __call__ is under no_grad; encode_prompt on its own is not
-            for prompt in prompts:
-                embeds, mask, generated = self.pipeline.encode_prompt(
-                    [prompt], self.pipeline._execution_device, 1, guided,
-                    negative_prompt=[s.negative_prompt] if s.negative_prompt else None)
-                # With guidance, encode_prompt stacks [negative, positive] along the batch.
-                parts.append((embeds, mask, generated))
+        encoded = {}  # each distinct prompt once: k samples of a caption share a batch, and GPT-2 decoding is slow
+        for prompt in dict.fromkeys(prompts):
+            # With guidance, encode_prompt stacks [negative, positive] along the batch.
+            encoded[prompt] = self.pipeline.encode_prompt(
+                [prompt], self.pipeline._execution_device, 1, guided,
+                negative_prompt=[s.negative_prompt] if s.negative_prompt else None)
+        parts = [encoded[prompt] for prompt in prompts]
         length = max(embeds.shape[1] for embeds, _, _ in parts)
         embeds = torch.cat([_pad_time(e, length) for e, _, _ in parts])
         masks = torch.cat([_pad_time(m, length) for _, m, _ in parts])

@@ -32,6 +32,9 @@ def test_a_clip_is_the_same_whatever_batch_it_lands_in(generator):
         assert np.abs(together.waveform - alone.waveform).max() <= BATCH_TOLERANCE
     reordered = generator.generate(PROMPTS[::-1], SEEDS[::-1])
     assert np.abs(reordered[0].waveform - batched[-1].waveform).max() <= BATCH_TOLERANCE
+    repeated = generator.generate([PROMPTS[0], PROMPTS[1], PROMPTS[0]], [SEEDS[0], SEEDS[1], 99])  # encoded once
+    assert np.abs(repeated[0].waveform - singles[0].waveform).max() <= BATCH_TOLERANCE
+    assert np.abs(repeated[2].waveform - generator.generate([PROMPTS[0]], [99])[0].waveform).max() <= BATCH_TOLERANCE
 
 
 def test_outputs_are_float_clips_at_the_vocoder_rate_and_seeds_matter(generator):
