@@ -76,6 +76,18 @@ def test_a_finished_run_is_idempotent(generator, scorer, tiny_sd_dir, tiny_clip_
     assert (tmp_path / "manifest.jsonl").read_bytes() == manifest
 
 
+def test_the_same_recipe_writes_byte_identical_datasets(generator, scorer, tiny_sd_dir, tiny_clip_dir, tmp_path):
+    recipe = tiny_recipe(tiny_sd_dir, tiny_clip_dir)
+    for out in ("a", "b"):
+        generate_dataset(recipe, tmp_path / out, generators={"image": generator}, scorers={"image": scorer})
+    written = lambda out: {p.relative_to(tmp_path / out): p.read_bytes()  # noqa: E731
+                           for folder in ("shards", "imagefolder") for p in (tmp_path / out / folder).iterdir()}
+    first, second = written("a"), written("b")
+    assert first == second and any(path.suffix == ".tar" for path in first)
+    with tarfile.open(next(tmp_path.glob("a/shards/*.tar"))) as shard:  # plain ustar: no PAX header per member
+        assert all(not member.pax_headers for member in shard.getmembers())
+
+
 def test_shortfall_is_reported_when_the_budget_runs_out(generator, scorer, tiny_sd_dir, tiny_clip_dir, tmp_path):
     recipe = tiny_recipe(tiny_sd_dir, tiny_clip_dir, k=3, max_attempts=5, accept={"min_clip_score": 99.0})
     summary = generate_dataset(recipe, tmp_path, generators={"image": generator}, scorers={"image": scorer})
@@ -140,7 +152,7 @@ def test_a_full_disk_stops_cleanly_and_the_run_resumes(generator, scorer, tiny_s
 
     recipe = tiny_recipe(tiny_sd_dir, tiny_clip_dir)
     reference = generate_dataset(recipe, tmp_path / "ref", generators={"image": generator}, scorers={"image": scorer})
-    real_write = folder.atomic_write_bytes
+    real_write = folder.write_bytes_durably
     calls = {"n": 0}
 
     def fill_up(path, data):
@@ -149,10 +161,10 @@ def test_a_full_disk_stops_cleanly_and_the_run_resumes(generator, scorer, tiny_s
             raise OSError(errno.ENOSPC, "No space left on device", str(path))
         real_write(path, data)
 
-    monkeypatch.setattr(folder, "atomic_write_bytes", fill_up)
+    monkeypatch.setattr(folder, "write_bytes_durably", fill_up)
     with pytest.raises(OutputDirError, match="no space left .* free some space and run the same command to resume"):
         generate_dataset(recipe, tmp_path / "out", generators={"image": generator}, scorers={"image": scorer})
-    monkeypatch.setattr(folder, "atomic_write_bytes", real_write)
+    monkeypatch.setattr(folder, "write_bytes_durably", real_write)
     for shard in (tmp_path / "out" / "shards").glob("*.tar"):
         tarfile.open(shard).getmembers()  # every shard on disk is whole
     resumed = generate_dataset(recipe, tmp_path / "out", generators={"image": generator}, scorers={"image": scorer})

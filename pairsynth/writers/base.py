@@ -75,6 +75,18 @@ def atomic_write_bytes(path: Path, data: bytes) -> None:
     os.replace(tmp, path)
 
 
+def write_bytes_durably(path: Path, data: bytes) -> None:
+    """Write and fsync ``path`` in place, for files that only a later commit makes part of the dataset.
+
+    No temporary name: until the commit lists the file nobody reads it, and a rollback deletes a
+    file the commit never listed, half-written or not.
+    """
+    with open(path, "wb") as handle:
+        handle.write(data)
+        handle.flush()
+        os.fsync(handle.fileno())
+
+
 def encode_image(pixels: np.ndarray, image_format: str) -> bytes:
     """PNG (lossless) or JPEG (quality 95) bytes of an 8-bit RGB image."""
     buffer = io.BytesIO()

@@ -13,7 +13,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from pairsynth.writers.base import JsonlAppender, WriterState, atomic_write_bytes, encode_media, pair_metadata
+from pairsynth.writers.base import JsonlAppender, WriterState, encode_media, pair_metadata, write_bytes_durably
 
 METADATA = "metadata.jsonl"
 LAYOUTS = {"imagefolder": ("image",), "audiofolder": ("audio",), "tripletfolder": ("image", "audio")}
@@ -39,7 +39,7 @@ class FolderWriter:
         for medium in self.media:
             extension = self.formats[medium]
             names[medium] = f"{candidate.key}.{extension}"
-            atomic_write_bytes(self.dir / names[medium], encoded[extension])
+            write_bytes_durably(self.dir / names[medium], encoded[extension])
         columns = {"file_name": names[self.media[0]]} if len(self.media) == 1 else \
             {f"{medium}_file_name": name for medium, name in names.items()}
         self._metadata.append({**columns, **pair_metadata(candidate)})

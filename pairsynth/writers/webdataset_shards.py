@@ -16,6 +16,11 @@ import webdataset as wds
 from pairsynth.writers.base import WriterState, encode_media, fsync_dir, pair_metadata
 
 
+SHARD_MTIME = 946_684_800
+"""Every tar member's modification time (2000-01-01): the time of writing would make re-runs differ, and as
+a float it costs each member an extra 1 KiB PAX header."""
+
+
 class WebDatasetWriter:
     """Writes accepted pairs into ``shards/shard-NNNNN.tar``, one shard per committed part."""
 
@@ -34,7 +39,8 @@ class WebDatasetWriter:
             self.dir.mkdir(parents=True, exist_ok=True)
             self._tmp = self.dir / "open-shard.tar.tmp"
             self._stream = open(self._tmp, "wb")
-            self._tar = wds.TarWriter(self._stream)
+            # Bytes in, bytes stored (no re-encoding); a fixed mtime makes a re-run's shards byte-identical.
+            self._tar = wds.TarWriter(self._stream, encoder=False, mtime=SHARD_MTIME)
         meta = {**pair_metadata(candidate), "provenance": candidate.provenance}
         self._tar.write({
             "__key__": candidate.key,
