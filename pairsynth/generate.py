@@ -13,8 +13,8 @@ from alignment.embedding_scorer import EmbeddingScorer
 from pairsynth.output_dir import OutputDir, disk_errors
 from pairsynth.recipe import Recipe
 from pairsynth.refs import parse_ref
-from pairsynth.stages import (CaptionState, Generator, Plan, accept_candidates, generate_candidates, plan_chunk,
-                              score_candidates, write_candidates)
+from pairsynth.stages import (CaptionState, Generator, Plan, StageTimes, accept_candidates, generate_candidates,
+                              plan_chunk, score_candidates, write_candidates)
 from pairsynth.writers import FolderWriter, ManifestWriter, PairWriter, WebDatasetWriter
 
 logger = logging.getLogger(__name__)
@@ -44,6 +44,7 @@ class RunSummary:
     elapsed_s: float
     resumed_parts: int = 0
     shards: list[Path] = field(default_factory=list)
+    times: StageTimes = field(default_factory=StageTimes)
 
     @property
     def candidates(self) -> int:
@@ -93,6 +94,7 @@ def generate_dataset(
     plan = Plan(recipe.k, recipe.attempts_per_caption, recipe.seed, recipe.accept.top_k,
                 recipe.accept.pool_factor, recipe.output.commit_every)
 
+    times = StageTimes()
     output = OutputDir(out_dir)
     with output.locked():
         # 2. Return the output directory to its last commit: drop a killed run's unfinished part.
@@ -108,31 +110,36 @@ def generate_dataset(
 
         # 3. Load the models (skipped entirely when there is nothing left to do).
         if plan_chunk(list(states.values()), plan):
-            generators = {m: (generators or {}).get(m) or load_generator(recipe, m) for m in recipe.media}
-            scorers = {m: (scorers or {}).get(m) or load_scorer(recipe, m) for m in recipe.media}
+            with times.timing("load"):
+                generators = {m: (generators or {}).get(m) or load_generator(recipe, m) for m in recipe.media}
+                scorers = {m: (scorers or {}).get(m) or load_scorer(recipe, m) for m in recipe.media}
 
         # 4. plan → generate → score → accept → write → commit, one chunk at a time.
         while conditions := plan_chunk(list(states.values()), plan):
-            candidates = generate_candidates(generators, conditions, batch_sizes)
-            rejections = score_candidates(scorers, candidates, distractors)
-            accept_candidates(candidates, rejections, states, rule, recipe.k)
-            with disk_errors(output.root):
-                write_candidates(candidates, manifest, writers)
-            output.commit(progress, [manifest, *writers])
+            with times.timing("generate"):
+                candidates = generate_candidates(generators, conditions, batch_sizes)
+            with times.timing("score"):
+                rejections = score_candidates(scorers, candidates, distractors)
+                accept_candidates(candidates, rejections, states, rule, recipe.k)
+            with times.timing("write"):
+                with disk_errors(output.root):
+                    write_candidates(candidates, manifest, writers)
+                output.commit(progress, [manifest, *writers])
             if on_progress is not None:
                 on_progress(ProgressUpdate.of(states.values(), recipe.k))
 
         # 5. Finish: mark the run complete, report the captions that never reached k.
         output.finish(progress, [manifest, *writers])
-        summary = RunSummary(output.root, recipe.k, list(states.values()), time.perf_counter() - started,
-                             resumed_parts, _shards(writers))
+        summary = RunSummary(output.root, recipe.k, list(states.values()), 0.0, resumed_parts, _shards(writers), times)
         for state in summary.shortfall:
             logger.warning("caption %r reached %d of %d pairs in %d attempts", state.caption,
                            state.accepted, recipe.k, state.attempts)
         if recipe.output.report:  # the QA report of `pairsynth score`, from the manifest's scores
             from pairsynth.score import write_run_report
 
-            write_run_report(output.root, manifest.rows(), summary, min_scores)
+            with times.timing("report"):
+                write_run_report(output.root, manifest.rows(), summary, min_scores)
+        summary.elapsed_s = time.perf_counter() - started
         return summary
 
 

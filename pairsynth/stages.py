@@ -8,7 +8,9 @@ map the same functions over its blocks.
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping, Sequence
+import time
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -61,6 +63,24 @@ class Plan:
     top_k: bool = False
     pool_factor: float = 2.0
     chunk_size: int = 256
+
+
+@dataclass
+class StageTimes:
+    """Seconds a run spent in each stage: where the time went (the CLI prints it, benchmarks read it)."""
+
+    seconds: dict[str, float] = field(default_factory=dict)
+
+    @contextmanager
+    def timing(self, stage: str) -> Iterator[None]:
+        start = time.perf_counter()
+        try:
+            yield
+        finally:
+            self.seconds[stage] = self.seconds.get(stage, 0.0) + time.perf_counter() - start
+
+    def __str__(self) -> str:
+        return " · ".join(f"{stage} {seconds:.2f} s" for stage, seconds in self.seconds.items())
 
 
 def plan_chunk(states: Sequence[CaptionState], plan: Plan) -> list[Condition]:

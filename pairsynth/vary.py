@@ -27,8 +27,8 @@ from pairsynth.errors import PairsynthError, RecipeError
 from pairsynth.generate import ProgressUpdate, RunSummary, dataset_writers
 from pairsynth.output_dir import OutputDir, disk_errors
 from pairsynth.readers import PairRecord, ReadError, read_pairs
-from pairsynth.stages import (CaptionState, Plan, accept_candidates, generate_candidates, judge_input, plan_chunk,
-                              score_candidates, write_candidates)
+from pairsynth.stages import (CaptionState, Plan, StageTimes, accept_candidates, generate_candidates, judge_input,
+                              plan_chunk, score_candidates, write_candidates)
 from pairsynth.writers import ManifestWriter
 
 logger = logging.getLogger(__name__)
@@ -121,6 +121,7 @@ def vary_dataset(
     distractors = {modality: list(dict.fromkeys(captions.values()))}
     plan = Plan(config.per_pair, config.attempts, config.seed, chunk_size=config.commit_every)
 
+    times = StageTimes()
     output = OutputDir(out_dir)
     with output.locked():
         # 2. Return the output directory to its last commit.
@@ -138,31 +139,38 @@ def vary_dataset(
 
         # 3. Load the models.
         if plan_chunk(list(states.values()), plan):
-            varier = varier or _load_varier(config, modality)
-            scorer = scorer or _load_scorer(config, modality)
-            source_features = dict(zip(media, scorer.embed_samples(list(media.values()))))  # once per source
+            with times.timing("load"):
+                varier = varier or _load_varier(config, modality)
+                scorer = scorer or _load_scorer(config, modality)
+            with times.timing("score"):
+                source_features = dict(zip(media, scorer.embed_samples(list(media.values()))))  # once per source
 
         # 4. plan → vary → score → check the band → accept → write → commit.
         while conditions := plan_chunk(list(states.values()), plan):
-            candidates = generate_candidates({modality: varier}, conditions, config.batch_size, sources=media)
+            with times.timing("generate"):
+                candidates = generate_candidates({modality: varier}, conditions, config.batch_size, sources=media)
             for candidate in candidates:
                 candidate.lineage = {"key": candidate.condition.source, "path": paths[candidate.condition.source]}
-            rejections = score_candidates({modality: scorer}, candidates, distractors)
-            rejections = _check_band(scorer, modality, candidates, rejections, source_features, config.similarity_band)
-            accept_candidates(candidates, rejections, states, rule, config.per_pair)
-            with disk_errors(output.root):
-                write_candidates(candidates, manifest, writers)
-            output.commit(progress, [manifest, *writers])
+            with times.timing("score"):
+                rejections = score_candidates({modality: scorer}, candidates, distractors)
+                rejections = _check_band(scorer, modality, candidates, rejections, source_features,
+                                         config.similarity_band)
+                accept_candidates(candidates, rejections, states, rule, config.per_pair)
+            with times.timing("write"):
+                with disk_errors(output.root):
+                    write_candidates(candidates, manifest, writers)
+                output.commit(progress, [manifest, *writers])
             if on_progress is not None:
                 on_progress(ProgressUpdate.of(states.values(), config.per_pair))
 
         # 5. Finish.
         output.finish(progress, [manifest, *writers])
-        summary = RunSummary(output.root, config.per_pair, list(states.values()), time.perf_counter() - started,
-                             resumed_parts)
+        summary = RunSummary(output.root, config.per_pair, list(states.values()), 0.0, resumed_parts, times=times)
         from pairsynth.score import write_run_report
 
-        write_run_report(output.root, manifest.rows(), summary, rule.min_scores)
+        with times.timing("report"):
+            write_run_report(output.root, manifest.rows(), summary, rule.min_scores)
+        summary.elapsed_s = time.perf_counter() - started
         return summary
 
 

@@ -39,6 +39,8 @@ def test_eight_captions_times_four_give_exactly_32_pairs_in_both_formats(tiny_sd
     recipe = tiny_recipe(tiny_sd_dir, tiny_clip_dir, k=4)
     summary = generate_dataset(recipe, tmp_path / "out")
     assert summary.accepted == 32 and not summary.shortfall
+    assert list(summary.times.seconds) == ["load", "generate", "score", "write", "report"]
+    assert 0 < sum(summary.times.seconds.values()) <= summary.elapsed_s
 
     rows = read_manifest(tmp_path / "out")
     assert len(rows) == summary.candidates
