@@ -57,6 +57,11 @@ class Dot:
     colour: str
     label: str
 
+    @property
+    def label_y(self) -> float:
+        """Above the dot, or below it when the dot sits at the top of the plot."""
+        return self.y - 5 if self.y > TOP + 14 else self.y + 14
+
 
 @dataclass(frozen=True)
 class Chart:

@@ -59,7 +59,7 @@ def _print_summary(summary, out: Path) -> None:
     console.print(f"[green]{summary.accepted}[/] pairs from {summary.candidates} candidates in "
                   f"{summary.elapsed_s:.1f} s → {out}")
     if summary.times.seconds:
-        console.print(f"[dim]time: {summary.times}[/]")
+        console.print(f"[dim]time: {summary.times}[/]", soft_wrap=True)
     for state in summary.shortfall:
         console.print(f"[yellow]short:[/] {state.key!r}: {state.accepted}/{summary.k} after {state.attempts} attempts")
     _print_outputs(out)

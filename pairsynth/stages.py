@@ -80,7 +80,7 @@ class StageTimes:
             self.seconds[stage] = self.seconds.get(stage, 0.0) + time.perf_counter() - start
 
     def __str__(self) -> str:
-        return " · ".join(f"{stage} {seconds:.2f} s" for stage, seconds in self.seconds.items())
+        return " · ".join(f"{stage} {seconds:.1f} s" for stage, seconds in self.seconds.items())
 
 
 def plan_chunk(states: Sequence[CaptionState], plan: Plan) -> list[Condition]:
