@@ -92,7 +92,8 @@ def histogram_chart(edges: Sequence[float], counts: Sequence[int], *, judge: str
     x = _scale(edges[0], edges[-1], LEFT, RIGHT)
     top_count, step = nice_ceiling(max(counts, default=0))
     y = _scale(0, top_count, BOTTOM, TOP)
-    bars = [Bar(x(low), y(count), max(x(high) - x(low) - 1, 1), BOTTOM - y(count), f"{low:g}–{high:g}: {count} pair{'s' if count != 1 else ''}")
+    bars = [Bar(x(low), y(count), max(x(high) - x(low) - 1, 1), BOTTOM - y(count),
+                f"{low:g}–{high:g}: {count} pair{'s' if count != 1 else ''}")
             for low, high, count in zip(edges[:-1], edges[1:], counts) if count]
     title = f"{judge.upper()}Score per pair ({sum(counts)} scored)"
     rules = []

@@ -15,7 +15,6 @@ import webdataset as wds
 
 from pairsynth.writers.base import WriterState, encode_media, fsync_dir, pair_metadata
 
-
 SHARD_MTIME = 946_684_800
 """Every tar member's modification time (2000-01-01): the time of writing would make re-runs differ, and as
 a float it costs each member an extra 1 KiB PAX header."""
