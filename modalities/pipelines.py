@@ -64,15 +64,18 @@ def prompt_arguments(pipeline: Any, prompts: Sequence[str], negative_prompt: str
     if not _encodes_prompts_separately(pipeline):
         return as_strings
     distinct = list(dict.fromkeys(prompts))
+    device = getattr(pipeline, "_execution_device", pipeline.device)  # where __call__ encodes, offloading included
     with torch.inference_mode():  # the pipeline's own encoding, negatives included (SDXL zeroes an empty one)
-        encoded = pipeline.encode_prompt(prompt=distinct, device=pipeline.device, num_images_per_prompt=1,
+        encoded = pipeline.encode_prompt(prompt=distinct, device=device, num_images_per_prompt=1,
                                          do_classifier_free_guidance=guidance_scale > 1,
                                          negative_prompt=[negative_prompt] * len(distinct) if negative_prompt else None)
     names = _EMBEDDING_ARGUMENTS.get(len(encoded))
     if names is None:
         return as_strings
-    rows = torch.tensor([distinct.index(prompt) for prompt in prompts], device=pipeline.device)
-    return {name: tensor.index_select(0, rows) for name, tensor in zip(names, encoded) if tensor is not None}
+    row_of = {prompt: row for row, prompt in enumerate(distinct)}
+    rows = torch.tensor([row_of[prompt] for prompt in prompts])
+    return {name: tensor.index_select(0, rows.to(tensor.device))
+            for name, tensor in zip(names, encoded) if tensor is not None}
 
 
 def _encodes_prompts_separately(pipeline: Any) -> bool:
