@@ -13,8 +13,8 @@ import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
-COLOURS = {"clip": "#3b6ea8", "clap": "#b5632a"}
-THRESHOLD_COLOUR = "#c0392b"
+COLOURS = {"clip": "#3b6ea8", "clap": "#b5632a"}  # per judge; the template draws axes and thresholds itself
+OTHER_COLOUR = "#555"
 WIDTH, HEIGHT = 640, 260
 LEFT, RIGHT, TOP, BOTTOM = 52, 624, 30, 214  # the plot area inside the WIDTH × HEIGHT canvas
 SCORE_TICKS = range(0, 101, 10)
@@ -72,7 +72,7 @@ class Chart:
     y_label: str
     x_ticks: list[Tick]
     y_ticks: list[Tick]
-    colour: str = "#555"
+    colour: str = OTHER_COLOUR
     bars: list[Bar] = field(default_factory=list)
     lines: list[Line] = field(default_factory=list)
     rules: list[Rule] = field(default_factory=list)
@@ -102,7 +102,7 @@ def histogram_chart(edges: Sequence[float], counts: Sequence[int], *, judge: str
         title = f"{judge.upper()}Score per pair ({sum(counts)} scored, about {below} below the threshold)"
         rules.append(Rule(x(threshold), f"threshold {threshold:g}"))
     return Chart(title, unit, "pairs", _score_ticks(x), [Tick(y(v), str(v)) for v in range(0, top_count + 1, step)],
-                 COLOURS.get(judge, "#555"), bars=bars, rules=rules)
+                 COLOURS.get(judge, OTHER_COLOUR), bars=bars, rules=rules)
 
 
 def sweep_chart(sweeps: Mapping[str, tuple[Sequence[float], Sequence[float]]],
@@ -118,7 +118,7 @@ def sweep_chart(sweeps: Mapping[str, tuple[Sequence[float], Sequence[float]]],
     y = _scale(0, 100, BOTTOM, TOP)
     lines, rules, dots = [], [], []
     for judge, (values, kept) in sweeps.items():
-        colour = COLOURS.get(judge, "#555")
+        colour = COLOURS.get(judge, OTHER_COLOUR)
         lines.append(Line(" ".join(f"{x(v):.1f},{y(100 * k):.1f}" for v, k in zip(values, kept)), colour,
                           f"{judge.upper()}Score"))
         if judge in marks:

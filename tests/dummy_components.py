@@ -19,30 +19,25 @@ from pairsynth.zoo.tokenizer import build_clip_tokenizer
 EXTRA_WORDS = ["a", "photo", "of", "cat", "dog", "bird", "car", "house", "tree"]
 
 
+TINY_UNET = dict(
+    block_out_channels=(8, 16), layers_per_block=1, sample_size=8, in_channels=4, out_channels=4,
+    down_block_types=("DownBlock2D", "CrossAttnDownBlock2D"), up_block_types=("CrossAttnUpBlock2D", "UpBlock2D"),
+    attention_head_dim=4, norm_num_groups=4,
+)
+
+
 def save_tiny_sd_pipeline(folder: Path) -> Path:
     """A ``StableDiffusionPipeline`` folder with 32x32 output, loadable by ``from_pretrained``."""
     ensure_torchvision_importable()
-    from diffusers import AutoencoderKL, DPMSolverMultistepScheduler, StableDiffusionPipeline, UNet2DConditionModel
-    from transformers import CLIPTextConfig, CLIPTextModel
+    from diffusers import DPMSolverMultistepScheduler, StableDiffusionPipeline, UNet2DConditionModel
+    from transformers import CLIPTextModel
 
     tokenizer = build_clip_tokenizer(world_words() + EXTRA_WORDS, folder / "_tokenizer")
     torch.manual_seed(0)
-    unet = UNet2DConditionModel(
-        block_out_channels=(8, 16), layers_per_block=1, sample_size=8, in_channels=4, out_channels=4,
-        down_block_types=("DownBlock2D", "CrossAttnDownBlock2D"), up_block_types=("CrossAttnUpBlock2D", "UpBlock2D"),
-        cross_attention_dim=16, attention_head_dim=4, norm_num_groups=4,
-    )
+    unet = UNet2DConditionModel(**TINY_UNET, cross_attention_dim=16)
+    vae = _tiny_vae()
     torch.manual_seed(0)
-    vae = AutoencoderKL(
-        block_out_channels=(8, 16, 16), in_channels=3, out_channels=3, latent_channels=4, norm_num_groups=4,
-        down_block_types=("DownEncoderBlock2D",) * 3, up_block_types=("UpDecoderBlock2D",) * 3, sample_size=32,
-    )
-    torch.manual_seed(0)
-    text_encoder = CLIPTextModel(CLIPTextConfig(
-        vocab_size=len(tokenizer), hidden_size=16, intermediate_size=32, num_attention_heads=2,
-        num_hidden_layers=2, max_position_embeddings=77, bos_token_id=tokenizer.bos_token_id,
-        eos_token_id=tokenizer.eos_token_id, pad_token_id=tokenizer.pad_token_id,
-    ))
+    text_encoder = CLIPTextModel(_tiny_text_config(tokenizer))
     scheduler = DPMSolverMultistepScheduler(beta_start=0.00085, beta_end=0.012, beta_schedule="scaled_linear")
     pipeline = StableDiffusionPipeline(vae=vae, text_encoder=text_encoder, tokenizer=tokenizer, unet=unet,
                                        scheduler=scheduler, safety_checker=None, feature_extractor=None,
@@ -54,27 +49,17 @@ def save_tiny_sd_pipeline(folder: Path) -> Path:
 def save_tiny_sdxl_pipeline(folder: Path) -> Path:
     """A ``StableDiffusionXLPipeline`` folder (two text encoders, pooled embeddings, size conditioning)."""
     ensure_torchvision_importable()
-    from diffusers import AutoencoderKL, EulerDiscreteScheduler, StableDiffusionXLPipeline, UNet2DConditionModel
-    from transformers import CLIPTextConfig, CLIPTextModel, CLIPTextModelWithProjection
+    from diffusers import EulerDiscreteScheduler, StableDiffusionXLPipeline, UNet2DConditionModel
+    from transformers import CLIPTextModel, CLIPTextModelWithProjection
 
     tokenizer = build_clip_tokenizer(world_words() + EXTRA_WORDS, folder / "_tokenizer")
     torch.manual_seed(0)
     unet = UNet2DConditionModel(  # cross attention over both encoders (16 + 16); pooled 16 + 6 size ids × 4
-        block_out_channels=(8, 16), layers_per_block=1, sample_size=8, in_channels=4, out_channels=4,
-        down_block_types=("DownBlock2D", "CrossAttnDownBlock2D"), up_block_types=("CrossAttnUpBlock2D", "UpBlock2D"),
-        cross_attention_dim=32, attention_head_dim=4, norm_num_groups=4, use_linear_projection=True,
-        addition_embed_type="text_time", addition_time_embed_dim=4, projection_class_embeddings_input_dim=16 + 6 * 4,
+        **TINY_UNET, cross_attention_dim=32, use_linear_projection=True, addition_embed_type="text_time",
+        addition_time_embed_dim=4, projection_class_embeddings_input_dim=16 + 6 * 4,
     )
-    torch.manual_seed(0)
-    vae = AutoencoderKL(
-        block_out_channels=(8, 16, 16), in_channels=3, out_channels=3, latent_channels=4, norm_num_groups=4,
-        down_block_types=("DownEncoderBlock2D",) * 3, up_block_types=("UpDecoderBlock2D",) * 3, sample_size=32,
-    )
-    config = CLIPTextConfig(
-        vocab_size=len(tokenizer), hidden_size=16, intermediate_size=32, num_attention_heads=2, num_hidden_layers=2,
-        max_position_embeddings=77, projection_dim=16, bos_token_id=tokenizer.bos_token_id,
-        eos_token_id=tokenizer.eos_token_id, pad_token_id=tokenizer.pad_token_id,
-    )
+    vae = _tiny_vae()
+    config = _tiny_text_config(tokenizer, projection_dim=16)
     torch.manual_seed(0)
     text_encoder = CLIPTextModel(config)
     torch.manual_seed(1)
@@ -84,6 +69,27 @@ def save_tiny_sdxl_pipeline(folder: Path) -> Path:
                                          tokenizer=tokenizer, tokenizer_2=tokenizer, unet=unet, scheduler=scheduler)
     pipeline.save_pretrained(folder / "sdxl")
     return folder / "sdxl"
+
+
+def _tiny_vae():
+    """A 3-level VAE: 32x32 images ↔ 8x8x4 latents."""
+    from diffusers import AutoencoderKL
+
+    torch.manual_seed(0)
+    return AutoencoderKL(
+        block_out_channels=(8, 16, 16), in_channels=3, out_channels=3, latent_channels=4, norm_num_groups=4,
+        down_block_types=("DownEncoderBlock2D",) * 3, up_block_types=("UpDecoderBlock2D",) * 3, sample_size=32,
+    )
+
+
+def _tiny_text_config(tokenizer, **extra):
+    from transformers import CLIPTextConfig
+
+    return CLIPTextConfig(
+        vocab_size=len(tokenizer), hidden_size=16, intermediate_size=32, num_attention_heads=2, num_hidden_layers=2,
+        max_position_embeddings=77, bos_token_id=tokenizer.bos_token_id, eos_token_id=tokenizer.eos_token_id,
+        pad_token_id=tokenizer.pad_token_id, **extra,
+    )
 
 
 def save_tiny_open_clip(folder: Path) -> Path:
