@@ -17,7 +17,7 @@ import numpy as np
 import torch
 
 from modalities.audioldm_mel import HOP, SAMPLE_RATE, SILENCE, log_mel
-from modalities.schedulers import make_scheduler
+from modalities.pipelines import PipelineAdapter, check_strength
 from modalities.text_to_audio import GeneratedAudio, TextToAudio
 from pairsynth.audio_io import resample, to_mono
 
@@ -36,21 +36,18 @@ class AudioVariationSampling:
     negative_prompt: str | None = None
     scheduler: str = "default"
 
+    def __post_init__(self) -> None:
+        check_strength(self.strength)
 
-class AudioToAudio:
+
+class AudioToAudio(PipelineAdapter):
     """Makes variations of clips guided by captions, one ``torch.Generator`` per sample."""
 
     def __init__(self, pipeline: Any, *, model_id: str, revision: str | None = None,
                  sampling: AudioVariationSampling = AudioVariationSampling()) -> None:
         if type(pipeline).__name__ != "AudioLDMPipeline":
             raise ValueError(f"audio variation needs an AudioLDMPipeline, got {type(pipeline).__name__}")
-        if not 0.0 < sampling.strength <= 1.0:
-            raise ValueError(f"strength must be in (0, 1], got {sampling.strength}")
-        self.pipeline = pipeline
-        self.model_id = model_id
-        self.revision = revision
-        self.sampling = sampling
-        pipeline.scheduler = make_scheduler(sampling.scheduler, pipeline.scheduler)
+        super().__init__(pipeline, model_id=model_id, revision=revision, sampling=sampling)
 
     @classmethod
     def from_pretrained(cls, ref: str, *, revision: str | None = None,

@@ -10,8 +10,8 @@ import numpy as np
 import torch
 from PIL import Image
 
-from modalities.pipelines import load_pipeline, prompt_arguments, provenance, seeded_generators
-from modalities.schedulers import make_scheduler
+from modalities.pipelines import (PipelineAdapter, check_strength, load_pipeline, prompt_arguments, provenance,
+                                  seeded_generators)
 from modalities.text_to_image import GeneratedImage, TextToImage
 from pairsynth.media import to_pil
 from pairsynth.torch_compat import ensure_torchvision_importable
@@ -35,20 +35,16 @@ class VariationSampling:
     scheduler: str = "dpm++"
     size: int | None = None
 
+    def __post_init__(self) -> None:
+        check_strength(self.strength)
 
-class ImageToImage:
+
+class ImageToImage(PipelineAdapter):
     """Makes variations of images guided by captions, one ``torch.Generator`` per sample."""
 
     def __init__(self, pipeline: Any, *, model_id: str, revision: str | None = None,
                  sampling: VariationSampling = VariationSampling()) -> None:
-        if not 0.0 < sampling.strength <= 1.0:
-            raise ValueError(f"strength must be in (0, 1], got {sampling.strength}")
-        self.pipeline = pipeline
-        self.model_id = model_id
-        self.revision = revision
-        self.sampling = sampling
-        pipeline.scheduler = make_scheduler(sampling.scheduler, pipeline.scheduler)
-        pipeline.set_progress_bar_config(disable=True)
+        super().__init__(pipeline, model_id=model_id, revision=revision, sampling=sampling)
 
     @classmethod
     def from_pretrained(cls, ref: str, *, revision: str | None = None,

@@ -9,8 +9,35 @@ from typing import Any
 
 import torch
 
+from modalities.schedulers import make_scheduler
 from pairsynth.devices import parse_dtype, resolve_device
 from pairsynth.refs import parse_ref
+
+
+class PipelineAdapter:
+    """What every adapter holds: a loaded diffusers pipeline, where it came from, and how it samples.
+
+    The sampling's scheduler replaces the pipeline's own, and diffusers' per-step progress bar is
+    turned off (the CLI shows one bar for the whole run).
+    """
+
+    def __init__(self, pipeline: Any, *, model_id: str, revision: str | None, sampling: Any) -> None:
+        self.pipeline = pipeline
+        self.model_id = model_id
+        self.revision = revision
+        self.sampling = sampling
+        pipeline.scheduler = make_scheduler(sampling.scheduler, pipeline.scheduler)
+        pipeline.set_progress_bar_config(disable=True)
+
+    @property
+    def device(self) -> torch.device:
+        return self.pipeline.device
+
+
+def check_strength(strength: float) -> None:
+    """SDEdit strength: 0 would return the source untouched, and above 1 there is nothing to denoise."""
+    if not 0.0 < strength <= 1.0:
+        raise ValueError(f"strength must be in (0, 1], got {strength}")
 
 
 def load_pipeline(loader: Any, ref: str, *, revision: str | None, device: str, dtype: str | None) -> Any:

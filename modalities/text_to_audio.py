@@ -32,8 +32,7 @@ from typing import Any, ClassVar
 import numpy as np
 import torch
 
-from modalities.pipelines import load_pipeline, provenance, seeded_generators
-from modalities.schedulers import make_scheduler
+from modalities.pipelines import PipelineAdapter, load_pipeline, provenance, seeded_generators
 from pairsynth.torch_compat import ensure_torchvision_importable
 
 logger = logging.getLogger(__name__)
@@ -69,7 +68,7 @@ class GeneratedAudio:
     modality: ClassVar[str] = "audio"
 
 
-class TextToAudio:
+class TextToAudio(PipelineAdapter):
     """Generates audio clips from prompts, one ``torch.Generator`` per clip.
 
     Each clip's initial noise (and any ancestral-sampler noise) comes from its own CPU generator, and
@@ -81,12 +80,7 @@ class TextToAudio:
                  sampling: AudioSampling = AudioSampling()) -> None:
         _check_pipeline(pipeline, model_id)
         _check_sampling(sampling, pipeline)
-        self.pipeline = pipeline
-        self.model_id = model_id
-        self.revision = revision
-        self.sampling = sampling
-        pipeline.scheduler = make_scheduler(sampling.scheduler, pipeline.scheduler)
-        pipeline.set_progress_bar_config(disable=True)
+        super().__init__(pipeline, model_id=model_id, revision=revision, sampling=sampling)
         if self._is_audioldm2:
             _ensure_generation_helpers(pipeline)
 
@@ -109,10 +103,6 @@ class TextToAudio:
 
             pipeline = load_pipeline(DiffusionPipeline, ref, revision=revision, device=device, dtype=dtype)
         return cls(pipeline, model_id=ref, revision=revision, sampling=sampling)
-
-    @property
-    def device(self) -> torch.device:
-        return self.pipeline.device
 
     @property
     def sample_rate(self) -> int:

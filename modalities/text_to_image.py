@@ -10,8 +10,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from modalities.pipelines import load_pipeline, prompt_arguments, provenance, seeded_generators
-from modalities.schedulers import make_scheduler
+from modalities.pipelines import PipelineAdapter, load_pipeline, prompt_arguments, provenance, seeded_generators
 from pairsynth.torch_compat import ensure_torchvision_importable
 
 logger = logging.getLogger(__name__)
@@ -37,7 +36,7 @@ class GeneratedImage:
     flagged_nsfw: bool = False
 
 
-class TextToImage:
+class TextToImage(PipelineAdapter):
     """Generates images from prompts, one ``torch.Generator`` per sample.
 
     Each sample's initial noise (and any ancestral-sampler noise) comes from its own generator, so a
@@ -46,12 +45,7 @@ class TextToImage:
 
     def __init__(self, pipeline: Any, *, model_id: str, revision: str | None = None,
                  sampling: ImageSampling = ImageSampling()) -> None:
-        self.pipeline = pipeline
-        self.model_id = model_id
-        self.revision = revision
-        self.sampling = sampling
-        pipeline.scheduler = make_scheduler(sampling.scheduler, pipeline.scheduler)
-        pipeline.set_progress_bar_config(disable=True)
+        super().__init__(pipeline, model_id=model_id, revision=revision, sampling=sampling)
 
     @classmethod
     def from_pretrained(cls, ref: str, *, revision: str | None = None, sampling: ImageSampling = ImageSampling(),
@@ -70,10 +64,6 @@ class TextToImage:
 
         pipeline = load_pipeline(AutoPipelineForText2Image, ref, revision=revision, device=device, dtype=dtype)
         return cls(pipeline, model_id=ref, revision=revision, sampling=sampling)
-
-    @property
-    def device(self) -> torch.device:
-        return self.pipeline.device
 
     @property
     def provenance(self) -> dict[str, Any]:
