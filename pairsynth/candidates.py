@@ -11,7 +11,7 @@ import numpy as np
 
 from alignment.acceptance import Decision
 from alignment.scores import PairScores
-from pairsynth.media import to_uint8
+from pairsynth.media import modality_of, to_uint8
 
 
 def derive_seed(recipe_seed: int, caption: str, sample_index: int) -> int:
@@ -94,9 +94,7 @@ class Candidate:
     @property
     def modality(self) -> str:
         """``image``, ``audio`` or ``triplet`` (image + audio + caption)."""
-        if self.image is not None and self.audio is not None:
-            return "triplet"
-        return "image" if self.image is not None else "audio"
+        return modality_of(self.image, self.audio)
 
     @property
     def accepted(self) -> bool:

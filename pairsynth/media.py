@@ -1,4 +1,4 @@
-"""Image conversions shared by adapters, judges and writers, so every one rounds the same way."""
+"""What adapters, judges, readers and writers must agree on: how pixels round, what a pair's modality is."""
 
 from __future__ import annotations
 
@@ -22,3 +22,10 @@ def to_pil(image: Image.Image | np.ndarray) -> Image.Image:
     if isinstance(image, Image.Image):
         return image.convert("RGB")
     return Image.fromarray(to_uint8(image)).convert("RGB")
+
+
+def modality_of(image: object, audio: object) -> str:
+    """``image``, ``audio`` or ``triplet`` (an image and a clip with one caption), as manifests name it."""
+    if image is not None and audio is not None:
+        return "triplet"
+    return "image" if image is not None else "audio"

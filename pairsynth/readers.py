@@ -30,6 +30,7 @@ import soundfile
 from PIL import Image
 
 from pairsynth.errors import PairsynthError
+from pairsynth.media import modality_of
 
 logger = logging.getLogger(__name__)
 
@@ -78,9 +79,7 @@ class PairRecord:
     @property
     def modality(self) -> str:
         """``image``, ``audio``, or ``triplet`` (an image and a clip with one caption)."""
-        if self.image is not None and self.audio is not None:
-            return "triplet"
-        return "image" if self.image is not None else "audio"
+        return modality_of(self.image, self.audio)
 
 
 @dataclass(frozen=True)

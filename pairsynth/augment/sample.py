@@ -17,6 +17,7 @@ from typing import Any, Literal
 import numpy as np
 
 from pairsynth.augment.caption_rules import find_words
+from pairsynth.media import modality_of
 
 Status = Literal["ok", "flagged", "dropped"]
 
@@ -105,9 +106,7 @@ class Sample:
     @property
     def modality(self) -> str:
         """``image``, ``audio`` or ``triplet`` (image + audio + caption), as in the manifest."""
-        if self.image is not None and self.audio is not None:
-            return "triplet"
-        return "image" if self.image is not None else "audio"
+        return modality_of(self.image, self.audio)
 
     @property
     def stereo(self) -> bool:
