@@ -89,15 +89,11 @@ def train_judges(out_dir: Path, work_dir: Path, config: JudgeTrainConfig, resume
 
     keeper = CheckpointKeeper(work_dir, "judges", config.checkpoint_every_s)
     seconds = run_steps(NAME, trainee, loss_fn, config.steps, keeper, resume)
-    export_judges(judge, out_dir)
+    export_judge(judge, out_dir)
     accuracy = judge_accuracy(load_judges(out_dir), eval_seeds(config.eval_images))
     logger.info("%s held-out accuracy %s", NAME, accuracy)
     _write_card(out_dir, judge, config, seconds, accuracy)
     return accuracy
-
-
-def export_judges(judge: ShapeJudge, out_dir: Path) -> None:
-    export_judge(judge, out_dir)
 
 
 def load_judges(folder: Path) -> ShapeJudge:

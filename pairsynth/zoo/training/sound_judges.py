@@ -110,15 +110,11 @@ def train_sound_judges(out_dir: Path, work_dir: Path, config: SoundJudgeTrainCon
 
     keeper = CheckpointKeeper(work_dir, "judges", config.checkpoint_every_s)
     seconds = run_steps(NAME, trainee, loss_fn, config.steps, keeper, resume)
-    export_sound_judges(judge, out_dir)
+    export_judge(judge, out_dir)
     accuracy = judge_accuracy(load_sound_judges(out_dir), eval_seeds(config.eval_clips))
     logger.info("%s held-out accuracy %s", NAME, accuracy)
     _write_card(out_dir, judge, config, seconds, accuracy)
     return accuracy
-
-
-def export_sound_judges(judge: SoundJudge, out_dir: Path) -> None:
-    export_judge(judge, out_dir)
 
 
 def load_sound_judges(folder: Path) -> SoundJudge:
