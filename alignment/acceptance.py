@@ -12,7 +12,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
-from alignment.scores import PairScores
+from pairsynth.alignment.scores import PairScores
 
 ACCEPTED = "accepted"
 

@@ -1,6 +1,6 @@
 """Checks that catch unusable generated audio before it is scored or written.
 
-The audio counterpart of :mod:`alignment.image_checks`. Levels are RMS in dBFS, ``20·log10(RMS)``
+The audio counterpart of :mod:`pairsynth.alignment.image_checks`. Levels are RMS in dBFS, ``20·log10(RMS)``
 with full scale at 1.0: a constant ±1.0 reads 0 dBFS, a full-scale sine -3 dBFS.
 """
 

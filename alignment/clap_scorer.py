@@ -30,7 +30,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from alignment.embedding_scorer import EmbeddingScorer
+from pairsynth.alignment.embedding_scorer import EmbeddingScorer
 from pairsynth.audio_io import resample, to_mono
 from pairsynth.devices import resolve_device
 from pairsynth.errors import ModelRefError

@@ -9,7 +9,7 @@ import numpy as np
 import torch
 from PIL import Image
 
-from alignment.embedding_scorer import EmbeddingScorer
+from pairsynth.alignment.embedding_scorer import EmbeddingScorer
 from pairsynth.devices import resolve_device
 from pairsynth.errors import ModelRefError
 from pairsynth.media import to_pil

@@ -15,7 +15,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from alignment.scores import PairScores
+from pairsynth.alignment.scores import PairScores
 
 logger = logging.getLogger(__name__)
 

@@ -70,7 +70,7 @@ def own_caption_ranks(sample_features: np.ndarray, cosines: np.ndarray, captions
                       pool: Sequence[str], pool_features: np.ndarray, count: int) -> Ranks:
     """Rank each pair's own caption among its distractors (:func:`distractors_for`).
 
-    The definition matches :meth:`alignment.embedding_scorer.EmbeddingScorer.score_pairs`: a
+    The definition matches :meth:`pairsynth.alignment.embedding_scorer.EmbeddingScorer.score_pairs`: a
     distractor counts against the pair only when its cosine is strictly higher.
 
     Args:

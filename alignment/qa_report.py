@@ -25,9 +25,9 @@ from typing import Any
 
 import numpy as np
 
-from alignment import qa
-from alignment.qa_charts import Chart, histogram_chart, sweep_chart
-from alignment.scores import COSINE_UNIT, SCORE_UNITS
+from pairsynth.alignment import qa
+from pairsynth.alignment.qa_charts import Chart, histogram_chart, sweep_chart
+from pairsynth.alignment.scores import COSINE_UNIT, SCORE_UNITS
 
 logger = logging.getLogger(__name__)
 
@@ -51,7 +51,7 @@ class QaRow:
     Attributes:
         key, caption, source, modality: what the pair is and where it came from.
         group: the caption, class label or folder the per-group table puts it under.
-        scores: per judge, :meth:`alignment.scores.PairScores.as_dict` (score with its unit, rank …).
+        scores: per judge, :meth:`pairsynth.alignment.scores.PairScores.as_dict` (score with its unit, rank …).
         passed: reached the threshold with usable media (a run: accepted).
         reason: ``accepted``, a media problem, ``below_threshold``, ``unreadable`` … (a run: its reason).
         detail: the numbers behind the reason, for people.
@@ -222,7 +222,7 @@ def _template():
     """The page template, compiled once per process (compiling costs more than rendering)."""
     from jinja2 import Environment, PackageLoader, select_autoescape
 
-    env = Environment(loader=PackageLoader("alignment", "templates"), autoescape=select_autoescape())
+    env = Environment(loader=PackageLoader("pairsynth.alignment", "templates"), autoescape=select_autoescape())
     return env.get_template("qa_report.html")
 
 

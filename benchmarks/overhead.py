@@ -45,9 +45,9 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=7)
     args = parser.parse_args()
 
-    from alignment.clip_scorer import ClipScorer
-    from modalities.pipelines import prompt_arguments
-    from modalities.text_to_image import ImageSampling, TextToImage
+    from pairsynth.alignment.clip_scorer import ClipScorer
+    from pairsynth.modalities.pipelines import prompt_arguments
+    from pairsynth.modalities.text_to_image import ImageSampling, TextToImage
     from pairsynth.generate import generate_dataset
 
     recipe = recipe_from_dict({

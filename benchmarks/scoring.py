@@ -37,7 +37,7 @@ def main() -> None:
     ensure_torchvision_importable()
     import open_clip
 
-    from alignment.clip_scorer import ClipScorer
+    from pairsynth.alignment.clip_scorer import ClipScorer
     from pairsynth.refs import parse_ref
 
     ref = args.model

@@ -30,9 +30,9 @@ def main() -> None:
     parser.add_argument("--steps", type=int, default=20)
     args = parser.parse_args()
 
-    from alignment.clip_scorer import ClipScorer
-    from modalities.image_to_image import ImageToImage, VariationSampling
-    from modalities.text_to_image import ImageSampling, TextToImage
+    from pairsynth.alignment.clip_scorer import ClipScorer
+    from pairsynth.modalities.image_to_image import ImageToImage, VariationSampling
+    from pairsynth.modalities.text_to_image import ImageSampling, TextToImage
     from pairsynth.world.shapes import all_captions, render_sample
 
     clip = ClipScorer.from_pretrained("toy-shapes-clip")

@@ -96,7 +96,7 @@ def main() -> None:
 
 def rescore(kept: list[tuple[str, Sample]]) -> None:
     """Score each kept image against its edited caption and the unedited one with the toy CLIP."""
-    from alignment.clip_scorer import ClipScorer
+    from pairsynth.alignment.clip_scorer import ClipScorer
     from pairsynth.augment import LEFT_RIGHT, edit_caption
     from pairsynth.world.shapes import all_captions
 

@@ -16,9 +16,9 @@ from typing import Any
 import numpy as np
 import torch
 
-from modalities.audioldm_mel import HOP, SAMPLE_RATE, SILENCE, log_mel
-from modalities.pipelines import PipelineAdapter, check_strength
-from modalities.text_to_audio import GeneratedAudio, TextToAudio
+from pairsynth.modalities.audioldm_mel import HOP, SAMPLE_RATE, SILENCE, log_mel
+from pairsynth.modalities.pipelines import PipelineAdapter, check_strength
+from pairsynth.modalities.text_to_audio import GeneratedAudio, TextToAudio
 from pairsynth.audio_io import resample, to_mono
 
 

@@ -10,9 +10,9 @@ import numpy as np
 import torch
 from PIL import Image
 
-from modalities.pipelines import (PipelineAdapter, check_strength, load_pipeline, prompt_arguments, provenance,
+from pairsynth.modalities.pipelines import (PipelineAdapter, check_strength, load_pipeline, prompt_arguments, provenance,
                                   seeded_generators)
-from modalities.text_to_image import GeneratedImage, TextToImage
+from pairsynth.modalities.text_to_image import GeneratedImage, TextToImage
 from pairsynth.media import to_pil
 from pairsynth.torch_compat import ensure_torchvision_importable
 

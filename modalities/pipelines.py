@@ -9,7 +9,7 @@ from typing import Any
 
 import torch
 
-from modalities.schedulers import make_scheduler
+from pairsynth.modalities.schedulers import make_scheduler
 from pairsynth.devices import parse_dtype, resolve_device
 from pairsynth.refs import parse_ref
 

@@ -32,7 +32,7 @@ from typing import Any, ClassVar
 import numpy as np
 import torch
 
-from modalities.pipelines import PipelineAdapter, load_pipeline, provenance, seeded_generators
+from pairsynth.modalities.pipelines import PipelineAdapter, load_pipeline, provenance, seeded_generators
 from pairsynth.torch_compat import ensure_torchvision_importable
 
 logger = logging.getLogger(__name__)

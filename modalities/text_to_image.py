@@ -10,7 +10,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from modalities.pipelines import PipelineAdapter, load_pipeline, prompt_arguments, provenance, seeded_generators
+from pairsynth.modalities.pipelines import PipelineAdapter, load_pipeline, prompt_arguments, provenance, seeded_generators
 from pairsynth.torch_compat import ensure_torchvision_importable
 
 logger = logging.getLogger(__name__)

@@ -9,8 +9,8 @@ from typing import Any
 
 import numpy as np
 
-from alignment.acceptance import Decision
-from alignment.scores import PairScores
+from pairsynth.alignment.acceptance import Decision
+from pairsynth.alignment.scores import PairScores
 from pairsynth.media import modality_of, to_uint8
 
 

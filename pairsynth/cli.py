@@ -14,7 +14,7 @@ from rich.console import Console
 from rich.logging import RichHandler
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
-from alignment import qa as qa_defaults
+from pairsynth.alignment import qa as qa_defaults
 from pairsynth.errors import PairsynthError
 
 app = typer.Typer(add_completion=False, no_args_is_help=True,

@@ -8,14 +8,14 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from alignment.acceptance import AcceptanceRule
-from alignment.embedding_scorer import EmbeddingScorer
+from pairsynth.alignment.acceptance import AcceptanceRule
+from pairsynth.alignment.embedding_scorer import EmbeddingScorer
 from pairsynth.output_dir import OutputDir, disk_errors
 from pairsynth.recipe import Recipe
 from pairsynth.refs import parse_ref
 from pairsynth.stages import (CaptionState, Generator, Plan, StageTimes, accept_candidates, generate_candidates,
                               plan_chunk, score_candidates, write_candidates)
-from pairsynth.writers import FolderWriter, ManifestWriter, PairWriter, WebDatasetWriter
+from pairsynth.writers import ManifestWriter, PairWriter, WebDatasetWriter, dataset_writers
 
 logger = logging.getLogger(__name__)
 
@@ -147,12 +147,12 @@ def load_generator(recipe: Recipe, medium: str) -> Generator:
     """The recipe's text→image or text→audio adapter, loaded."""
     g = recipe.generator_configs[medium]
     if medium == "image":
-        from modalities.text_to_image import ImageSampling, TextToImage
+        from pairsynth.modalities.text_to_image import ImageSampling, TextToImage
 
         sampling = ImageSampling(g.steps, g.guidance_scale, g.negative_prompt, g.scheduler, g.height, g.width)
         return TextToImage.from_pretrained(recipe.generator_model(medium), revision=g.revision, sampling=sampling,
                                            device=recipe.device)
-    from modalities.text_to_audio import AudioSampling, TextToAudio
+    from pairsynth.modalities.text_to_audio import AudioSampling, TextToAudio
 
     sampling = AudioSampling(g.steps, g.guidance_scale, g.negative_prompt, g.scheduler, g.duration_s)
     return TextToAudio.from_pretrained(recipe.generator_model(medium), revision=g.revision, sampling=sampling,
@@ -163,11 +163,11 @@ def load_scorer(recipe: Recipe, medium: str) -> EmbeddingScorer:
     """The judge of a medium: CLIP for images, CLAP for audio."""
     s = recipe.scorer
     if medium == "image":
-        from alignment.clip_scorer import ClipScorer
+        from pairsynth.alignment.clip_scorer import ClipScorer
 
         return ClipScorer.from_pretrained(s.clip, pretrained=s.pretrained, device=recipe.device,
                                           batch_size=s.batch_size, precision=s.precision)
-    from alignment.clap_scorer import ClapScorer
+    from pairsynth.alignment.clap_scorer import ClapScorer
 
     return ClapScorer.from_pretrained(s.clap, device=recipe.device, batch_size=s.batch_size, precision=s.precision)
 
@@ -185,14 +185,6 @@ def _distractors(recipe: Recipe) -> dict[str, list[str]]:
             logger.warning("the %s retrieval check has no distractors (one caption, no negatives); it passes every pair",
                            medium)
     return distractors
-
-
-def dataset_writers(root: Path, formats: list[str], *, image_format: str = "png",
-                    audio_format: str = "flac") -> list[PairWriter]:
-    """The writers for the named output formats (``webdataset``, ``imagefolder`` …)."""
-    media = {"image_format": image_format, "audio_format": audio_format}
-    return [WebDatasetWriter(root, **media) if name == "webdataset" else FolderWriter(root, layout=name, **media)
-            for name in formats]
 
 
 def _caption_states(recipe: Recipe, rows: list[dict]) -> dict[str, CaptionState]:

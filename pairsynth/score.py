@@ -19,11 +19,11 @@ from typing import Any
 
 import numpy as np
 
-from alignment import qa
-from alignment.acceptance import ACCEPTED
-from alignment.embedding_scorer import EmbeddingScorer
-from alignment.qa_report import DuplicateGroup, JudgeSetup, QaReport, QaRow, write_qa_report
-from alignment.scores import PairScores
+from pairsynth.alignment import qa
+from pairsynth.alignment.acceptance import ACCEPTED
+from pairsynth.alignment.embedding_scorer import EmbeddingScorer
+from pairsynth.alignment.qa_report import DuplicateGroup, JudgeSetup, QaReport, QaRow, write_qa_report
+from pairsynth.alignment.scores import PairScores
 from pairsynth.errors import PairsynthError
 from pairsynth.readers import LAYOUTS, PairRecord, ReadError, detect_layout, read_manifest, read_pairs
 
@@ -234,12 +234,12 @@ class _Judges:
         if medium not in self.loaded:
             s = self.settings
             if medium == "image":
-                from alignment.clip_scorer import ClipScorer
+                from pairsynth.alignment.clip_scorer import ClipScorer
 
                 self.loaded[medium] = ClipScorer.from_pretrained(s.clip, pretrained=s.pretrained, device=s.device,
                                                                  batch_size=s.batch_size, precision=s.precision)
             else:
-                from alignment.clap_scorer import ClapScorer
+                from pairsynth.alignment.clap_scorer import ClapScorer
 
                 self.loaded[medium] = ClapScorer.from_pretrained(s.clap, device=s.device, batch_size=s.batch_size,
                                                                  precision=s.precision)
@@ -264,7 +264,7 @@ def _samples(item: PairRecord | ReadError, entry: _Entry) -> list[tuple[str, Any
     """The item's media a judge can embed; problems (blank, silent …) are recorded on the entry."""
     if isinstance(item, ReadError):
         return []
-    from alignment.image_checks import image_problem
+    from pairsynth.alignment.image_checks import image_problem
 
     media: list[tuple[str, Any]] = []
     if item.image is not None:
@@ -273,7 +273,7 @@ def _samples(item: PairRecord | ReadError, entry: _Entry) -> list[tuple[str, Any
         if problem:
             entry.problems["image"] = problem
     if item.audio is not None:
-        from alignment.audio_checks import audio_problem
+        from pairsynth.alignment.audio_checks import audio_problem
 
         media.append(("audio", (item.audio, item.sample_rate)))
         problem = audio_problem(item.audio, item.sample_rate)

@@ -14,9 +14,9 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
-from alignment.acceptance import AcceptanceRule, Decision, check_pair, decide_for_caption, ranking_value
-from alignment.embedding_scorer import EmbeddingScorer
-from alignment.image_checks import image_problem
+from pairsynth.alignment.acceptance import AcceptanceRule, Decision, check_pair, decide_for_caption, ranking_value
+from pairsynth.alignment.embedding_scorer import EmbeddingScorer
+from pairsynth.alignment.image_checks import image_problem
 from pairsynth.candidates import Candidate, Condition, derive_seed, sample_key
 from pairsynth.writers.base import PairWriter
 
@@ -208,7 +208,7 @@ def _attach(candidate: Candidate, modality: str, output: Any) -> None:
 def _problem(candidate: Candidate, modality: str) -> tuple[str, str] | None:
     if modality == "image":
         return image_problem(candidate.image)
-    from alignment.audio_checks import audio_problem
+    from pairsynth.alignment.audio_checks import audio_problem
 
     return audio_problem(candidate.audio, candidate.sample_rate)
 

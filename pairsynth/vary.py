@@ -19,17 +19,17 @@ from typing import Any, Literal
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
-from alignment.acceptance import AcceptanceRule, Decision
-from alignment.embedding_scorer import EmbeddingScorer
+from pairsynth.alignment.acceptance import AcceptanceRule, Decision
+from pairsynth.alignment.embedding_scorer import EmbeddingScorer
 from pairsynth.candidates import Candidate
 from pairsynth.config_files import describe_error
 from pairsynth.errors import PairsynthError, RecipeError
-from pairsynth.generate import ProgressUpdate, RunSummary, dataset_writers
+from pairsynth.generate import ProgressUpdate, RunSummary
 from pairsynth.output_dir import OutputDir, disk_errors
 from pairsynth.readers import PairRecord, ReadError, read_pairs
 from pairsynth.stages import (CaptionState, Plan, StageTimes, accept_candidates, generate_candidates, judge_input,
                               plan_chunk, score_candidates, write_candidates)
-from pairsynth.writers import ManifestWriter
+from pairsynth.writers import ManifestWriter, dataset_writers
 
 logger = logging.getLogger(__name__)
 
@@ -227,12 +227,12 @@ def _check_band(scorer: EmbeddingScorer, modality: str, candidates: list[Candida
 def _load_varier(config: VaryConfig, modality: str) -> Any:
     model = config.model or DEFAULT_MODELS[modality]
     if modality == "image":
-        from modalities.image_to_image import ImageToImage, VariationSampling
+        from pairsynth.modalities.image_to_image import ImageToImage, VariationSampling
 
         sampling = VariationSampling(config.strength, config.steps, config.guidance_scale, config.negative_prompt,
                                      config.scheduler)
         return ImageToImage.from_pretrained(model, sampling=sampling, device=config.device)
-    from modalities.audio_to_audio import AudioToAudio, AudioVariationSampling
+    from pairsynth.modalities.audio_to_audio import AudioToAudio, AudioVariationSampling
 
     sampling = AudioVariationSampling(config.strength, config.steps, config.guidance_scale, config.negative_prompt,
                                       "default" if config.scheduler == "dpm++" else config.scheduler)
@@ -241,9 +241,9 @@ def _load_varier(config: VaryConfig, modality: str) -> Any:
 
 def _load_scorer(config: VaryConfig, modality: str) -> EmbeddingScorer:
     if modality == "image":
-        from alignment.clip_scorer import ClipScorer
+        from pairsynth.alignment.clip_scorer import ClipScorer
 
         return ClipScorer.from_pretrained(config.clip, device=config.device)
-    from alignment.clap_scorer import ClapScorer
+    from pairsynth.alignment.clap_scorer import ClapScorer
 
     return ClapScorer.from_pretrained(config.clap, device=config.device)

@@ -6,9 +6,9 @@ import numpy as np
 
 import pytest
 
-from alignment.acceptance import AcceptanceRule, Decision, check_pair, decide_for_caption, ranking_value
-from alignment.image_checks import image_problem
-from alignment.scores import PairScores
+from pairsynth.alignment.acceptance import AcceptanceRule, Decision, check_pair, decide_for_caption, ranking_value
+from pairsynth.alignment.image_checks import image_problem
+from pairsynth.alignment.scores import PairScores
 
 
 def scores(cosine: float, rank: int | None = 1, judge: str = "clip") -> dict[str, PairScores]:

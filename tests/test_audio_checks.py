@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from alignment.audio_checks import CLIPPED_FRACTION, SILENCE_DBFS, audio_problem
+from pairsynth.alignment.audio_checks import CLIPPED_FRACTION, SILENCE_DBFS, audio_problem
 
 RATE = 16_000
 T = np.arange(RATE) / RATE

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from modalities.audio_to_audio import AudioToAudio, AudioVariationSampling
+from pairsynth.modalities.audio_to_audio import AudioToAudio, AudioVariationSampling
 
 
 @pytest.fixture(scope="module")

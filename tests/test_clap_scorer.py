@@ -11,8 +11,8 @@ import pytest
 import soundfile as sf
 import torch
 
-from alignment.clap_scorer import ClapScorer
-from modalities.text_to_audio import GeneratedAudio
+from pairsynth.alignment.clap_scorer import ClapScorer
+from pairsynth.modalities.text_to_audio import GeneratedAudio
 from pairsynth.audio_io import read_audio
 from pairsynth.errors import ModelRefError
 

@@ -9,8 +9,8 @@ import pytest
 import torch
 from PIL import Image
 
-from alignment.clip_scorer import ClipScorer
-from alignment.scores import clip_score
+from pairsynth.alignment.clip_scorer import ClipScorer
+from pairsynth.alignment.scores import clip_score
 
 CAPTIONS = ["a red circle on the left", "a blue square on the right", "a photo of a cat"]
 

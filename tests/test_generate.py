@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 import webdataset as wds
 
-from modalities.text_to_image import GeneratedImage, ImageSampling, TextToImage
+from pairsynth.modalities.text_to_image import GeneratedImage, ImageSampling, TextToImage
 from pairsynth.errors import OutputDirError
 from pairsynth.generate import generate_dataset
 from pairsynth.output_dir import OutputDir
@@ -24,7 +24,7 @@ def generator(tiny_sd_dir):
 
 @pytest.fixture(scope="module")
 def scorer(tiny_clip_dir):
-    from alignment.clip_scorer import ClipScorer
+    from pairsynth.alignment.clip_scorer import ClipScorer
 
     return ClipScorer.from_pretrained(f"local-dir:{tiny_clip_dir}")
 

@@ -10,8 +10,8 @@ import pytest
 import torch
 import webdataset as wds
 
-from alignment.clap_scorer import ClapScorer
-from modalities.text_to_audio import AudioSampling, GeneratedAudio, TextToAudio
+from pairsynth.alignment.clap_scorer import ClapScorer
+from pairsynth.modalities.text_to_audio import AudioSampling, GeneratedAudio, TextToAudio
 from pairsynth.generate import generate_dataset
 from pairsynth.recipe import recipe_from_dict
 
@@ -95,8 +95,8 @@ def test_triplets_pass_both_judges_and_are_written_as_one_sample(
         generator, scorer, tiny_sd_dir, tiny_clip_dir, tiny_audioldm_dir, tiny_clap_dir, tmp_path):
     from datasets import Audio, load_dataset
 
-    from alignment.clip_scorer import ClipScorer
-    from modalities.text_to_image import ImageSampling, TextToImage
+    from pairsynth.alignment.clip_scorer import ClipScorer
+    from pairsynth.modalities.text_to_image import ImageSampling, TextToImage
 
     recipe = recipe_from_dict({
         "modality": "triplet", "templates": ["a {colour} circle with a {pitch} tone"],

@@ -6,8 +6,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from modalities.image_to_image import ImageToImage, VariationSampling
-from modalities.text_to_image import ImageSampling, TextToImage
+from pairsynth.modalities.image_to_image import ImageToImage, VariationSampling
+from pairsynth.modalities.text_to_image import ImageSampling, TextToImage
 
 
 @pytest.fixture(scope="module")

@@ -2,8 +2,8 @@
 
 import pytest
 
-from alignment import qa
-from alignment.qa_charts import BOTTOM, LEFT, RIGHT, TOP, histogram_chart, nice_ceiling, sweep_chart
+from pairsynth.alignment import qa
+from pairsynth.alignment.qa_charts import BOTTOM, LEFT, RIGHT, TOP, histogram_chart, nice_ceiling, sweep_chart
 
 
 @pytest.mark.parametrize("largest, expected", [(0, (1, 1)), (4, (4, 1)), (7, (8, 2)), (11, (15, 5)), (50, (50, 10)),

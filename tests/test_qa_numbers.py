@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from alignment import qa
+from pairsynth.alignment import qa
 
 
 def unit(rows):

@@ -22,7 +22,7 @@ import pytest
 import soundfile
 from PIL import Image
 
-from alignment import qa
+from pairsynth.alignment import qa
 from pairsynth.score import ScoreSettings, score_dataset, write_run_report
 from tests.headless_chromium import HeadlessChromium, find_chromium
 
@@ -85,7 +85,7 @@ def browser(chromium_binary, tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def clip(tiny_clip_dir):
-    from alignment.clip_scorer import ClipScorer
+    from pairsynth.alignment.clip_scorer import ClipScorer
 
     return ClipScorer.from_pretrained(f"local-dir:{tiny_clip_dir}", device="cpu")
 
@@ -263,7 +263,7 @@ def spoken_words(tmp_path_factory) -> Path:
 
 @pytest.fixture(scope="module")
 def clap(tiny_clap_dir):
-    from alignment.clap_scorer import ClapScorer
+    from pairsynth.alignment.clap_scorer import ClapScorer
 
     return ClapScorer.from_pretrained(str(tiny_clap_dir), device="cpu")
 

@@ -8,8 +8,8 @@ import numpy as np
 import pytest
 import torch
 
-from alignment.audio_checks import audio_problem
-from modalities.text_to_audio import AudioSampling, GeneratedAudio, TextToAudio
+from pairsynth.alignment.audio_checks import audio_problem
+from pairsynth.modalities.text_to_audio import AudioSampling, GeneratedAudio, TextToAudio
 from pairsynth.errors import ModelRefError
 
 PROMPTS = ["a high beeping tone", "a low steady tone on the left of the sound", "a dog barking", "a rising chirp"]

@@ -5,8 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from modalities.pipelines import prompt_arguments, seeded_generators
-from modalities.text_to_image import ImageSampling, TextToImage
+from pairsynth.modalities.pipelines import prompt_arguments, seeded_generators
+from pairsynth.modalities.text_to_image import ImageSampling, TextToImage
 from pairsynth.errors import ModelRefError
 
 PROMPTS = ["a red circle on the left", "a blue square on the right", "a photo of a cat", "a green triangle on the left"]

@@ -10,8 +10,8 @@ import random
 import numpy as np
 import pytest
 
-from alignment.acceptance import AcceptanceRule, check_pair
-from alignment.clip_scorer import ClipScorer
+from pairsynth.alignment.acceptance import AcceptanceRule, check_pair
+from pairsynth.alignment.clip_scorer import ClipScorer
 from pairsynth.augment import HorizontalFlip, Sample, augment
 from pairsynth.world.shapes import all_captions, one_attribute_off, render_sample
 
@@ -43,7 +43,7 @@ def test_the_clip_filter_keeps_matched_pairs_and_rejects_one_attribute_off(clip)
 
 def test_the_toy_generator_follows_its_captions_well_enough_to_fill_a_dataset(clip):
     """Bars on the generator itself live in benchmarks/zoo_quality.py; this guards against a broken one."""
-    from modalities.text_to_image import ImageSampling, TextToImage
+    from pairsynth.modalities.text_to_image import ImageSampling, TextToImage
 
     t2i = TextToImage.from_pretrained("toy-shapes", sampling=ImageSampling(steps=15, guidance_scale=4.0))
     images = [g.pixels for g in t2i.generate(CAPTIONS, list(range(len(CAPTIONS))))]

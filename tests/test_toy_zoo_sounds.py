@@ -10,8 +10,8 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-from alignment.acceptance import AcceptanceRule, check_pair
-from alignment.clap_scorer import ClapScorer
+from pairsynth.alignment.acceptance import AcceptanceRule, check_pair
+from pairsynth.alignment.clap_scorer import ClapScorer
 from pairsynth.world.sounds import all_captions, one_attribute_off, render_sample
 
 CAPTIONS = all_captions()

@@ -9,8 +9,8 @@ import pytest
 from PIL import Image
 from skimage import data as skdata
 
-from alignment.clip_scorer import ClipScorer
-from modalities.image_to_image import ImageToImage, VariationSampling
+from pairsynth.alignment.clip_scorer import ClipScorer
+from pairsynth.modalities.image_to_image import ImageToImage, VariationSampling
 from pairsynth.vary import vary_config, vary_dataset
 from pairsynth.errors import RecipeError
 
@@ -89,8 +89,8 @@ def test_bad_vary_settings_are_one_line_errors():
 def test_vary_audio_pairs_resamples_downmixes_and_skips_corrupt_clips(tiny_audioldm_mel_dir, tiny_clap_dir, tmp_path):
     import soundfile as sf
 
-    from alignment.clap_scorer import ClapScorer
-    from modalities.audio_to_audio import AudioToAudio, AudioVariationSampling
+    from pairsynth.alignment.clap_scorer import ClapScorer
+    from pairsynth.modalities.audio_to_audio import AudioToAudio, AudioVariationSampling
 
     folder = tmp_path / "sounds"
     folder.mkdir()

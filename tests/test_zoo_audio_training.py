@@ -48,7 +48,7 @@ def test_roberta_tokenizer_rejects_empty_texts(tmp_path):
 
 
 def test_log_mel_has_audioldm_framing():
-    from modalities.audioldm_mel import SILENCE, log_mel
+    from pairsynth.modalities.audioldm_mel import SILENCE, log_mel
 
     mel = log_mel(torch.zeros(2, 16_000))
     assert mel.shape == (2, 100, 64) and torch.allclose(mel, torch.full_like(mel, SILENCE))

@@ -203,7 +203,7 @@ def to_candidate(result: Augmented, *, source_key: str, caption_index: int = 0, 
         sample_index: which copy this is, for the manifest.
         provenance: extra provenance (the source's model, revision …) to keep in the row.
     """
-    from alignment.acceptance import Decision
+    from pairsynth.alignment.acceptance import Decision
     from pairsynth.candidates import Candidate, Condition, sample_key
 
     record = result.record

@@ -1,8 +1,37 @@
-"""Dataset writers. All share one contract (:class:`~pairsynth.writers.base.PairWriter`)."""
+"""Dataset writers. All share one contract (:class:`~pairsynth.writers.base.PairWriter`).
+
+:data:`FORMATS` names every output format a recipe may list; :func:`dataset_writers` builds them.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from pathlib import Path
 
 from pairsynth.writers.base import NullWriter, PairWriter
 from pairsynth.writers.folder import FolderWriter
 from pairsynth.writers.manifest import ManifestWriter
 from pairsynth.writers.webdataset_shards import WebDatasetWriter
 
-__all__ = ["FolderWriter", "ManifestWriter", "NullWriter", "PairWriter", "WebDatasetWriter"]
+WriterFactory = Callable[..., PairWriter]
+"""``factory(root, *, image_format, audio_format) -> PairWriter``."""
+
+FORMATS: dict[str, WriterFactory] = {
+    "webdataset": WebDatasetWriter,
+    "imagefolder": lambda root, **media: FolderWriter(root, layout="imagefolder", **media),
+    "audiofolder": lambda root, **media: FolderWriter(root, layout="audiofolder", **media),
+    "tripletfolder": lambda root, **media: FolderWriter(root, layout="tripletfolder", **media),
+}
+
+
+def dataset_writers(root: Path, formats: Sequence[str], *, image_format: str = "png",
+                    audio_format: str = "flac") -> list[PairWriter]:
+    """The writers for the named output formats (``webdataset``, ``imagefolder`` …)."""
+    unknown = [name for name in formats if name not in FORMATS]
+    if unknown:
+        raise ValueError(f"unknown output format {unknown[0]!r}; known: {', '.join(FORMATS)}")
+    return [FORMATS[name](root, image_format=image_format, audio_format=audio_format) for name in formats]
+
+
+__all__ = ["FORMATS", "FolderWriter", "ManifestWriter", "NullWriter", "PairWriter", "WebDatasetWriter",
+           "dataset_writers"]

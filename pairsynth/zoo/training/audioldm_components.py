@@ -11,7 +11,7 @@ nothing with ``toy-sounds-clap``, which judges the generator's output.
 from __future__ import annotations
 
 from pairsynth.torch_compat import ensure_torchvision_importable
-from modalities.audioldm_mel import HOP, N_MELS, SAMPLE_RATE
+from pairsynth.modalities.audioldm_mel import HOP, N_MELS, SAMPLE_RATE
 
 MEL_FRAMES = 100
 VAE_DOWN = 4

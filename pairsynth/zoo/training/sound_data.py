@@ -12,7 +12,7 @@ from dataclasses import dataclass
 import torch
 
 from pairsynth.world.sounds import MONO_ATTRIBUTES, VOCAB, SoundScene, render_sample
-from modalities.audioldm_mel import log_mel, waveforms_to_tensor
+from pairsynth.modalities.audioldm_mel import log_mel, waveforms_to_tensor
 
 
 @dataclass

@@ -1,6 +1,6 @@
 """``judges-sounds``: small CNN attribute classifiers that grade generated SOUNDS waveforms.
 
-They judge the *waveform* (through the shared log-mel of :mod:`modalities.audioldm_mel`), so a text→audio model is
+They judge the *waveform* (through the shared log-mel of :mod:`pairsynth.modalities.audioldm_mel`), so a text→audio model is
 graded after its vocoder, as a listener would hear it. Trained on synthesized sounds only (never on
 generator output), with blur, added noise, gain and time-shift augmentation so that a slightly
 smeared or noisy generated clip is still judged fairly. One trunk, one head per mono attribute
@@ -19,7 +19,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from pairsynth.world.sounds import MONO_ATTRIBUTES, VOCAB, parse_caption
-from modalities.audioldm_mel import log_mel, waveforms_to_tensor
+from pairsynth.modalities.audioldm_mel import log_mel, waveforms_to_tensor
 from pairsynth.zoo.training.checkpoints import CheckpointKeeper
 from pairsynth.zoo.training.data import eval_seeds, train_seeds
 from pairsynth.zoo.training.judge_files import export_judge, load_judge

@@ -29,7 +29,7 @@ import torch
 import torch.nn.functional as F
 
 from pairsynth.zoo.training import audioldm_components
-from modalities.audioldm_mel import F_MAX, HOP, LOG_FLOOR, N_MELS, SAMPLE_RATE, log_mel, mel_magnitude
+from pairsynth.modalities.audioldm_mel import F_MAX, HOP, LOG_FLOOR, N_MELS, SAMPLE_RATE, log_mel, mel_magnitude
 from pairsynth.zoo.training.audio_vae_trainer import reconstruct
 from pairsynth.zoo.training.checkpoints import CheckpointKeeper
 from pairsynth.zoo.training.data import eval_seeds, train_seeds
