@@ -23,7 +23,8 @@ import soundfile
 from PIL import Image
 
 from pairsynth.alignment import qa
-from pairsynth.score import ScoreSettings, score_dataset, write_run_report
+from pairsynth.run_report import write_run_report
+from pairsynth.score import ScoreSettings, score_dataset
 from tests.headless_chromium import HeadlessChromium, find_chromium
 
 ARTIFACTS = Path(__file__).resolve().parents[1] / "test-artifacts"
