@@ -59,8 +59,8 @@ def main() -> None:
     })
     generator = TextToImage.from_pretrained(args.model, sampling=ImageSampling(steps=args.steps, guidance_scale=4.0))
     scorer = ClipScorer.from_pretrained(args.clip)
-    plan = Plan(recipe.k, recipe.attempts_per_caption, recipe.seed, chunk_size=recipe.output.commit_every)
-    conditions = plan_chunk([CaptionState(c, i) for i, c in enumerate(recipe.caption_list)], plan)
+    plan = Plan(k=recipe.k, budget=recipe.attempts_per_caption, seed=recipe.seed, chunk_size=recipe.output.commit_every)
+    conditions = plan_chunk([CaptionState(caption=c, index=i) for i, c in enumerate(recipe.caption_list)], plan)
     pipeline = generator.pipeline
 
     def bare_loop() -> None:

@@ -34,7 +34,7 @@ def sample_key(caption: str, provenance: dict[str, Any], seed: int) -> str:
     return hashlib.sha256(payload.encode()).hexdigest()[:20]
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class Condition:
     """One requested sample: a caption and the seed that makes it reproducible."""
 
@@ -56,7 +56,7 @@ class Condition:
         return self.prompts.get(medium, self.caption)
 
 
-@dataclass
+@dataclass(kw_only=True)
 class Candidate:
     """A generated sample on its way through scoring and acceptance.
 

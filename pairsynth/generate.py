@@ -42,8 +42,8 @@ class GenerateJob:
         min_scores = {"clip": accept.min_clip_score, "clap": accept.min_clap_score}
         self.rule = AcceptanceRule({judge: value for judge, value in min_scores.items() if value is not None},
                                    accept.retrieval.max_rank if accept.retrieval else None, accept.top_k)
-        self.plan = Plan(recipe.k, recipe.attempts_per_caption, recipe.seed, accept.top_k, accept.pool_factor,
-                         recipe.output.commit_every)
+        self.plan = Plan(k=recipe.k, budget=recipe.attempts_per_caption, seed=recipe.seed, top_k=accept.top_k,
+                         pool_factor=accept.pool_factor, chunk_size=recipe.output.commit_every)
         self.output = OutputSpec(formats=recipe.output_formats, image_format=recipe.output.image_format,
                                  audio_format=recipe.output.audio_format, report=recipe.output.report)
         self.batch_sizes = {m: config.batch_size for m, config in recipe.generator_configs.items()}
@@ -60,7 +60,7 @@ class GenerateJob:
     def units(self) -> dict[str, CaptionState]:
         recipe = self.recipe
         nested = len(recipe.media) > 1  # each medium of a triplet has its own prompt
-        return {caption: CaptionState(caption, index, prompts=recipe.prompts_for(caption) if nested else {})
+        return {caption: CaptionState(caption=caption, index=index, prompts=recipe.prompts_for(caption) if nested else {})
                 for index, caption in enumerate(recipe.caption_list)}
 
     def unit_of(self, row: Mapping[str, Any]) -> str:

@@ -36,7 +36,7 @@ UNSCORABLE = frozenset({"bad_shape", "nan_output"})
 """Media a judge cannot embed at all; other problems (blank, silent, clipped) are scored and flagged."""
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class ScoreSettings:
     """How ``pairsynth score`` judges a dataset.
 

@@ -44,7 +44,7 @@ MIN_RATE_ESTIMATE = 1 / 8
 """Never plan more than 8 candidates per missing pair, however badly a caption has done so far."""
 
 
-@dataclass
+@dataclass(kw_only=True)
 class CaptionState:
     """How far one caption (or, for variations, one source pair) has got.
 
@@ -64,7 +64,7 @@ class CaptionState:
         return self.source if self.source is not None else self.caption
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class Plan:
     """What to ask each caption for: ``k`` pairs in at most ``budget`` candidates."""
 
@@ -114,8 +114,8 @@ def plan_chunk(states: Sequence[CaptionState], plan: Plan) -> list[Condition]:
         wanted = needed * plan.pool_factor if plan.top_k else needed / rate
         count = min(math.ceil(wanted), plan.budget - state.attempts)
         conditions.extend(
-            Condition(state.caption, state.index, sample, derive_seed(plan.seed, state.key, sample), state.prompts,
-                      state.source)
+            Condition(caption=state.caption, caption_index=state.index, sample_index=sample,
+                      seed=derive_seed(plan.seed, state.key, sample), prompts=state.prompts, source=state.source)
             for sample in range(state.attempts, state.attempts + count)
         )
     return conditions
@@ -131,7 +131,8 @@ def generate_candidates(generators: Mapping[str, Generator] | Mapping[str, Varie
     ``batch_size`` may differ per medium (``{"image": 32, "audio": 8}``).
     """
     provenance = _provenance(generators)
-    candidates = [Candidate(c, sample_key(c.unit, provenance, c.seed), provenance) for c in conditions]
+    candidates = [Candidate(condition=c, key=sample_key(c.unit, provenance, c.seed), provenance=provenance)
+                  for c in conditions]
     for modality, generator in generators.items():
         attach = medium(modality).attach
         size = batch_size if isinstance(batch_size, int) else batch_size[modality]

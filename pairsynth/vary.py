@@ -120,7 +120,7 @@ class VaryJob:
         self.k = config.per_pair
         judge = self.medium.judge
         self.rule = AcceptanceRule({judge: config.min_score} if config.min_score is not None else {}, config.max_rank)
-        self.plan = Plan(config.per_pair, config.attempts, config.seed, chunk_size=config.commit_every)
+        self.plan = Plan(k=config.per_pair, budget=config.attempts, seed=config.seed, chunk_size=config.commit_every)
         self.output = OutputSpec(formats=["webdataset", self.medium.folder], image_format=config.image_format)
         self.distractors = {self.modality: list(dict.fromkeys(self.captions.values()))}
         self.source_features: dict[str, np.ndarray] = {}
@@ -132,7 +132,7 @@ class VaryJob:
         return self.config.fingerprint(self.records)
 
     def units(self) -> dict[str, CaptionState]:
-        return {r.key: CaptionState(self.captions[r.key], index, source=r.key) for index, r in enumerate(self.records)}
+        return {r.key: CaptionState(caption=self.captions[r.key], index=index, source=r.key) for index, r in enumerate(self.records)}
 
     def unit_of(self, row: Mapping[str, Any]) -> str | None:
         return None if row["reason"] == "unreadable_input" else row["source"]["key"]

@@ -310,7 +310,7 @@ def test_the_report_at_the_end_of_a_run_shows_its_accepted_pairs(browser, tmp_pa
             metadata.append({"file_name": f"{key}.png", "text": caption, "key": key})
     (folder / "metadata.jsonl").write_text("".join(json.dumps(row) + "\n" for row in metadata))
     (tmp_path / "manifest.jsonl").write_text("".join(json.dumps(row) + "\n" for row in manifest))
-    states = [CaptionState(c, i, attempts=3, accepted=2)
+    states = [CaptionState(caption=c, index=i, attempts=3, accepted=2)
               for i, c in enumerate(("a red circle on the left", "a blue square on the right"))]
     run = RunSummary(out_dir=tmp_path, k=2, captions=states, elapsed_s=1.0)
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import shutil
 import subprocess
 import sys
 import sysconfig
@@ -106,7 +107,13 @@ def test_installs_beside_packages_that_own_top_level_alignment_and_modalities(tm
                           capture_output=True, text=True, check=True).stdout.strip()
     # The new venv borrows this one's dependencies (numpy …) through a path entry placed after its own.
     Path(site, "zz_dependencies.pth").write_text(sysconfig.get_paths()["purelib"] + "\n")
-    for package in (other, REPO):
+    source = tmp_path / "pairsynth-source"  # a copy, so the build leaves nothing in the repository
+    source.mkdir()
+    for name in ("pyproject.toml", "README.md", "pairsynth", "modalities", "alignment"):
+        copy = shutil.copytree if (REPO / name).is_dir() else shutil.copy
+        copy(REPO / name, source / name, **({"ignore": shutil.ignore_patterns("weights", "__pycache__")}
+                                             if (REPO / name).is_dir() else {}))
+    for package in (other, source):
         subprocess.run([python, "-m", "pip", "install", "--quiet", "--no-deps", "--no-build-isolation",
                         "--no-index", "--disable-pip-version-check", "--target", site, str(package)],
                        check=True, capture_output=True)

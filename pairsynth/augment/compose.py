@@ -210,8 +210,9 @@ def to_candidate(result: Augmented, *, source_key: str, caption_index: int = 0, 
     provenance = {**(provenance or {}), "augment": record.as_dict()}
     identity = {"source_key": source_key, "augment": [step.as_dict() for step in record.steps]}
     key = sample_key(record.caption_after, identity, record.seed)
-    condition = Condition(record.caption_after, caption_index, sample_index, record.seed, source=source_key)
-    candidate = Candidate(condition, key, provenance, lineage={"key": source_key})
+    condition = Condition(caption=record.caption_after, caption_index=caption_index, sample_index=sample_index,
+                          seed=record.seed, source=source_key)
+    candidate = Candidate(condition=condition, key=key, provenance=provenance, lineage={"key": source_key})
     sample = result.sample
     if sample is None:
         # No media, so Candidate.modality cannot tell; the row's provenance keys override it.
