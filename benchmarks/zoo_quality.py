@@ -64,9 +64,9 @@ def _load_toy_clip(folder: Path):
 def toy_clip_rows(args) -> list[Row]:
     """Zero-shot caption retrieval and matched-vs-one-off AUC on held-out renders."""
     from pairsynth.world.shapes import render_sample
-    from pairsynth.zoo.training.data import eval_seeds
-    from pairsynth.zoo.training.evaluation import open_clip_quality
-    from pairsynth.zoo.training.model_card import folder_size_mb
+    from pairsynth_train.data import eval_seeds
+    from pairsynth_train.evaluation import open_clip_quality
+    from pairsynth_train.model_card import folder_size_mb
 
     folder = args.weights / "toy-shapes-clip"
     model, preprocess, tokenizer = _load_toy_clip(folder)
@@ -85,10 +85,10 @@ def toy_t2i_rows(args) -> list[Row]:
     from diffusers import StableDiffusionPipeline
 
     from pairsynth.world.shapes import all_captions
-    from pairsynth.zoo.training.data import eval_seeds
-    from pairsynth.zoo.training.evaluation import generate_images, judge_images, open_clip_quality
-    from pairsynth.zoo.training.judges import judge_accuracy, load_judges
-    from pairsynth.zoo.training.model_card import folder_size_mb
+    from pairsynth_train.data import eval_seeds
+    from pairsynth_train.evaluation import generate_images, judge_images, open_clip_quality
+    from pairsynth_train.judges import judge_accuracy, load_judges
+    from pairsynth_train.model_card import folder_size_mb
 
     folder = args.weights / "toy-shapes"
     judge = load_judges(args.weights / "judges-shapes")
@@ -130,9 +130,9 @@ def toy_clap_rows(args) -> list[Row]:
     from transformers import ClapModel, ClapProcessor
 
     from pairsynth.world.sounds import render_sample
-    from pairsynth.zoo.training.data import eval_seeds
-    from pairsynth.zoo.training.model_card import folder_size_mb
-    from pairsynth.zoo.training.sound_evaluation import clap_quality
+    from pairsynth_train.data import eval_seeds
+    from pairsynth_train.model_card import folder_size_mb
+    from pairsynth_train.sound_evaluation import clap_quality
 
     folder = args.weights / "toy-sounds-clap"
     model, processor = ClapModel.from_pretrained(folder), ClapProcessor.from_pretrained(folder)
@@ -151,12 +151,12 @@ def toy_t2a_rows(args) -> list[Row]:
     from transformers import ClapModel, ClapProcessor
 
     from pairsynth.world.sounds import all_captions
-    from pairsynth.zoo.training.audioldm_export import load_pipeline
-    from pairsynth.zoo.training.data import eval_seeds
-    from pairsynth.zoo.training.model_card import folder_size_mb
-    from pairsynth.zoo.training.sound_evaluation import clap_quality, generate_clips
-    from pairsynth.zoo.training.sound_judges import judge_accuracy, judge_waveforms, load_sound_judges
-    from pairsynth.zoo.training.vocoder_trainer import evaluate_vocoder
+    from pairsynth_train.audioldm_export import load_pipeline
+    from pairsynth_train.data import eval_seeds
+    from pairsynth_train.model_card import folder_size_mb
+    from pairsynth_train.sound_evaluation import clap_quality, generate_clips
+    from pairsynth_train.sound_judges import judge_accuracy, judge_waveforms, load_sound_judges
+    from pairsynth_train.vocoder_trainer import evaluate_vocoder
 
     folder = args.weights / "toy-sounds"
     judge = load_sound_judges(args.weights / "judges-sounds")

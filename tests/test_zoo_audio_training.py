@@ -15,7 +15,7 @@ from pairsynth.torch_compat import ensure_torchvision_importable  # noqa: E402
 from pairsynth.world.sounds import all_captions, render_sample  # noqa: E402
 from pairsynth.zoo.registry import WEIGHTS_DIR  # noqa: E402
 from pairsynth.zoo.roberta_tokenizer import build_roberta_tokenizer  # noqa: E402
-from pairsynth.zoo.training.model_card import folder_size_mb  # noqa: E402
+from pairsynth_train.model_card import folder_size_mb  # noqa: E402
 
 ensure_torchvision_importable()
 
@@ -57,7 +57,7 @@ def test_log_mel_has_audioldm_framing():
 
 
 def test_sound_judges_trainer_exports_loadable_judges(tmp_path):
-    from pairsynth.zoo.training.sound_judges import SoundJudgeTrainConfig, load_sound_judges, train_sound_judges
+    from pairsynth_train.sound_judges import SoundJudgeTrainConfig, load_sound_judges, train_sound_judges
 
     out = tmp_path / "judges-sounds"
     accuracy = train_sound_judges(out, tmp_path / "work", SoundJudgeTrainConfig(steps=2, batch_size=4, eval_clips=8))
@@ -70,8 +70,8 @@ def test_sound_judges_trainer_exports_loadable_judges(tmp_path):
 def test_clap_trainer_exports_a_clap_model_and_processor(tmp_path):
     from transformers import ClapModel, ClapProcessor
 
-    from pairsynth.zoo.training.clap_trainer import ClapTrainConfig, train_toy_sounds_clap
-    from pairsynth.zoo.training.sound_evaluation import clap_embeddings
+    from pairsynth_train.clap_trainer import ClapTrainConfig, train_toy_sounds_clap
+    from pairsynth_train.sound_evaluation import clap_embeddings
 
     out = tmp_path / "toy-sounds-clap"
     config = ClapTrainConfig(steps=2, batch_size=8, warmup=1, eval_clips=16, checkpoint_every_s=1e9)
@@ -89,9 +89,9 @@ def test_clap_trainer_exports_a_clap_model_and_processor(tmp_path):
 def test_audioldm_trainer_exports_an_audioldm_folder(tmp_path):
     from diffusers import AudioLDMPipeline, DiffusionPipeline
 
-    from pairsynth.zoo.training.audio_vae_trainer import AudioVaeTrainConfig
-    from pairsynth.zoo.training.audioldm_trainer import T2aTrainConfig, train_toy_sounds
-    from pairsynth.zoo.training.vocoder_trainer import VocoderTrainConfig
+    from pairsynth_train.audio_vae_trainer import AudioVaeTrainConfig
+    from pairsynth_train.audioldm_trainer import T2aTrainConfig, train_toy_sounds
+    from pairsynth_train.vocoder_trainer import VocoderTrainConfig
 
     out = tmp_path / "toy-sounds"
     config = T2aTrainConfig(
@@ -115,8 +115,8 @@ def test_audioldm_trainer_exports_an_audioldm_folder(tmp_path):
 
 
 def test_cli_resumes_the_audio_judges(tmp_path, caplog, monkeypatch):
-    from pairsynth.zoo.training import data, sound_judges
-    from pairsynth.zoo.training.__main__ import main
+    from pairsynth_train import data, sound_judges
+    from pairsynth_train.__main__ import main
 
     monkeypatch.setattr(sound_judges, "eval_seeds", lambda count, offset=0: data.eval_seeds(8, offset))  # keep it fast
     args = ["judges-sounds", "--out", str(tmp_path / "out"), "--work-dir", str(tmp_path / "work"), "--batch-size", "2"]
@@ -135,7 +135,7 @@ def test_shipped_audio_zoo_generates_a_judged_clip():
     from diffusers import AudioLDMPipeline
     from transformers import ClapModel, ClapProcessor
 
-    from pairsynth.zoo.training.sound_judges import load_sound_judges
+    from pairsynth_train.sound_judges import load_sound_judges
 
     pipe = AudioLDMPipeline.from_pretrained(SHIPPED["toy-sounds"])
     pipe.set_progress_bar_config(disable=True)

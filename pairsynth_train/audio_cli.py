@@ -1,4 +1,4 @@
-"""The audio half of ``python -m pairsynth.zoo.training``: argparse namespace → audio trainer calls.
+"""The audio half of ``python -m pairsynth_train``: argparse namespace → audio trainer calls.
 
 Kept beside the image trainers' entries in ``__main__`` (which merges :data:`AUDIO_TRAINERS` into
 its table) so that each half of the zoo owns its own glue.
@@ -12,7 +12,7 @@ AUDIO_ZOO_ORDER = ("judges-sounds", "toy-sounds-clap", "toy-sounds")
 
 
 def _train_sound_judges(args, out: Path, work: Path) -> None:
-    from pairsynth.zoo.training.sound_judges import SoundJudgeTrainConfig, train_sound_judges
+    from pairsynth_train.sound_judges import SoundJudgeTrainConfig, train_sound_judges
 
     config = SoundJudgeTrainConfig(seed=args.seed)
     config.steps = args.steps or config.steps
@@ -21,7 +21,7 @@ def _train_sound_judges(args, out: Path, work: Path) -> None:
 
 
 def _train_clap(args, out: Path, work: Path) -> None:
-    from pairsynth.zoo.training.clap_trainer import ClapTrainConfig, train_toy_sounds_clap
+    from pairsynth_train.clap_trainer import ClapTrainConfig, train_toy_sounds_clap
 
     config = ClapTrainConfig(seed=args.seed)
     config.steps = args.steps or config.steps
@@ -30,7 +30,7 @@ def _train_clap(args, out: Path, work: Path) -> None:
 
 
 def _train_t2a(args, out: Path, work: Path) -> None:
-    from pairsynth.zoo.training.audioldm_trainer import T2aTrainConfig, train_toy_sounds
+    from pairsynth_train.audioldm_trainer import T2aTrainConfig, train_toy_sounds
 
     config = T2aTrainConfig(seed=args.seed)
     config.vae.seed = config.vocoder.seed = args.seed

@@ -19,13 +19,13 @@ import torch.nn.functional as F
 from torch import nn
 
 from pairsynth.world.shapes import ATTRIBUTES, VOCAB
-from pairsynth.zoo.training.augment import soften
-from pairsynth.zoo.training.checkpoints import CheckpointKeeper
-from pairsynth.zoo.training.data import eval_seeds, render_batch, train_seeds
-from pairsynth.zoo.training.judge_files import export_judge, load_judge
-from pairsynth.zoo.training.loop import Trainee, run_steps
-from pairsynth.zoo.training.model_card import folder_size_mb, write_model_card
-from pairsynth.zoo.training.optim import adamw_with_cosine
+from pairsynth_train.augment import soften
+from pairsynth_train.checkpoints import CheckpointKeeper
+from pairsynth_train.data import eval_seeds, render_batch, train_seeds
+from pairsynth_train.judge_files import export_judge, load_judge
+from pairsynth_train.loop import Trainee, run_steps
+from pairsynth_train.model_card import folder_size_mb, write_model_card
+from pairsynth_train.optim import adamw_with_cosine
 
 logger = logging.getLogger(__name__)
 
@@ -118,12 +118,12 @@ def _write_card(out_dir: Path, judge: ShapeJudge, config: JudgeTrainConfig, seco
         {
             "Purpose": "Grade generated images by the attributes their caption names (shape, colour, position). "
             "Trained on renders only, softened by blur, down-up sampling and noise; used only by `benchmarks/zoo_quality.py`.",
-            "Usage": "```python\nfrom pairsynth.zoo.training.judges import load_judges\njudge = load_judges('PATH')\n"
+            "Usage": "```python\nfrom pairsynth_train.judges import load_judges\njudge = load_judges('PATH')\n"
             "judge.predict(images)  # images: (B, 3, 32, 32) in [-1, 1]\n```",
             "Architecture": {"type": "4-conv CNN trunk, 4×4 map flattened, one linear head per attribute",
                              "params": sum(p.numel() for p in judge.parameters()), "classes": judge.classes},
             "Training": {**asdict(config), "training_seconds": round(seconds), "threads": torch.get_num_threads()},
             "Metrics (held-out clean renders)": {**accuracy, "folder size MB": round(folder_size_mb(out_dir), 3)},
-            "Reproduce": f"```\nOMP_NUM_THREADS=1 python -m pairsynth.zoo.training {NAME} --out pairsynth/zoo/weights/{NAME} --steps {config.steps}\n```",
+            "Reproduce": f"```\nOMP_NUM_THREADS=1 python -m pairsynth_train {NAME} --out pairsynth/zoo/weights/{NAME} --steps {config.steps}\n```",
         },
     )

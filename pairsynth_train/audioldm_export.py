@@ -12,9 +12,9 @@ import torch
 from pairsynth.torch_compat import ensure_torchvision_importable
 from pairsynth.world.sounds import all_captions
 from pairsynth.zoo.roberta_tokenizer import copy_tokenizer_files
-from pairsynth.zoo.training import audioldm_components
-from pairsynth.zoo.training.model_card import folder_size_mb, write_model_card
-from pairsynth.zoo.training.sound_evaluation import generate_clips
+from pairsynth_train import audioldm_components
+from pairsynth_train.model_card import folder_size_mb, write_model_card
+from pairsynth_train.sound_evaluation import generate_clips
 
 logger = logging.getLogger(__name__)
 
@@ -56,7 +56,7 @@ def quick_check(out_dir: Path, judge, per_caption: int, steps: int = CHECK_STEPS
     result: dict = {"pipeline": type(pipe).__name__, "samples": len(captions), "steps": steps, "guidance": guidance,
                     "seconds per clip": round(clips.seconds_per_clip, 4)}
     if judge is not None:
-        from pairsynth.zoo.training.sound_judges import judge_waveforms
+        from pairsynth_train.sound_judges import judge_waveforms
 
         result["judged on waveforms"] = judge_waveforms(judge, clips.waveforms, captions)
     logger.info("%s check: %s", NAME, result)
@@ -95,7 +95,7 @@ def write_t2a_card(out_dir: Path, config, vae_result, vocoder_result, unet_secon
             "Vocoder ceiling (judges on vocoded held-out mels)": vocoder_result.judged or "not measured",
             "Check at export (8 captions × 32 seeds, judged on the waveform)": check,
             "Size": f"{folder_size_mb(out_dir):.2f} MB",
-            "Reproduce": f"```\nOMP_NUM_THREADS=1 python -m pairsynth.zoo.training {NAME} --out pairsynth/zoo/weights/{NAME} "
+            "Reproduce": f"```\nOMP_NUM_THREADS=1 python -m pairsynth_train {NAME} --out pairsynth/zoo/weights/{NAME} "
             f"--steps {config.steps} --vae-steps {vae_result.steps} --vocoder-steps {vocoder_result.steps}\n```\n"
             "(judges-sounds must already be in the sibling folder `judges-sounds` for the export check.)",
         },

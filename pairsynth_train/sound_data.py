@@ -1,6 +1,6 @@
 """Batches of synthesized SOUNDS scenes as tensors, reproducible from (run seed, step).
 
-Seeds come from :mod:`pairsynth.zoo.training.data` (the same disjoint train / held-out ranges as
+Seeds come from :mod:`pairsynth_train.data` (the same disjoint train / held-out ranges as
 the image zoo): a resumed run sees exactly the data it would have seen, and held-out seeds are never
 trained on.
 """

@@ -20,13 +20,13 @@ from torch import nn
 
 from pairsynth.world.sounds import MONO_ATTRIBUTES, VOCAB, parse_caption
 from pairsynth.modalities.audioldm_mel import log_mel, waveforms_to_tensor
-from pairsynth.zoo.training.checkpoints import CheckpointKeeper
-from pairsynth.zoo.training.data import eval_seeds, train_seeds
-from pairsynth.zoo.training.judge_files import export_judge, load_judge
-from pairsynth.zoo.training.loop import Trainee, run_steps
-from pairsynth.zoo.training.model_card import folder_size_mb, write_model_card
-from pairsynth.zoo.training.optim import adamw_with_cosine
-from pairsynth.zoo.training.sound_data import synthesize_batch
+from pairsynth_train.checkpoints import CheckpointKeeper
+from pairsynth_train.data import eval_seeds, train_seeds
+from pairsynth_train.judge_files import export_judge, load_judge
+from pairsynth_train.loop import Trainee, run_steps
+from pairsynth_train.model_card import folder_size_mb, write_model_card
+from pairsynth_train.optim import adamw_with_cosine
+from pairsynth_train.sound_data import synthesize_batch
 
 logger = logging.getLogger(__name__)
 
@@ -150,13 +150,13 @@ def _write_card(out_dir: Path, judge: SoundJudge, config: SoundJudgeTrainConfig,
             "Purpose": "Grade generated 16 kHz waveforms by the attributes their caption names (kind, pitch). "
             "Trained on synthesized sounds only, with blur, noise, gain and shift augmentation; used by "
             "`benchmarks/zoo_quality.py` and the audio trainers' export checks.",
-            "Usage": "```python\nfrom pairsynth.zoo.training.sound_judges import load_sound_judges\n"
+            "Usage": "```python\nfrom pairsynth_train.sound_judges import load_sound_judges\n"
             "judge = load_sound_judges('PATH')\njudge.predict_waveforms(waveforms)  # 16 kHz mono, 1 s\n```",
             "Input": "AudioLDM-style log-mel of the waveform: n_fft 1024, hop 160, 64 Slaney mel bins 0-8 kHz, ln(max(mel, 1e-5))",
             "Architecture": {"type": "4-conv CNN trunk, 4×4 adaptive pool, one linear head per attribute",
                              "params": sum(p.numel() for p in judge.parameters()), "classes": judge.classes},
             "Training": {**asdict(config), "training_seconds": round(seconds), "threads": torch.get_num_threads()},
             "Metrics (held-out clean sounds)": {**accuracy, "folder size MB": round(folder_size_mb(out_dir), 3)},
-            "Reproduce": f"```\nOMP_NUM_THREADS=1 python -m pairsynth.zoo.training {NAME} --out pairsynth/zoo/weights/{NAME} --steps {config.steps}\n```",
+            "Reproduce": f"```\nOMP_NUM_THREADS=1 python -m pairsynth_train {NAME} --out pairsynth/zoo/weights/{NAME} --steps {config.steps}\n```",
         },
     )

@@ -28,14 +28,14 @@ from pathlib import Path
 import torch
 import torch.nn.functional as F
 
-from pairsynth.zoo.training import audioldm_components
+from pairsynth_train import audioldm_components
 from pairsynth.modalities.audioldm_mel import F_MAX, HOP, LOG_FLOOR, N_MELS, SAMPLE_RATE, log_mel, mel_magnitude
-from pairsynth.zoo.training.audio_vae_trainer import reconstruct
-from pairsynth.zoo.training.checkpoints import CheckpointKeeper
-from pairsynth.zoo.training.data import eval_seeds, train_seeds
-from pairsynth.zoo.training.loop import Trainee, run_steps
-from pairsynth.zoo.training.optim import adamw_with_cosine
-from pairsynth.zoo.training.sound_data import synthesize_batch
+from pairsynth_train.audio_vae_trainer import reconstruct
+from pairsynth_train.checkpoints import CheckpointKeeper
+from pairsynth_train.data import eval_seeds, train_seeds
+from pairsynth_train.loop import Trainee, run_steps
+from pairsynth_train.optim import adamw_with_cosine
+from pairsynth_train.sound_data import synthesize_batch
 
 logger = logging.getLogger(__name__)
 
@@ -146,7 +146,7 @@ def evaluate_vocoder(vocoder, vae, seeds: list[int], judge=None) -> tuple[float,
 
     The judged accuracy is the ceiling the text→audio pipeline can reach through this vocoder.
     """
-    from pairsynth.zoo.training.sound_judges import judge_waveforms
+    from pairsynth_train.sound_judges import judge_waveforms
 
     batch = synthesize_batch(seeds)
     waves = vocode(vocoder, batch.mels)

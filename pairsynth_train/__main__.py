@@ -1,4 +1,4 @@
-"""CLI: ``python -m pairsynth.zoo.training <model> --out DIR [--steps N] [--resume]``.
+"""CLI: ``python -m pairsynth_train <model> --out DIR [--steps N] [--resume]``.
 
 ``<model>`` is one of :data:`TRAINERS` or ``all`` (the whole image zoo, in order, each into
 ``--out/<model>``). Runs use one thread by default: this machine has two cores, and oversubscribing
@@ -12,17 +12,17 @@ import logging
 import os
 from pathlib import Path
 
-REPO_ROOT = Path(__file__).resolve().parents[3]
+REPO_ROOT = Path(__file__).resolve().parents[1]
 DEFAULT_WORK_ROOT = REPO_ROOT / ".zoo_runs"
 IMAGE_ZOO_ORDER = ("judges-shapes", "toy-shapes-clip", "toy-shapes")
 
-from pairsynth.zoo.training.audio_cli import AUDIO_TRAINERS  # noqa: E402  (imports no torch)
+from pairsynth_train.audio_cli import AUDIO_TRAINERS  # noqa: E402  (imports no torch)
 
-logger = logging.getLogger("pairsynth.zoo.training")
+logger = logging.getLogger("pairsynth_train")
 
 
 def _train_clip(args, out: Path, work: Path) -> None:
-    from pairsynth.zoo.training.clip_trainer import ClipTrainConfig, train_toy_shapes_clip
+    from pairsynth_train.clip_trainer import ClipTrainConfig, train_toy_shapes_clip
 
     config = ClipTrainConfig(seed=args.seed)
     config.steps = args.steps or config.steps
@@ -31,7 +31,7 @@ def _train_clip(args, out: Path, work: Path) -> None:
 
 
 def _train_judges(args, out: Path, work: Path) -> None:
-    from pairsynth.zoo.training.judges import JudgeTrainConfig, train_judges
+    from pairsynth_train.judges import JudgeTrainConfig, train_judges
 
     config = JudgeTrainConfig(seed=args.seed)
     config.steps = args.steps or config.steps
@@ -40,7 +40,7 @@ def _train_judges(args, out: Path, work: Path) -> None:
 
 
 def _train_t2i(args, out: Path, work: Path) -> None:
-    from pairsynth.zoo.training.t2i_trainer import T2iTrainConfig, train_toy_shapes
+    from pairsynth_train.t2i_trainer import T2iTrainConfig, train_toy_shapes
 
     config = T2iTrainConfig(seed=args.seed)
     config.vae.seed = args.seed
@@ -56,11 +56,11 @@ TRAINERS = {
     "toy-shapes-clip": _train_clip,
     "toy-shapes": _train_t2i,
 }
-TRAINERS.update(AUDIO_TRAINERS)  # judges-sounds, toy-sounds-clap, toy-sounds (pairsynth.zoo.training.audio_cli)
+TRAINERS.update(AUDIO_TRAINERS)  # judges-sounds, toy-sounds-clap, toy-sounds (pairsynth_train.audio_cli)
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(prog="python -m pairsynth.zoo.training", description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(prog="python -m pairsynth_train", description=__doc__.splitlines()[0])
     parser.add_argument("model", choices=[*TRAINERS, "all"])
     parser.add_argument("--out", type=Path, required=True, help="export folder (for `all`: parent of one folder per model)")
     parser.add_argument("--steps", type=int, default=None, help="training steps (default: the trainer's own)")
@@ -80,7 +80,7 @@ def main(argv: list[str] | None = None) -> None:
     os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
     import torch
 
-    from pairsynth.zoo.training.runlog import configure_run_logging
+    from pairsynth_train.runlog import configure_run_logging
 
     torch.set_num_threads(args.threads)
     names = IMAGE_ZOO_ORDER if args.model == "all" else (args.model,)

@@ -22,13 +22,13 @@ import torch.nn.functional as F
 from pairsynth.torch_compat import ensure_torchvision_importable
 from pairsynth.world.shapes import all_captions, world_words
 from pairsynth.zoo.tokenizer import build_clip_tokenizer
-from pairsynth.zoo.training import sd_components
-from pairsynth.zoo.training.checkpoints import CheckpointKeeper
-from pairsynth.zoo.training.data import render_batch, train_seeds
-from pairsynth.zoo.training.loop import Trainee, run_steps
-from pairsynth.zoo.training.optim import adamw_with_cosine
-from pairsynth.zoo.training.t2i_export import export_pipeline, quick_check, write_t2i_card
-from pairsynth.zoo.training.vae_trainer import VaeResult, VaeTrainConfig, finetune_decoder, train_vae
+from pairsynth_train import sd_components
+from pairsynth_train.checkpoints import CheckpointKeeper
+from pairsynth_train.data import render_batch, train_seeds
+from pairsynth_train.loop import Trainee, run_steps
+from pairsynth_train.optim import adamw_with_cosine
+from pairsynth_train.t2i_export import export_pipeline, quick_check, write_t2i_card
+from pairsynth_train.vae_trainer import VaeResult, VaeTrainConfig, finetune_decoder, train_vae
 
 logger = logging.getLogger(__name__)
 

@@ -13,7 +13,7 @@ import numpy as np
 import torch
 
 from pairsynth.world.sounds import SAMPLE_RATE, all_captions, one_attribute_off
-from pairsynth.zoo.training.evaluation import ClipQuality, roc_auc
+from pairsynth_train.evaluation import ClipQuality, roc_auc
 
 
 @dataclass

@@ -21,11 +21,11 @@ import torch
 import torch.nn.functional as F
 
 from pairsynth.torch_compat import ensure_torchvision_importable
-from pairsynth.zoo.training.checkpoints import CheckpointKeeper
-from pairsynth.zoo.training.data import eval_seeds, render_batch, train_seeds
-from pairsynth.zoo.training.loop import Trainee, run_steps
-from pairsynth.zoo.training.optim import adamw_with_cosine
-from pairsynth.zoo.training.sd_components import make_vae
+from pairsynth_train.checkpoints import CheckpointKeeper
+from pairsynth_train.data import eval_seeds, render_batch, train_seeds
+from pairsynth_train.loop import Trainee, run_steps
+from pairsynth_train.optim import adamw_with_cosine
+from pairsynth_train.sd_components import make_vae
 
 logger = logging.getLogger(__name__)
 

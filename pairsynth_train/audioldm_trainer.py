@@ -28,15 +28,15 @@ import torch.nn.functional as F
 from pairsynth.torch_compat import ensure_torchvision_importable
 from pairsynth.world.sounds import CAPTION_TEMPLATE, all_captions, parse_caption
 from pairsynth.zoo.roberta_tokenizer import build_roberta_tokenizer
-from pairsynth.zoo.training import audioldm_components
-from pairsynth.zoo.training.audio_vae_trainer import AudioVaeResult, AudioVaeTrainConfig, train_audio_vae
-from pairsynth.zoo.training.audioldm_export import export_pipeline, quick_check, write_t2a_card
-from pairsynth.zoo.training.checkpoints import CheckpointKeeper
-from pairsynth.zoo.training.data import train_seeds
-from pairsynth.zoo.training.loop import Trainee, run_steps
-from pairsynth.zoo.training.optim import adamw_with_cosine
-from pairsynth.zoo.training.sound_data import synthesize_batch
-from pairsynth.zoo.training.vocoder_trainer import VocoderResult, VocoderTrainConfig, train_vocoder
+from pairsynth_train import audioldm_components
+from pairsynth_train.audio_vae_trainer import AudioVaeResult, AudioVaeTrainConfig, train_audio_vae
+from pairsynth_train.audioldm_export import export_pipeline, quick_check, write_t2a_card
+from pairsynth_train.checkpoints import CheckpointKeeper
+from pairsynth_train.data import train_seeds
+from pairsynth_train.loop import Trainee, run_steps
+from pairsynth_train.optim import adamw_with_cosine
+from pairsynth_train.sound_data import synthesize_batch
+from pairsynth_train.vocoder_trainer import VocoderResult, VocoderTrainConfig, train_vocoder
 
 logger = logging.getLogger(__name__)
 
@@ -209,7 +209,7 @@ def _load_judge(judges_dir: Path | None):
     if judges_dir is None or not Path(judges_dir).exists():
         logger.warning("no judges-sounds folder given: the export check will not judge attributes")
         return None
-    from pairsynth.zoo.training.sound_judges import load_sound_judges
+    from pairsynth_train.sound_judges import load_sound_judges
 
     return load_sound_judges(judges_dir)
 

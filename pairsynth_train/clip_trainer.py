@@ -27,13 +27,13 @@ import torch.nn.functional as F
 from pairsynth.torch_compat import ensure_torchvision_importable
 from pairsynth.world.shapes import all_captions, render_sample, world_words
 from pairsynth.zoo.tokenizer import build_clip_tokenizer
-from pairsynth.zoo.training.augment import soften
-from pairsynth.zoo.training.checkpoints import CheckpointKeeper
-from pairsynth.zoo.training.data import eval_seeds, render_batch, train_seeds
-from pairsynth.zoo.training.evaluation import ClipQuality, open_clip_quality
-from pairsynth.zoo.training.loop import Trainee, run_steps
-from pairsynth.zoo.training.model_card import folder_size_mb, write_model_card
-from pairsynth.zoo.training.optim import adamw_with_cosine
+from pairsynth_train.augment import soften
+from pairsynth_train.checkpoints import CheckpointKeeper
+from pairsynth_train.data import eval_seeds, render_batch, train_seeds
+from pairsynth_train.evaluation import ClipQuality, open_clip_quality
+from pairsynth_train.loop import Trainee, run_steps
+from pairsynth_train.model_card import folder_size_mb, write_model_card
+from pairsynth_train.optim import adamw_with_cosine
 
 logger = logging.getLogger(__name__)
 
@@ -168,7 +168,7 @@ def _write_card(out_dir: Path, model, config: ClipTrainConfig, train_seconds: fl
             "Metrics (held-out renders)": {"caption retrieval over 24 captions": quality.retrieval,
                                            "ROC AUC matched vs one-attribute-off": quality.auc, "images": quality.count,
                                            "folder size MB": round(folder_size_mb(out_dir), 2)},
-            "Reproduce": f"```\nOMP_NUM_THREADS=1 python -m pairsynth.zoo.training {NAME} --out pairsynth/zoo/weights/{NAME} --steps {config.steps}\n```",
+            "Reproduce": f"```\nOMP_NUM_THREADS=1 python -m pairsynth_train {NAME} --out pairsynth/zoo/weights/{NAME} --steps {config.steps}\n```",
         },
     )
 

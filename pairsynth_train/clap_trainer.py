@@ -32,14 +32,14 @@ import torch.nn.functional as F
 from pairsynth.torch_compat import ensure_torchvision_importable
 from pairsynth.world.sounds import all_captions, render_sample
 from pairsynth.zoo.roberta_tokenizer import build_roberta_tokenizer, copy_tokenizer_files
-from pairsynth.zoo.training.audioldm_components import clap_text_config
-from pairsynth.zoo.training.checkpoints import CheckpointKeeper
-from pairsynth.zoo.training.data import eval_seeds, train_seeds
-from pairsynth.zoo.training.evaluation import ClipQuality
-from pairsynth.zoo.training.loop import Trainee, run_steps
-from pairsynth.zoo.training.model_card import folder_size_mb, write_model_card
-from pairsynth.zoo.training.optim import adamw_with_cosine
-from pairsynth.zoo.training.sound_evaluation import clap_audio_inputs, clap_quality
+from pairsynth_train.audioldm_components import clap_text_config
+from pairsynth_train.checkpoints import CheckpointKeeper
+from pairsynth_train.data import eval_seeds, train_seeds
+from pairsynth_train.evaluation import ClipQuality
+from pairsynth_train.loop import Trainee, run_steps
+from pairsynth_train.model_card import folder_size_mb, write_model_card
+from pairsynth_train.optim import adamw_with_cosine
+from pairsynth_train.sound_evaluation import clap_audio_inputs, clap_quality
 
 logger = logging.getLogger(__name__)
 
@@ -185,7 +185,7 @@ def _write_card(out_dir: Path, model, config: ClapTrainConfig, train_seconds: fl
             "Metrics (held-out sounds)": {"caption retrieval over 8 captions": quality.retrieval,
                                           "ROC AUC matched vs one-attribute-off": quality.auc, "clips": quality.count,
                                           "folder size MB": round(folder_size_mb(out_dir), 2)},
-            "Reproduce": f"```\nOMP_NUM_THREADS=1 python -m pairsynth.zoo.training {NAME} --out pairsynth/zoo/weights/{NAME} --steps {config.steps}\n```",
+            "Reproduce": f"```\nOMP_NUM_THREADS=1 python -m pairsynth_train {NAME} --out pairsynth/zoo/weights/{NAME} --steps {config.steps}\n```",
         },
     )
 

@@ -15,12 +15,12 @@ from pathlib import Path
 import torch
 import torch.nn.functional as F
 
-from pairsynth.zoo.training import audioldm_components
-from pairsynth.zoo.training.checkpoints import CheckpointKeeper
-from pairsynth.zoo.training.data import eval_seeds, train_seeds
-from pairsynth.zoo.training.loop import Trainee, run_steps
-from pairsynth.zoo.training.optim import adamw_with_cosine
-from pairsynth.zoo.training.sound_data import synthesize_batch
+from pairsynth_train import audioldm_components
+from pairsynth_train.checkpoints import CheckpointKeeper
+from pairsynth_train.data import eval_seeds, train_seeds
+from pairsynth_train.loop import Trainee, run_steps
+from pairsynth_train.optim import adamw_with_cosine
+from pairsynth_train.sound_data import synthesize_batch
 
 logger = logging.getLogger(__name__)
 

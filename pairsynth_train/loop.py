@@ -10,7 +10,7 @@ from typing import Any
 
 import torch
 
-from pairsynth.zoo.training.checkpoints import CheckpointKeeper
+from pairsynth_train.checkpoints import CheckpointKeeper
 
 logger = logging.getLogger(__name__)
 

@@ -11,9 +11,9 @@ import torch
 
 from pairsynth.torch_compat import ensure_torchvision_importable
 from pairsynth.world.shapes import all_captions
-from pairsynth.zoo.training import sd_components
-from pairsynth.zoo.training.evaluation import generate_images, judge_images
-from pairsynth.zoo.training.model_card import folder_size_mb, write_model_card
+from pairsynth_train import sd_components
+from pairsynth_train.evaluation import generate_images, judge_images
+from pairsynth_train.model_card import folder_size_mb, write_model_card
 
 logger = logging.getLogger(__name__)
 
@@ -60,7 +60,7 @@ def quick_check(out_dir: Path, judges_dir: Path | None, per_caption: int = 2) ->
     images = generate_images(pipe, captions, seeds, CHECK_STEPS, CHECK_GUIDANCE)
     result: dict = {"pipeline": type(pipe).__name__, "samples": len(images), "steps": CHECK_STEPS, "guidance": CHECK_GUIDANCE}
     if judges_dir is not None and Path(judges_dir).exists():
-        from pairsynth.zoo.training.judges import load_judges
+        from pairsynth_train.judges import load_judges
 
         result["judged"] = judge_images(load_judges(judges_dir), images, captions)
     logger.info("%s quick check: %s", NAME, result)
@@ -88,6 +88,6 @@ def write_t2i_card(out_dir: Path, config, vae_result, unet_seconds: float, check
                          "data": "fresh renders every step; 10 % empty captions for classifier-free guidance; EMA weights exported"},
             "Quick check at export": check,
             "Size": f"{folder_size_mb(out_dir):.2f} MB",
-            "Reproduce": f"```\nOMP_NUM_THREADS=1 python -m pairsynth.zoo.training {NAME} --out pairsynth/zoo/weights/{NAME} --steps {config.steps} --vae-steps {vae_result.steps}\n```",
+            "Reproduce": f"```\nOMP_NUM_THREADS=1 python -m pairsynth_train {NAME} --out pairsynth/zoo/weights/{NAME} --steps {config.steps} --vae-steps {vae_result.steps}\n```",
         },
     )
