@@ -53,7 +53,7 @@ def test_toy_clip_trainer_exports_an_open_clip_local_dir(tmp_path):
     from pairsynth_train.clip_trainer import ClipTrainConfig, train_toy_shapes_clip
 
     out = tmp_path / "toy-shapes-clip"
-    config = ClipTrainConfig(steps=2, batch_size=8, warmup=1, eval_images=24, checkpoint_every_s=1e9)
+    config = ClipTrainConfig.default(steps=2, batch_size=8, warmup=1, eval_count=24, checkpoint_every_s=1e9)
     quality = train_toy_shapes_clip(out, tmp_path / "work", config)
     assert 0.0 <= quality.retrieval <= 1.0 and quality.count == 24
     model, _, preprocess = open_clip.create_model_and_transforms(f"local-dir:{out}")
@@ -72,9 +72,10 @@ def test_judges_trainer_exports_loadable_judges(tmp_path):
     from pairsynth_train.judges import JudgeTrainConfig, load_judges, train_judges
 
     out = tmp_path / "judges-shapes"
-    accuracy = train_judges(out, tmp_path / "work", JudgeTrainConfig(steps=2, batch_size=8, eval_images=16))
+    config = JudgeTrainConfig.for_world("shapes", steps=2, batch_size=8, eval_count=16)
+    accuracy = train_judges("shapes", out, tmp_path / "work", config)
     assert set(accuracy) == {"shape", "colour", "position", "all"}
-    predictions = load_judges(out).predict(render_batch([1, 2]).images)
+    predictions = load_judges("shapes", out).predict(render_batch([1, 2]).inputs)
     assert set(predictions[0]) == {"shape", "colour", "position"}
 
 
@@ -85,8 +86,8 @@ def test_toy_t2i_trainer_exports_a_stable_diffusion_folder(tmp_path):
     from pairsynth_train.vae_trainer import VaeTrainConfig
 
     out = tmp_path / "toy-shapes"
-    vae = VaeTrainConfig(steps=2, decoder_steps=2, batch_size=4, eval_images=16, checkpoint_every_s=1e9)
-    config = T2iTrainConfig(steps=2, batch_size=4, warmup=1, check_per_caption=0, checkpoint_every_s=1e9, vae=vae)
+    vae = VaeTrainConfig.for_world("shapes", steps=2, decoder_steps=2, batch_size=4, eval_count=16, checkpoint_every_s=1e9)
+    config = T2iTrainConfig.default(steps=2, batch_size=4, warmup=1, check_per_caption=0, checkpoint_every_s=1e9, vae=vae)
     train_toy_shapes(out, tmp_path / "work", config)
     pipe = StableDiffusionPipeline.from_pretrained(out)
     assert pipe.safety_checker is None and len(pipe.tokenizer) == pipe.text_encoder.config.vocab_size
