@@ -64,9 +64,9 @@ def _load_toy_clip(folder: Path):
 def toy_clip_rows(args) -> list[Row]:
     """Zero-shot caption retrieval and matched-vs-one-off AUC on held-out renders."""
     from pairsynth.world.shapes import render_sample
-    from pairsynth.zoo.training.data import eval_seeds
-    from pairsynth.zoo.training.evaluation import open_clip_quality
-    from pairsynth.zoo.training.model_card import folder_size_mb
+    from pairsynth_train.data import eval_seeds
+    from pairsynth_train.evaluation import open_clip_quality
+    from pairsynth_train.model_card import folder_size_mb
 
     folder = args.weights / "toy-shapes-clip"
     model, preprocess, tokenizer = _load_toy_clip(folder)
@@ -85,13 +85,13 @@ def toy_t2i_rows(args) -> list[Row]:
     from diffusers import StableDiffusionPipeline
 
     from pairsynth.world.shapes import all_captions
-    from pairsynth.zoo.training.data import eval_seeds
-    from pairsynth.zoo.training.evaluation import generate_images, judge_images, open_clip_quality
-    from pairsynth.zoo.training.judges import judge_accuracy, load_judges
-    from pairsynth.zoo.training.model_card import folder_size_mb
+    from pairsynth_train.data import eval_seeds
+    from pairsynth_train.evaluation import generate_images, judge_images, open_clip_quality
+    from pairsynth_train.judges import judge_accuracy, load_judges
+    from pairsynth_train.model_card import folder_size_mb
 
     folder = args.weights / "toy-shapes"
-    judge = load_judges(args.weights / "judges-shapes")
+    judge = load_judges("shapes", args.weights / "judges-shapes")
     pipe = StableDiffusionPipeline.from_pretrained(folder)
     pipe.set_progress_bar_config(disable=True)
     names = all_captions()
@@ -107,7 +107,7 @@ def toy_t2i_rows(args) -> list[Row]:
     if args.save_grid:
         _save_grid(images[: len(names) * 2], args.save_grid)
     name = f"toy-shapes ({args.steps} DPM++ steps, guidance {args.guidance:g})"
-    real = judge_accuracy(judge, eval_seeds(1000))
+    real = judge_accuracy("shapes", judge, eval_seeds(1000))
     return [
         Row("judges-shapes", "all attributes correct on 1000 held-out renders", real["all"]),
         Row(name, f"judges: all attributes correct, {len(images)} samples", judged["all"], 0.95),
@@ -130,9 +130,9 @@ def toy_clap_rows(args) -> list[Row]:
     from transformers import ClapModel, ClapProcessor
 
     from pairsynth.world.sounds import render_sample
-    from pairsynth.zoo.training.data import eval_seeds
-    from pairsynth.zoo.training.model_card import folder_size_mb
-    from pairsynth.zoo.training.sound_evaluation import clap_quality
+    from pairsynth_train.data import eval_seeds
+    from pairsynth_train.model_card import folder_size_mb
+    from pairsynth_train.sound_evaluation import clap_quality
 
     folder = args.weights / "toy-sounds-clap"
     model, processor = ClapModel.from_pretrained(folder), ClapProcessor.from_pretrained(folder)
@@ -151,15 +151,16 @@ def toy_t2a_rows(args) -> list[Row]:
     from transformers import ClapModel, ClapProcessor
 
     from pairsynth.world.sounds import all_captions
-    from pairsynth.zoo.training.audioldm_export import load_pipeline
-    from pairsynth.zoo.training.data import eval_seeds
-    from pairsynth.zoo.training.model_card import folder_size_mb
-    from pairsynth.zoo.training.sound_evaluation import clap_quality, generate_clips
-    from pairsynth.zoo.training.sound_judges import judge_accuracy, judge_waveforms, load_sound_judges
-    from pairsynth.zoo.training.vocoder_trainer import evaluate_vocoder
+    from pairsynth_train.audioldm_export import load_pipeline
+    from pairsynth_train.data import eval_seeds
+    from pairsynth_train.judged_clips import judged_captions
+    from pairsynth_train.model_card import folder_size_mb
+    from pairsynth_train.sound_evaluation import clap_quality, generate_clips
+    from pairsynth_train.judges import judge_accuracy, judge_waveforms, load_judges
+    from pairsynth_train.vocoder_trainer import evaluate_vocoder
 
     folder = args.weights / "toy-sounds"
-    judge = load_sound_judges(args.weights / "judges-sounds")
+    judge = load_judges("sounds", args.weights / "judges-sounds")
     pipe = load_pipeline(folder)
     names = all_captions()
     captions = [names[i % len(names)] for i in range(args.samples)]
@@ -168,19 +169,22 @@ def toy_t2a_rows(args) -> list[Row]:
     clips = generate_clips(pipe, captions, seeds, args.steps, args.audio_guidance, args.batch_size)
     judged = judge_waveforms(judge, clips.waveforms, captions)
     clap_folder = args.weights / "toy-sounds-clap"
-    clap = clap_quality(ClapModel.from_pretrained(clap_folder), ClapProcessor.from_pretrained(clap_folder),
-                        list(clips.waveforms), captions)
+    clap_model, clap_processor = ClapModel.from_pretrained(clap_folder), ClapProcessor.from_pretrained(clap_folder)
+    clap = clap_quality(clap_model, clap_processor, list(clips.waveforms), captions)
+    heard = judged_captions(judge, clips.waveforms)  # what the waveform judges hear in each clip
+    clap_by_judges = clap_quality(clap_model, clap_processor, list(clips.waveforms), heard)
     _, ceiling = evaluate_vocoder(pipe.vocoder, pipe.vae, eval_seeds(args.eval_clips), judge)
     name = f"toy-sounds ({args.steps} DPM++ steps, guidance {args.audio_guidance:g})"
     return [
         Row("judges-sounds", f"all attributes correct on {args.eval_clips} held-out sounds",
-            judge_accuracy(judge, eval_seeds(args.eval_clips))["all"]),
+            judge_accuracy("sounds", judge, eval_seeds(args.eval_clips))["all"]),
         Row("toy-sounds vocoder", "judges: all correct on vocoded real mels (ceiling)", ceiling["vocoded real mels"]["all"]),
         Row("toy-sounds vocoder", "judges: all correct on vocoded VAE reconstructions",
             ceiling["vocoded VAE reconstructions"]["all"]),
         Row(name, f"judges on waveforms: all attributes correct, {len(captions)} clips", judged["all"], 0.85),
         *[Row(name, f"judges on waveforms: {attr} correct", judged[attr]) for attr in ("kind", "pitch")],
-        Row(name, "toy-CLAP retrieval of the generating caption", clap.retrieval),
+        Row(name, "toy-CLAP retrieval of the generating caption", clap.retrieval, 0.90),
+        Row(name, "toy-CLAP retrieval of the judges' caption", clap_by_judges.retrieval),
         Row(name, "toy-CLAP AUC matched vs one-attribute-off", clap.auc),
         Row(name, f"sampling time per 1 s clip (batch {args.batch_size})", clips.seconds_per_clip, unit="s"),
         Row(name, "folder size", folder_size_mb(folder), 14, higher_is_better=False, unit="MB"),

@@ -15,7 +15,7 @@ from pairsynth.torch_compat import ensure_torchvision_importable  # noqa: E402
 from pairsynth.world.sounds import all_captions, render_sample  # noqa: E402
 from pairsynth.zoo.registry import WEIGHTS_DIR  # noqa: E402
 from pairsynth.zoo.roberta_tokenizer import build_roberta_tokenizer  # noqa: E402
-from pairsynth.zoo.training.model_card import folder_size_mb  # noqa: E402
+from pairsynth_train.model_card import folder_size_mb  # noqa: E402
 
 ensure_torchvision_importable()
 
@@ -57,12 +57,12 @@ def test_log_mel_has_audioldm_framing():
 
 
 def test_sound_judges_trainer_exports_loadable_judges(tmp_path):
-    from pairsynth.zoo.training.sound_judges import SoundJudgeTrainConfig, load_sound_judges, train_sound_judges
+    from pairsynth_train.judges import JudgeTrainConfig, load_judges, train_judges
 
     out = tmp_path / "judges-sounds"
-    accuracy = train_sound_judges(out, tmp_path / "work", SoundJudgeTrainConfig(steps=2, batch_size=4, eval_clips=8))
+    accuracy = train_judges("sounds", out, tmp_path / "work", JudgeTrainConfig.for_world("sounds", steps=2, batch_size=4, eval_count=8))
     assert set(accuracy) == {"kind", "pitch", "all"}
-    predictions = load_sound_judges(out).predict_waveforms([render_sample(1)[0], render_sample(2)[0]])
+    predictions = load_judges("sounds", out).predict_waveforms([render_sample(1)[0], render_sample(2)[0]])
     assert set(predictions[0]) == {"kind", "pitch"}
     assert (out / "README.md").exists()
 
@@ -70,13 +70,18 @@ def test_sound_judges_trainer_exports_loadable_judges(tmp_path):
 def test_clap_trainer_exports_a_clap_model_and_processor(tmp_path):
     from transformers import ClapModel, ClapProcessor
 
-    from pairsynth.zoo.training.clap_trainer import ClapTrainConfig, train_toy_sounds_clap
-    from pairsynth.zoo.training.sound_evaluation import clap_embeddings
+    from pairsynth_train.clap_trainer import ClapTrainConfig, train_toy_sounds_clap
+    from pairsynth_train.sound_evaluation import clap_embeddings
 
     out = tmp_path / "toy-sounds-clap"
-    config = ClapTrainConfig(steps=2, batch_size=8, warmup=1, eval_clips=16, checkpoint_every_s=1e9)
+    config = ClapTrainConfig.default(steps=2, batch_size=9, warmup=1, eval_count=16, checkpoint_every_s=1e9,
+                                     judged_clips=8, eval_generated=8, generator_steps=2)
     quality = train_toy_sounds_clap(out, tmp_path / "work", config)
     assert 0.0 <= quality.retrieval <= 1.0 and quality.count == 16
+    assert config.batch_split() == (3, 3, 3)
+    pool = np.load(tmp_path / "work" / "judged-train" / "chunk_0000.npz")
+    assert len(pool["judged"]) == 8 and set(pool["judged"]) <= set(all_captions()), "generated clips carry judged captions"
+    assert "retrieval of the generating caption" in (out / "README.md").read_text()
     model, processor = ClapModel.from_pretrained(out), ClapProcessor.from_pretrained(out)
     assert len(processor.tokenizer) == model.config.text_config.vocab_size
     assert processor.feature_extractor.truncation == "rand_trunc"
@@ -89,15 +94,15 @@ def test_clap_trainer_exports_a_clap_model_and_processor(tmp_path):
 def test_audioldm_trainer_exports_an_audioldm_folder(tmp_path):
     from diffusers import AudioLDMPipeline, DiffusionPipeline
 
-    from pairsynth.zoo.training.audio_vae_trainer import AudioVaeTrainConfig
-    from pairsynth.zoo.training.audioldm_trainer import T2aTrainConfig, train_toy_sounds
-    from pairsynth.zoo.training.vocoder_trainer import VocoderTrainConfig
+    from pairsynth_train.vae_trainer import VaeTrainConfig
+    from pairsynth_train.audioldm_trainer import T2aTrainConfig, train_toy_sounds
+    from pairsynth_train.vocoder_trainer import VocoderTrainConfig
 
     out = tmp_path / "toy-sounds"
-    config = T2aTrainConfig(
+    config = T2aTrainConfig.default(
         steps=2, batch_size=4, warmup=1, pool_clips=8, text_pretrain_steps=2, check_per_caption=1, check_steps=2,
         checkpoint_every_s=1e9,
-        vae=AudioVaeTrainConfig(steps=2, batch_size=2, eval_clips=4, checkpoint_every_s=1e9),
+        vae=VaeTrainConfig.for_world("sounds", steps=2, batch_size=2, eval_count=4, checkpoint_every_s=1e9),
         vocoder=VocoderTrainConfig(steps=2, batch_size=2, eval_clips=4, checkpoint_every_s=1e9),
     )
     check = train_toy_sounds(out, tmp_path / "work", config)
@@ -115,10 +120,10 @@ def test_audioldm_trainer_exports_an_audioldm_folder(tmp_path):
 
 
 def test_cli_resumes_the_audio_judges(tmp_path, caplog, monkeypatch):
-    from pairsynth.zoo.training import data, sound_judges
-    from pairsynth.zoo.training.__main__ import main
+    from pairsynth_train import data, judges
+    from pairsynth_train.__main__ import main
 
-    monkeypatch.setattr(sound_judges, "eval_seeds", lambda count, offset=0: data.eval_seeds(8, offset))  # keep it fast
+    monkeypatch.setattr(judges, "eval_seeds", lambda count, offset=0: data.eval_seeds(8, offset))  # keep it fast
     args = ["judges-sounds", "--out", str(tmp_path / "out"), "--work-dir", str(tmp_path / "work"), "--batch-size", "2"]
     main([*args, "--steps", "1"])
     with caplog.at_level("INFO"):
@@ -135,13 +140,13 @@ def test_shipped_audio_zoo_generates_a_judged_clip():
     from diffusers import AudioLDMPipeline
     from transformers import ClapModel, ClapProcessor
 
-    from pairsynth.zoo.training.sound_judges import load_sound_judges
+    from pairsynth_train.judges import load_judges
 
     pipe = AudioLDMPipeline.from_pretrained(SHIPPED["toy-sounds"])
     pipe.set_progress_bar_config(disable=True)
     audio = pipe("a low steady tone", num_inference_steps=10, guidance_scale=2.5, audio_length_in_s=1.0,
                  generator=torch.Generator().manual_seed(0)).audios[0]
     assert audio.shape == (16_000,) and np.abs(audio).max() > 0.01
-    assert load_sound_judges(SHIPPED["judges-sounds"]).predict_waveforms([audio])[0]["pitch"] == "low"
+    assert load_judges("sounds", SHIPPED["judges-sounds"]).predict_waveforms([audio])[0]["pitch"] == "low"
     processor = ClapProcessor.from_pretrained(SHIPPED["toy-sounds-clap"])
     assert len(processor.tokenizer) == ClapModel.from_pretrained(SHIPPED["toy-sounds-clap"]).config.text_config.vocab_size

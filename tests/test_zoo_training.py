@@ -13,7 +13,7 @@ os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 from pairsynth.torch_compat import ensure_torchvision_importable  # noqa: E402
 from pairsynth.world.shapes import all_captions, render_sample, world_words  # noqa: E402
 from pairsynth.zoo.tokenizer import build_clip_tokenizer  # noqa: E402
-from pairsynth.zoo.training.model_card import folder_size_mb  # noqa: E402
+from pairsynth_train.model_card import folder_size_mb  # noqa: E402
 
 ensure_torchvision_importable()
 
@@ -50,10 +50,10 @@ def test_clip_tokenizer_rejects_empty_words(tmp_path):
 def test_toy_clip_trainer_exports_an_open_clip_local_dir(tmp_path):
     import open_clip
 
-    from pairsynth.zoo.training.clip_trainer import ClipTrainConfig, train_toy_shapes_clip
+    from pairsynth_train.clip_trainer import ClipTrainConfig, train_toy_shapes_clip
 
     out = tmp_path / "toy-shapes-clip"
-    config = ClipTrainConfig(steps=2, batch_size=8, warmup=1, eval_images=24, checkpoint_every_s=1e9)
+    config = ClipTrainConfig.default(steps=2, batch_size=8, warmup=1, eval_count=24, checkpoint_every_s=1e9)
     quality = train_toy_shapes_clip(out, tmp_path / "work", config)
     assert 0.0 <= quality.retrieval <= 1.0 and quality.count == 24
     model, _, preprocess = open_clip.create_model_and_transforms(f"local-dir:{out}")
@@ -68,25 +68,26 @@ def test_toy_clip_trainer_exports_an_open_clip_local_dir(tmp_path):
 
 
 def test_judges_trainer_exports_loadable_judges(tmp_path):
-    from pairsynth.zoo.training.data import render_batch
-    from pairsynth.zoo.training.judges import JudgeTrainConfig, load_judges, train_judges
+    from pairsynth_train.data import render_batch
+    from pairsynth_train.judges import JudgeTrainConfig, load_judges, train_judges
 
     out = tmp_path / "judges-shapes"
-    accuracy = train_judges(out, tmp_path / "work", JudgeTrainConfig(steps=2, batch_size=8, eval_images=16))
+    config = JudgeTrainConfig.for_world("shapes", steps=2, batch_size=8, eval_count=16)
+    accuracy = train_judges("shapes", out, tmp_path / "work", config)
     assert set(accuracy) == {"shape", "colour", "position", "all"}
-    predictions = load_judges(out).predict(render_batch([1, 2]).images)
+    predictions = load_judges("shapes", out).predict(render_batch([1, 2]).inputs)
     assert set(predictions[0]) == {"shape", "colour", "position"}
 
 
 def test_toy_t2i_trainer_exports_a_stable_diffusion_folder(tmp_path):
     from diffusers import DiffusionPipeline, StableDiffusionPipeline
 
-    from pairsynth.zoo.training.t2i_trainer import T2iTrainConfig, train_toy_shapes
-    from pairsynth.zoo.training.vae_trainer import VaeTrainConfig
+    from pairsynth_train.t2i_trainer import T2iTrainConfig, train_toy_shapes
+    from pairsynth_train.vae_trainer import VaeTrainConfig
 
     out = tmp_path / "toy-shapes"
-    vae = VaeTrainConfig(steps=2, decoder_steps=2, batch_size=4, eval_images=16, checkpoint_every_s=1e9)
-    config = T2iTrainConfig(steps=2, batch_size=4, warmup=1, check_per_caption=0, checkpoint_every_s=1e9, vae=vae)
+    vae = VaeTrainConfig.for_world("shapes", steps=2, decoder_steps=2, batch_size=4, eval_count=16, checkpoint_every_s=1e9)
+    config = T2iTrainConfig.default(steps=2, batch_size=4, warmup=1, check_per_caption=0, checkpoint_every_s=1e9, vae=vae)
     train_toy_shapes(out, tmp_path / "work", config)
     pipe = StableDiffusionPipeline.from_pretrained(out)
     assert pipe.safety_checker is None and len(pipe.tokenizer) == pipe.text_encoder.config.vocab_size
@@ -100,7 +101,7 @@ def test_toy_t2i_trainer_exports_a_stable_diffusion_folder(tmp_path):
 
 
 def test_cli_resumes_from_the_last_checkpoint(tmp_path, caplog):
-    from pairsynth.zoo.training.__main__ import main
+    from pairsynth_train.__main__ import main
 
     args = ["judges-shapes", "--out", str(tmp_path / "out"), "--work-dir", str(tmp_path / "work"), "--batch-size", "4"]
     main([*args, "--steps", "2"])

@@ -81,6 +81,6 @@ def zoo_model(name: str) -> ZooModel:
     if not model.available:
         raise ModelRefError(
             f"toy model {name!r} has no weights at {model.path}; train it with "
-            f"`python -m pairsynth.zoo.training {name}`"
+            f"`python -m pairsynth_train {name}`"
         )
     return model

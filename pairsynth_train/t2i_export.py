@@ -11,9 +11,9 @@ import torch
 
 from pairsynth.torch_compat import ensure_torchvision_importable
 from pairsynth.world.shapes import all_captions
-from pairsynth.zoo.training import sd_components
-from pairsynth.zoo.training.evaluation import generate_images, judge_images
-from pairsynth.zoo.training.model_card import folder_size_mb, write_model_card
+from pairsynth_train import components
+from pairsynth_train.evaluation import generate_images, judge_images
+from pairsynth_train.model_card import folder_size_mb, write_model_card
 
 logger = logging.getLogger(__name__)
 
@@ -32,7 +32,7 @@ def export_pipeline(out_dir: Path, vae, unet, text_encoder, tokenizer) -> None:
         shutil.rmtree(out_dir)
     pipe = StableDiffusionPipeline(
         vae=vae, text_encoder=text_encoder, tokenizer=tokenizer, unet=unet,
-        scheduler=sd_components.make_sampling_scheduler(), safety_checker=None, feature_extractor=None,
+        scheduler=components.make_sampling_scheduler("shapes"), safety_checker=None, feature_extractor=None,
         requires_safety_checker=False,
     )
     pipe.save_pretrained(out_dir, safe_serialization=True)
@@ -60,9 +60,9 @@ def quick_check(out_dir: Path, judges_dir: Path | None, per_caption: int = 2) ->
     images = generate_images(pipe, captions, seeds, CHECK_STEPS, CHECK_GUIDANCE)
     result: dict = {"pipeline": type(pipe).__name__, "samples": len(images), "steps": CHECK_STEPS, "guidance": CHECK_GUIDANCE}
     if judges_dir is not None and Path(judges_dir).exists():
-        from pairsynth.zoo.training.judges import load_judges
+        from pairsynth_train.judges import load_judges
 
-        result["judged"] = judge_images(load_judges(judges_dir), images, captions)
+        result["judged"] = judge_images(load_judges("shapes", judges_dir), images, captions)
     logger.info("%s quick check: %s", NAME, result)
     return result
 
@@ -78,16 +78,16 @@ def write_t2i_card(out_dir: Path, config, vae_result, unet_seconds: float, check
             "the left or right half of a grey canvas; captions like `a red circle on the left` (24 in all).",
             "Usage": "```python\nfrom diffusers import StableDiffusionPipeline\npipe = StableDiffusionPipeline.from_pretrained('PATH')\n"
             "image = pipe('a red circle on the left', num_inference_steps=15, guidance_scale=3.0).images[0]\n```",
-            "Architecture": {"vae": sd_components.VAE_CONFIG, "unet": sd_components.UNET_CONFIG,
-                             "text encoder": f"CLIPTextModel, 2 layers, hidden {sd_components.TEXT_HIDDEN}, own BPE tokenizer",
+            "Architecture": {"vae": components.SHAPES.vae, "unet": components.SHAPES.unet,
+                             "text encoder": f"CLIPTextModel, 2 layers, hidden {components.CLIP_TEXT_HIDDEN}, own BPE tokenizer",
                              "scheduler": "DPMSolverMultistepScheduler (dpmsolver++), SD β schedule", **{f"params {k}": v for k, v in params.items()}},
             "Training": {"vae steps": vae_result.steps, "vae training seconds": round(vae_result.train_seconds),
-                         "vae PSNR dB (held-out)": vae_result.psnr_db, "vae scaling_factor": vae_result.scaling_factor,
+                         "vae PSNR dB (held-out)": vae_result.quality, "vae scaling_factor": vae_result.scaling_factor,
                          **{f"unet {k}": v for k, v in config_dict.items()}, "unet+text training seconds": round(unet_seconds),
                          "threads": torch.get_num_threads(),
                          "data": "fresh renders every step; 10 % empty captions for classifier-free guidance; EMA weights exported"},
             "Quick check at export": check,
             "Size": f"{folder_size_mb(out_dir):.2f} MB",
-            "Reproduce": f"```\nOMP_NUM_THREADS=1 python -m pairsynth.zoo.training {NAME} --out pairsynth/zoo/weights/{NAME} --steps {config.steps} --vae-steps {vae_result.steps}\n```",
+            "Reproduce": f"```\nOMP_NUM_THREADS=1 python -m pairsynth_train {NAME} --out pairsynth/zoo/weights/{NAME} --steps {config.steps} --vae-steps {vae_result.steps}\n```",
         },
     )

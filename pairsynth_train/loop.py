@@ -10,9 +10,20 @@ from typing import Any
 
 import torch
 
-from pairsynth.zoo.training.checkpoints import CheckpointKeeper
+from pairsynth_train.checkpoints import CheckpointKeeper
 
 logger = logging.getLogger(__name__)
+
+
+@dataclass(kw_only=True)
+class TrainConfig:
+    """What every toy trainer's config holds; each adds its own settings and per-world defaults."""
+
+    steps: int
+    batch_size: int
+    lr: float
+    seed: int = 0
+    checkpoint_every_s: float = 120.0
 
 
 @dataclass

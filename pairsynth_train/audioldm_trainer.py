@@ -1,6 +1,6 @@
 """Train ``toy-sounds``: a tiny text→audio latent diffusion model in AudioLDM's format.
 
-Stage 1 trains the mel VAE (``audio_vae_trainer``), stage 2 the vocoder (``vocoder_trainer``),
+Stage 1 trains the mel VAE (``vae_trainer``, world ``sounds``), stage 2 the vocoder (``vocoder_trainer``),
 stage 3 the UNet, conditioned on the pipeline's own small CLAP text tower (not ``toy-sounds-clap``:
 the judge must not be the generator's encoder). Each finished stage leaves a record, so ``--resume``
 skips it. Captions are replaced by the empty caption 10 % of the time (classifier-free guidance) and
@@ -17,9 +17,8 @@ sampled from the stored posteriors each time. Exported weights are an EMA of the
 
 from __future__ import annotations
 
-import json
 import logging
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import torch
@@ -28,57 +27,33 @@ import torch.nn.functional as F
 from pairsynth.torch_compat import ensure_torchvision_importable
 from pairsynth.world.sounds import CAPTION_TEMPLATE, all_captions, parse_caption
 from pairsynth.zoo.roberta_tokenizer import build_roberta_tokenizer
-from pairsynth.zoo.training import audioldm_components
-from pairsynth.zoo.training.audio_vae_trainer import AudioVaeResult, AudioVaeTrainConfig, train_audio_vae
-from pairsynth.zoo.training.audioldm_export import export_pipeline, quick_check, write_t2a_card
-from pairsynth.zoo.training.checkpoints import CheckpointKeeper
-from pairsynth.zoo.training.data import train_seeds
-from pairsynth.zoo.training.loop import Trainee, run_steps
-from pairsynth.zoo.training.optim import adamw_with_cosine
-from pairsynth.zoo.training.sound_data import synthesize_batch
-from pairsynth.zoo.training.vocoder_trainer import VocoderResult, VocoderTrainConfig, train_vocoder
+from pairsynth_train import components
+from pairsynth_train.audioldm_export import export_pipeline, quick_check, write_t2a_card
+from pairsynth_train.checkpoints import CheckpointKeeper
+from pairsynth_train.data import synthesize_batch, train_seeds
+from pairsynth_train.diffusion import DiffusionTrainConfig, PromptTable, noised, reuse_or_run, train_unet
+from pairsynth_train.vae_trainer import VaeResult, VaeTrainConfig, train_vae
+from pairsynth_train.vocoder_trainer import VocoderResult, VocoderTrainConfig, train_vocoder
 
 logger = logging.getLogger(__name__)
 
 NAME = "toy-sounds"
 
 
-@dataclass
-class T2aTrainConfig:
-    steps: int = 2000
-    batch_size: int = 32
-    lr: float = 1e-3
-    warmup: int = 100
-    weight_decay: float = 0.01
-    uncond_prob: float = 0.1
+@dataclass(kw_only=True)
+class T2aTrainConfig(DiffusionTrainConfig):
+    """The UNet stage of ``toy-sounds`` (see :meth:`default`), with its VAE and vocoder stages' settings."""
+
     text_pretrain_steps: int = 300  # caption-separation steps of the (then frozen) text tower
-    ema_decay: float = 0.998
-    grad_clip: float = 1.0
     pool_clips: int = 3072  # synthesized sounds whose VAE posteriors the UNet trains on
-    seed: int = 0
-    checkpoint_every_s: float = 120.0
-    check_per_caption: int = 32  # clips per caption judged after export (8 captions → 256); 0 skips
     check_steps: int = 20  # DPM-Solver++ steps of the export check
-    vae: AudioVaeTrainConfig = field(default_factory=AudioVaeTrainConfig)
+    vae: VaeTrainConfig = field(default_factory=lambda: VaeTrainConfig.for_world("sounds"))
     vocoder: VocoderTrainConfig = field(default_factory=VocoderTrainConfig)
 
-
-class PromptTable:
-    """Token ids and attention masks for every caption and the empty one, as ``AudioLDMPipeline`` pads them."""
-
-    def __init__(self, tokenizer) -> None:
-        self.texts = [*all_captions(), ""]
-        tokens = tokenizer(self.texts, padding="max_length", max_length=tokenizer.model_max_length,
-                           truncation=True, return_tensors="pt")
-        self.ids, self.mask = tokens.input_ids, tokens.attention_mask
-        self.row = {text: i for i, text in enumerate(self.texts)}
-
-    def embed(self, text_encoder) -> torch.Tensor:
-        """Normalised ``text_embeds`` of all prompts (one row per text)."""
-        return F.normalize(text_encoder(self.ids, attention_mask=self.mask).text_embeds, dim=-1)
-
-    def rows(self, captions: list[str], drop: torch.Tensor) -> torch.Tensor:
-        return torch.tensor([self.row[""] if d else self.row[c] for c, d in zip(captions, drop.tolist())])
+    @classmethod
+    def default(cls, **overrides) -> T2aTrainConfig:
+        """The shipped run's settings (32 clips per caption, 256 in all, judged at export), updated by ``overrides``."""
+        return cls(**{"steps": 2000, "batch_size": 32, "lr": 1e-3, "ema_decay": 0.998, "check_per_caption": 32, **overrides})
 
 
 def pretrain_text_encoder(text_encoder, tokenizer, steps: int = 300, lr: float = 3e-3, seed: int = 0) -> float:
@@ -118,7 +93,7 @@ class LatentPool:
         with torch.no_grad():
             for start in range(0, len(seeds), chunk):
                 batch = synthesize_batch(seeds[start : start + chunk])
-                posterior = vae.encode(batch.mels.unsqueeze(1)).latent_dist
+                posterior = vae.encode(batch.inputs.unsqueeze(1)).latent_dist
                 means.append(posterior.mean)
                 stds.append(posterior.std)
                 self.captions += batch.captions
@@ -137,14 +112,11 @@ def diffusion_loss(parts: dict, pool: LatentPool, prompts: PromptTable, config: 
     generator = torch.Generator().manual_seed(config.seed * 7_368_787 + step)
     indices = torch.randint(0, len(pool.captions), (config.batch_size,), generator=generator)
     latents, captions = pool.sample(indices, generator)
-    noise = torch.randn(latents.shape, generator=generator)
-    timesteps = torch.randint(0, noise_scheduler.config.num_train_timesteps, (len(latents),), generator=generator)
-    noisy = noise_scheduler.add_noise(latents, noise, timesteps)
-    drop = torch.rand(len(latents), generator=generator) < config.uncond_prob
+    step_input = noised(latents, noise_scheduler, config.uncond_prob, generator)
     with torch.no_grad():  # the text tower is frozen (see the module docstring)
-        class_labels = prompts.embed(text_encoder)[prompts.rows(captions, drop)]
-    prediction = unet(noisy, timesteps, encoder_hidden_states=None, class_labels=class_labels).sample
-    return F.mse_loss(prediction, noise)
+        class_labels = prompts.embed(text_encoder)[prompts.rows(captions, step_input.drop)]
+    prediction = unet(step_input.noisy, step_input.timesteps, encoder_hidden_states=None, class_labels=class_labels).sample
+    return F.mse_loss(prediction, step_input.noise)
 
 
 def train_toy_sounds(out_dir: Path, work_dir: Path, config: T2aTrainConfig, resume: bool = False,
@@ -152,37 +124,30 @@ def train_toy_sounds(out_dir: Path, work_dir: Path, config: T2aTrainConfig, resu
     """Train the three stages (resuming each), export the pipeline to ``out_dir`` and judge it."""
     ensure_torchvision_importable()
     from diffusers import AutoencoderKL
-    from diffusers.training_utils import EMAModel
 
     work_dir = Path(work_dir)
     judge = _load_judge(judges_dir)
-    vae_result = _stage(work_dir, "vae", resume, lambda: train_audio_vae(work_dir, config.vae, resume), AudioVaeResult)
+    vae_result = reuse_or_run(work_dir, "vae", resume, lambda: train_vae("sounds", work_dir, config.vae, resume), VaeResult)
     vae = AutoencoderKL.from_pretrained(vae_result.folder).eval().requires_grad_(False)
-    vocoder_result = _stage(work_dir, "vocoder", resume,
-                            lambda: train_vocoder(work_dir, vae, config.vocoder, resume, judge), VocoderResult)
+    vocoder_result = reuse_or_run(work_dir, "vocoder", resume,
+                                  lambda: train_vocoder(work_dir, vae, config.vocoder, resume, judge), VocoderResult)
 
     tokenizer = build_roberta_tokenizer(all_captions() + all_captions(stereo=True), work_dir / "tokenizer")
     torch.manual_seed(config.seed)
-    unet, text_encoder = audioldm_components.make_unet(), audioldm_components.make_text_encoder(tokenizer)
+    unet, text_encoder = components.make_unet("sounds"), components.make_clap_text_encoder(tokenizer)
     max_cosine = pretrain_text_encoder(text_encoder, tokenizer, config.text_pretrain_steps, seed=config.seed)
     logger.info("%s: text tower pretrained; largest cosine between two captions %.3f", NAME, max_cosine)
     text_encoder.eval().requires_grad_(False)
-    params = list(unet.parameters())
-    ema = EMAModel(params, decay=config.ema_decay)
-    optimizer, schedule = adamw_with_cosine(params, config.lr, config.steps, config.warmup, config.weight_decay)
-    trainee = Trainee({"unet": unet, "text_encoder": text_encoder, "ema": ema}, optimizer, schedule,
-                      grad_clip=config.grad_clip, params=params)
     pool = LatentPool(vae, train_seeds(config.seed, 0, config.pool_clips))
-    parts = {"unet": unet, "text_encoder": text_encoder, "scheduler": audioldm_components.make_training_scheduler()}
-    prompts = PromptTable(tokenizer)
+    parts = {"unet": unet, "text_encoder": text_encoder, "scheduler": components.make_training_scheduler("sounds")}
+    prompts = PromptTable(tokenizer, all_captions())
     logger.info("%s: UNet %.2fM, text encoder %.2fM params; %d steps of batch %d on %d pooled clips", NAME,
                 _count(unet) / 1e6, _count(text_encoder) / 1e6, config.steps, config.batch_size, config.pool_clips)
 
     unet.train()
-    keeper = CheckpointKeeper(work_dir, "t2a", config.checkpoint_every_s)
-    seconds = run_steps(NAME, trainee, lambda step: diffusion_loss(parts, pool, prompts, config, step), config.steps,
-                        keeper, resume, after_step=lambda step: ema.step(params))
-    ema.copy_to(params)
+    seconds = train_unet(NAME, CheckpointKeeper(work_dir, "t2a", config.checkpoint_every_s), config,
+                         {"unet": unet, "text_encoder": text_encoder}, list(unet.parameters()),
+                         lambda step: diffusion_loss(parts, pool, prompts, config, step), resume)
     from transformers import SpeechT5HifiGan
 
     vocoder = SpeechT5HifiGan.from_pretrained(vocoder_result.folder).eval()
@@ -193,25 +158,13 @@ def train_toy_sounds(out_dir: Path, work_dir: Path, config: T2aTrainConfig, resu
     return check
 
 
-def _stage(work_dir: Path, name: str, resume: bool, train, result_type):
-    """Reuse a finished stage when resuming; otherwise train it (resuming its own checkpoint)."""
-    record = work_dir / f"{name}_result.json"
-    if resume and record.exists() and (work_dir / name).exists():
-        data = json.loads(record.read_text())
-        logger.info("reusing finished %s stage: %s", name, data)
-        return result_type(**{**data, "folder": Path(data["folder"])})
-    result = train()
-    record.write_text(json.dumps({**asdict(result), "folder": str(result.folder)}), encoding="utf-8")
-    return result
-
-
 def _load_judge(judges_dir: Path | None):
     if judges_dir is None or not Path(judges_dir).exists():
         logger.warning("no judges-sounds folder given: the export check will not judge attributes")
         return None
-    from pairsynth.zoo.training.sound_judges import load_sound_judges
+    from pairsynth_train.judges import load_judges
 
-    return load_sound_judges(judges_dir)
+    return load_judges("sounds", judges_dir)
 
 
 def _count(module) -> int:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import time
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
@@ -41,8 +43,26 @@ def roc_auc(positives: np.ndarray, negatives: np.ndarray) -> float:
     return float((rank_sum - n_pos * (n_pos + 1) / 2.0) / (n_pos * n_neg))
 
 
+def caption_quality(sims: np.ndarray, captions: list[str], names: list[str],
+                    one_attribute_off: Callable[[str], list[str]]) -> ClipQuality:
+    """Retrieval and matched-vs-one-attribute-off AUC from a (N, len(names)) similarity matrix.
+
+    Args:
+        sims: Similarity of each item (row) to each of the world's captions ``names`` (column).
+        captions: The true caption of each item.
+        names: All captions of the world, in the columns' order.
+        one_attribute_off: The world's hard negatives of a caption.
+    """
+    index = {c: i for i, c in enumerate(names)}
+    truth = np.array([index[c] for c in captions])
+    retrieval = float((sims.argmax(axis=1) == truth).mean())
+    positives = sims[np.arange(len(captions)), truth]
+    negatives = np.array([sims[i, index[off]] for i, c in enumerate(captions) for off in one_attribute_off(c)])
+    return ClipQuality(retrieval=retrieval, auc=roc_auc(positives, negatives), count=len(captions))
+
+
 def clip_quality(image_features: torch.Tensor, captions: list[str], text_features: dict[str, torch.Tensor]) -> ClipQuality:
-    """Score images against the world's captions.
+    """Score SHAPES images against the world's captions.
 
     Args:
         image_features: L2-normalised image embeddings, (N, D).
@@ -51,13 +71,7 @@ def clip_quality(image_features: torch.Tensor, captions: list[str], text_feature
     """
     names = all_captions()
     table = torch.stack([text_features[c] for c in names])
-    sims = (image_features @ table.T).numpy()
-    index = {c: i for i, c in enumerate(names)}
-    truth = np.array([index[c] for c in captions])
-    retrieval = float((sims.argmax(axis=1) == truth).mean())
-    positives = sims[np.arange(len(captions)), truth]
-    negatives = np.array([sims[i, index[off]] for i, c in enumerate(captions) for off in one_attribute_off(c)])
-    return ClipQuality(retrieval=retrieval, auc=roc_auc(positives, negatives), count=len(captions))
+    return caption_quality((image_features @ table.T).numpy(), captions, names, one_attribute_off)
 
 
 @torch.no_grad()
@@ -81,25 +95,45 @@ def images_to_tensor(images) -> torch.Tensor:
     return torch.from_numpy(pixels).permute(0, 3, 1, 2).float() / 127.5 - 1.0
 
 
+@dataclass(kw_only=True)
+class Generated:
+    """What a pipeline made for ``captions`` (PIL images, or waveforms (B, samples)), and the time it took."""
+
+    outputs: list
+    captions: list[str]
+    seconds: float
+
+    @property
+    def seconds_per_sample(self) -> float:
+        return self.seconds / max(1, len(self.captions))
+
+
 @torch.no_grad()
-def generate_images(pipe, captions: list[str], seeds: list[int], steps: int, guidance: float, batch_size: int = 32) -> list:
-    """Generate one image per (caption, seed) with a per-sample generator (batch-size independent)."""
-    images = []
+def generate(pipe, captions: list[str], seeds: list[int], steps: int, guidance: float, batch_size: int = 32,
+             **call) -> Generated:
+    """One sample per (caption, seed), each from its own generator (batch-size independent).
+
+    ``call`` holds the pipeline's own arguments (``output_type``, ``audio_length_in_s``...); images
+    come back as the pipeline's ``images``, audio as its ``audios``.
+    """
+    began = time.monotonic()
+    outputs = []
     for start in range(0, len(captions), batch_size):
         chunk = slice(start, start + batch_size)
         generators = [torch.Generator().manual_seed(seed) for seed in seeds[chunk]]
-        out = pipe(prompt=captions[chunk], generator=generators, num_inference_steps=steps, guidance_scale=guidance,
-                   output_type="pil")
-        images.extend(out.images)
-    return images
+        out = pipe(prompt=captions[chunk], generator=generators, num_inference_steps=steps, guidance_scale=guidance, **call)
+        outputs.extend(out.images if hasattr(out, "images") else out.audios)
+    return Generated(outputs=outputs, captions=list(captions), seconds=time.monotonic() - began)
+
+
+def generate_images(pipe, captions: list[str], seeds: list[int], steps: int, guidance: float, batch_size: int = 32) -> list:
+    """SHAPES: one PIL image per (caption, seed)."""
+    return generate(pipe, captions, seeds, steps, guidance, batch_size, output_type="pil").outputs
 
 
 def judge_images(judge, images, captions: list[str]) -> dict[str, float]:
     """Fraction of images whose judged attributes match their caption, per attribute and all at once."""
-    from pairsynth.world.shapes import ATTRIBUTES, parse_caption
+    from pairsynth.world.shapes import parse_caption
+    from pairsynth_train.judges import score_predictions
 
-    predictions = judge.predict(images_to_tensor(images))
-    truth = [parse_caption(c) for c in captions]
-    result = {name: float(np.mean([p[name] == t[name] for p, t in zip(predictions, truth)])) for name in ATTRIBUTES}
-    result["all"] = float(np.mean([p == t for p, t in zip(predictions, truth)]))
-    return result
+    return score_predictions(judge.predict(images_to_tensor(images)), [parse_caption(c) for c in captions])

@@ -6,17 +6,16 @@ public processor, resampling our 16 kHz audio to the extractor's rate exactly as
 
 from __future__ import annotations
 
-import time
 from dataclasses import dataclass
 
 import numpy as np
 import torch
 
 from pairsynth.world.sounds import SAMPLE_RATE, all_captions, one_attribute_off
-from pairsynth.zoo.training.evaluation import ClipQuality, roc_auc
+from pairsynth_train.evaluation import ClipQuality, caption_quality, generate
 
 
-@dataclass
+@dataclass(kw_only=True)
 class GeneratedClips:
     """Waveforms (B, samples) at 16 kHz generated for ``captions``, and the time it took."""
 
@@ -29,19 +28,11 @@ class GeneratedClips:
         return self.seconds / max(1, len(self.captions))
 
 
-@torch.no_grad()
 def generate_clips(pipe, captions: list[str], seeds: list[int], steps: int, guidance: float,
                    batch_size: int = 32) -> GeneratedClips:
     """One 1 s clip per (caption, seed), each from its own generator (batch-size independent)."""
-    began = time.monotonic()
-    clips = []
-    for start in range(0, len(captions), batch_size):
-        chunk = slice(start, start + batch_size)
-        generators = [torch.Generator().manual_seed(seed) for seed in seeds[chunk]]
-        out = pipe(prompt=captions[chunk], generator=generators, num_inference_steps=steps,
-                   guidance_scale=guidance, audio_length_in_s=1.0, output_type="np")
-        clips.append(np.asarray(out.audios, dtype=np.float32))
-    return GeneratedClips(np.concatenate(clips), list(captions), time.monotonic() - began)
+    made = generate(pipe, captions, seeds, steps, guidance, batch_size, audio_length_in_s=1.0, output_type="np")
+    return GeneratedClips(waveforms=np.asarray(made.outputs, dtype=np.float32), captions=made.captions, seconds=made.seconds)
 
 
 def clap_audio_inputs(processor, waveforms, sample_rate: int = SAMPLE_RATE) -> dict:
@@ -78,10 +69,4 @@ def clap_quality(model, processor, waveforms, captions: list[str]) -> ClipQualit
     """Zero-shot caption retrieval over the 8 mono captions and matched vs one-attribute-off ROC AUC."""
     names = all_captions()
     audio, text = clap_embeddings(model, processor, waveforms, names)
-    sims = (audio @ text.T).numpy()
-    index = {c: i for i, c in enumerate(names)}
-    truth = np.array([index[c] for c in captions])
-    retrieval = float((sims.argmax(axis=1) == truth).mean())
-    positives = sims[np.arange(len(captions)), truth]
-    negatives = np.array([sims[i, index[off]] for i, c in enumerate(captions) for off in one_attribute_off(c)])
-    return ClipQuality(retrieval=retrieval, auc=roc_auc(positives, negatives), count=len(captions))
+    return caption_quality((audio @ text.T).numpy(), captions, names, one_attribute_off)

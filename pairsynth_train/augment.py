@@ -1,8 +1,9 @@
-"""Softening augmentations, so judges trained on crisp renders still grade generated images fairly.
+"""Augmentations, so judges trained on clean scenes still grade generated ones fairly.
 
 Generated images come out of a tiny VAE decoder: slightly blurred, with rounded corners and mild
-noise. Judges (attribute CNNs, the toy CLIP) see such softening during training, on renders only —
-never on generator output.
+noise; generated sounds come out of a vocoder, slightly smeared and noisy. Judges (attribute CNNs,
+the toy CLIP) see such softening during training, on rendered or synthesized scenes only — never on
+generator output.
 """
 
 from __future__ import annotations
@@ -34,3 +35,17 @@ def soften(images: torch.Tensor, generator: torch.Generator, noise_std: float = 
     softened = variants[pick, torch.arange(images.shape[0])]
     sigma = torch.rand(images.shape[0], 1, 1, 1, generator=generator) * noise_std
     return softened + sigma * torch.randn(images.shape, generator=generator)
+
+
+def degrade(mels: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
+    """Random blur, broadband noise floor, gain and circular time shift of log-mels (B, frames, bins)."""
+    b = mels.shape[0]
+    blurred = F.avg_pool2d(F.pad(mels.unsqueeze(1), (1, 1, 1, 1), mode="replicate"), 3, stride=1).squeeze(1)
+    pick = torch.rand(b, 1, 1, generator=generator) < 0.5
+    mels = torch.where(pick, blurred, mels)
+    floor = torch.exp(torch.rand(b, 1, 1, generator=generator) * 5.0 - 8.0)  # e^-8 .. e^-3 of added noise
+    noise = floor * torch.rand(mels.shape, generator=generator)
+    mels = torch.log(torch.exp(mels) + noise)
+    mels = mels + (torch.rand(b, 1, 1, generator=generator) - 0.5)  # ±0.5 gain in log units
+    shift = int(torch.randint(-8, 9, (1,), generator=generator))
+    return torch.roll(mels, shift, dims=1)

@@ -6,10 +6,8 @@ CLIP-format HF tokenizer (``text_cfg.hf_tokenizer_name`` makes open_clip's ``get
 the tokenizer files from that same folder). The small tokenizer keeps the token embedding at ~550
 rows instead of CLIP's 49,408.
 
-Only 24 captions exist, so a batch holds many images per caption. Plain in-batch InfoNCE would treat
-those as negatives; instead images are classified against all 24 captions, and each caption in the
-batch is matched to all of its images (multi-positive), which is the same contrastive objective
-without false negatives.
+Only 24 captions exist, so a batch holds many images per caption: the loss is
+:func:`pairsynth_train.contrastive.multi_positive_loss` (no false negatives).
 """
 
 from __future__ import annotations
@@ -27,13 +25,14 @@ import torch.nn.functional as F
 from pairsynth.torch_compat import ensure_torchvision_importable
 from pairsynth.world.shapes import all_captions, render_sample, world_words
 from pairsynth.zoo.tokenizer import build_clip_tokenizer
-from pairsynth.zoo.training.augment import soften
-from pairsynth.zoo.training.checkpoints import CheckpointKeeper
-from pairsynth.zoo.training.data import eval_seeds, render_batch, train_seeds
-from pairsynth.zoo.training.evaluation import ClipQuality, open_clip_quality
-from pairsynth.zoo.training.loop import Trainee, run_steps
-from pairsynth.zoo.training.model_card import folder_size_mb, write_model_card
-from pairsynth.zoo.training.optim import adamw_with_cosine
+from pairsynth_train.augment import soften
+from pairsynth_train.checkpoints import CheckpointKeeper
+from pairsynth_train.contrastive import ContrastiveTrainConfig, multi_positive_loss
+from pairsynth_train.data import eval_seeds, render_batch, train_seeds
+from pairsynth_train.evaluation import ClipQuality, open_clip_quality
+from pairsynth_train.loop import Trainee, run_steps
+from pairsynth_train.model_card import folder_size_mb, write_model_card
+from pairsynth_train.optim import adamw_with_cosine
 
 logger = logging.getLogger(__name__)
 
@@ -59,18 +58,14 @@ def model_cfg(vocab_size: int) -> dict:
     }
 
 
-@dataclass
-class ClipTrainConfig:
-    steps: int = 1500
-    batch_size: int = 96
-    lr: float = 1e-3
-    weight_decay: float = 0.05
-    warmup: int = 100
-    seed: int = 0
+@dataclass(kw_only=True)
+class ClipTrainConfig(ContrastiveTrainConfig):
     noise_std: float = 0.08  # pixel noise in [-1, 1] units; with blur (augment.soften) so it copes with generated images
-    checkpoint_every_s: float = 120.0
-    eval_images: int = 480
-    log_every: int = 50
+
+    @classmethod
+    def default(cls, **overrides) -> ClipTrainConfig:
+        """The shipped run's settings, updated by ``overrides``."""
+        return cls(**{"steps": 1500, "batch_size": 96, "warmup": 100, "eval_count": 480, "log_every": 50, **overrides})
 
 
 def prepare_model_folder(folder: Path) -> Path:
@@ -97,13 +92,7 @@ def contrastive_loss(model, images: torch.Tensor, captions: list[str], caption_t
     image_feats = F.normalize(model.encode_image(images), dim=-1)
     text_feats = F.normalize(model.encode_text(caption_tokens), dim=-1)
     logits = model.logit_scale.exp() * image_feats @ text_feats.T  # (B, 24)
-    targets = torch.tensor([names.index(c) for c in captions])
-    image_loss = F.cross_entropy(logits, targets)
-    present = targets.unique()
-    positives = (targets[None, :] == present[:, None]).float()  # (P, B)
-    log_probs = logits.T[present].log_softmax(dim=-1)
-    text_loss = -((log_probs * positives).sum(-1) / positives.sum(-1)).mean()
-    return (image_loss + text_loss) / 2
+    return multi_positive_loss(logits, logits.T, captions, names)
 
 
 def train_toy_shapes_clip(out_dir: Path, work_dir: Path, config: ClipTrainConfig, resume: bool = False) -> ClipQuality:
@@ -119,7 +108,7 @@ def train_toy_shapes_clip(out_dir: Path, work_dir: Path, config: ClipTrainConfig
     def loss_fn(step: int) -> torch.Tensor:
         batch = render_batch(train_seeds(config.seed, step, config.batch_size))
         generator = torch.Generator().manual_seed(config.seed * 1_000_003 + step)
-        return contrastive_loss(model, soften(batch.images, generator, config.noise_std), batch.captions, caption_tokens)
+        return contrastive_loss(model, soften(batch.inputs, generator, config.noise_std), batch.captions, caption_tokens)
 
     def clamp_scale(step: int) -> None:
         with torch.no_grad():
@@ -144,7 +133,7 @@ def export_and_evaluate(model, staging: Path, out_dir: Path, config: ClipTrainCo
     save_file(state, str(out_dir / "open_clip_model.safetensors"))
 
     loaded, preprocess, tokenizer = _load_open_clip(out_dir)
-    samples = [render_sample(seed) for seed in eval_seeds(config.eval_images)]
+    samples = [render_sample(seed) for seed in eval_seeds(config.eval_count)]
     quality = open_clip_quality(loaded, preprocess, tokenizer, [s[0] for s in samples], [s[1] for s in samples])
     logger.info("%s held-out: retrieval %.4f, AUC %.4f over %d renders", NAME, quality.retrieval, quality.auc, quality.count)
     _write_card(out_dir, loaded, config, train_seconds, quality)
@@ -168,7 +157,7 @@ def _write_card(out_dir: Path, model, config: ClipTrainConfig, train_seconds: fl
             "Metrics (held-out renders)": {"caption retrieval over 24 captions": quality.retrieval,
                                            "ROC AUC matched vs one-attribute-off": quality.auc, "images": quality.count,
                                            "folder size MB": round(folder_size_mb(out_dir), 2)},
-            "Reproduce": f"```\nOMP_NUM_THREADS=1 python -m pairsynth.zoo.training {NAME} --out pairsynth/zoo/weights/{NAME} --steps {config.steps}\n```",
+            "Reproduce": f"```\nOMP_NUM_THREADS=1 python -m pairsynth_train {NAME} --out pairsynth/zoo/weights/{NAME} --steps {config.steps}\n```",
         },
     )
 

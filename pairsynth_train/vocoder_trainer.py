@@ -3,7 +3,7 @@
 A HiFi-GAN trained from scratch with spectral losses alone produced near-silence after 400 CPU steps
 (its log-mel loss has no gradient where the output is below the 1e-5 floor, which is everywhere at
 the start). So the vocoder is configured as a one-stage overlap-add synthesizer (see
-``audioldm_components.VOCODER_CONFIG``) and *initialised analytically*: each mel bin drives a
+``components.VOCODER_CONFIG``) and *initialised analytically*: each mel bin drives a
 Hann-windowed 20 ms cosine grain at its centre frequency, gated by a leaky ReLU of its log-mel. That
 already sounds right to the judges; training then refines every weight.
 
@@ -28,26 +28,23 @@ from pathlib import Path
 import torch
 import torch.nn.functional as F
 
-from pairsynth.zoo.training import audioldm_components
+from pairsynth_train import components
 from pairsynth.modalities.audioldm_mel import F_MAX, HOP, LOG_FLOOR, N_MELS, SAMPLE_RATE, log_mel, mel_magnitude
-from pairsynth.zoo.training.audio_vae_trainer import reconstruct
-from pairsynth.zoo.training.checkpoints import CheckpointKeeper
-from pairsynth.zoo.training.data import eval_seeds, train_seeds
-from pairsynth.zoo.training.loop import Trainee, run_steps
-from pairsynth.zoo.training.optim import adamw_with_cosine
-from pairsynth.zoo.training.sound_data import synthesize_batch
+from pairsynth_train.checkpoints import CheckpointKeeper
+from pairsynth_train.data import eval_seeds, synthesize_batch, train_seeds
+from pairsynth_train.loop import TrainConfig, Trainee, run_steps
+from pairsynth_train.optim import adamw_with_cosine
+from pairsynth_train.vae_trainer import reconstruct
 
 logger = logging.getLogger(__name__)
 
 
-@dataclass
-class VocoderTrainConfig:
+@dataclass(kw_only=True)
+class VocoderTrainConfig(TrainConfig):
     steps: int = 700
     batch_size: int = 8
     lr: float = 5e-4
     vae_input_fraction: float = 0.5
-    seed: int = 0
-    checkpoint_every_s: float = 120.0
     eval_clips: int = 160
 
 
@@ -115,7 +112,7 @@ def init_overlap_add(vocoder, gate_at: float = -4.0, gain: float = 0.03) -> None
 def train_vocoder(work_dir: Path, vae, config: VocoderTrainConfig, resume: bool = False, judge=None) -> VocoderResult:
     """Train (or resume), save to ``work_dir/vocoder`` and measure it on held-out sounds."""
     torch.manual_seed(config.seed)
-    vocoder = audioldm_components.make_vocoder()
+    vocoder = components.make_vocoder()
     init_overlap_add(vocoder)
     optimizer, schedule = adamw_with_cosine(vocoder.parameters(), config.lr, config.steps, 20)
     trainee = Trainee({"vocoder": vocoder}, optimizer, schedule, grad_clip=1.0, params=list(vocoder.parameters()))
@@ -123,7 +120,7 @@ def train_vocoder(work_dir: Path, vae, config: VocoderTrainConfig, resume: bool 
     def loss_fn(step: int) -> torch.Tensor:
         generator = torch.Generator().manual_seed(config.seed * 15485863 + step)
         batch = synthesize_batch(train_seeds(config.seed, step, config.batch_size))
-        inputs = batch.mels
+        inputs = batch.inputs
         pick = torch.rand(len(inputs), generator=generator) < config.vae_input_fraction
         if pick.any():
             inputs = torch.where(pick[:, None, None], reconstruct(vae, inputs), inputs)
@@ -146,14 +143,14 @@ def evaluate_vocoder(vocoder, vae, seeds: list[int], judge=None) -> tuple[float,
 
     The judged accuracy is the ceiling the text→audio pipeline can reach through this vocoder.
     """
-    from pairsynth.zoo.training.sound_judges import judge_waveforms
+    from pairsynth_train.judges import judge_waveforms
 
     batch = synthesize_batch(seeds)
-    waves = vocode(vocoder, batch.mels)
-    mel_l1 = F.l1_loss(log_mel(waves), batch.mels).item()
+    waves = vocode(vocoder, batch.inputs)
+    mel_l1 = F.l1_loss(log_mel(waves), batch.inputs).item()
     if judge is None:
         return mel_l1, {}
-    through_vae = vocode(vocoder, reconstruct(vae, batch.mels))
+    through_vae = vocode(vocoder, reconstruct(vae, batch.inputs))
     judged = {"vocoded real mels": judge_waveforms(judge, waves, batch.captions),
               "vocoded VAE reconstructions": judge_waveforms(judge, through_vae, batch.captions)}
     return mel_l1, judged

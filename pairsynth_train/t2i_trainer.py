@@ -1,6 +1,6 @@
 """Train ``toy-shapes``: a tiny text→image latent diffusion model in Stable Diffusion's format.
 
-Stage 1 trains the VAE and stage 1b sharpens its decoder (``vae_trainer``). Stage 2 trains the UNet
+Stage 1 trains the VAE and stage 1b sharpens its decoder (``vae_trainer``, world ``shapes``). Stage 2 trains the UNet
 with the pipeline's own small CLIP text encoder, jointly or frozen at its random init
 (``freeze_text_encoder``); never ``toy-shapes-clip``: the judge must not be the generator's encoder.
 Captions are replaced by the empty caption 10 % of the time, so classifier-free guidance works, and
@@ -11,9 +11,8 @@ weights are an EMA of the trained ones; the folder loads with ``StableDiffusionP
 
 from __future__ import annotations
 
-import json
 import logging
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import torch
@@ -22,52 +21,33 @@ import torch.nn.functional as F
 from pairsynth.torch_compat import ensure_torchvision_importable
 from pairsynth.world.shapes import all_captions, world_words
 from pairsynth.zoo.tokenizer import build_clip_tokenizer
-from pairsynth.zoo.training import sd_components
-from pairsynth.zoo.training.checkpoints import CheckpointKeeper
-from pairsynth.zoo.training.data import render_batch, train_seeds
-from pairsynth.zoo.training.loop import Trainee, run_steps
-from pairsynth.zoo.training.optim import adamw_with_cosine
-from pairsynth.zoo.training.t2i_export import export_pipeline, quick_check, write_t2i_card
-from pairsynth.zoo.training.vae_trainer import VaeResult, VaeTrainConfig, finetune_decoder, train_vae
+from pairsynth_train import components
+from pairsynth_train.checkpoints import CheckpointKeeper
+from pairsynth_train.data import render_batch, train_seeds
+from pairsynth_train.diffusion import DiffusionTrainConfig, PromptTable, noised, reuse_or_run, train_unet
+from pairsynth_train.t2i_export import export_pipeline, quick_check, write_t2i_card
+from pairsynth_train.vae_trainer import VaeResult, VaeTrainConfig, finetune_decoder, train_vae
 
 logger = logging.getLogger(__name__)
 
 NAME = "toy-shapes"
 
 
-@dataclass
-class T2iTrainConfig:
-    steps: int = 2600
-    batch_size: int = 64
-    lr: float = 6e-4
-    warmup: int = 100
-    weight_decay: float = 0.01
-    uncond_prob: float = 0.1
-    ema_decay: float = 0.999
-    grad_clip: float = 1.0
-    seed: int = 0
-    checkpoint_every_s: float = 120.0
-    check_per_caption: int = 2  # samples per caption judged right after export; 0 skips the check
+@dataclass(kw_only=True)
+class T2iTrainConfig(DiffusionTrainConfig):
+    """The UNet stage of ``toy-shapes`` (see :meth:`default`), with its VAE stage's settings in ``vae``."""
+
     warm_start: str | None = None  # a t2i checkpoint whose EMA UNet/text-encoder weights start this run
     # Trained jointly, the text encoder drifted to encode colour strongly (token states moved by ~8)
     # but shape and side weakly (~1) within 1,200 steps; frozen at its random init, every word stays
     # equally distinct and the UNet has to learn to read them.
     freeze_text_encoder: bool = True
-    vae: VaeTrainConfig = field(default_factory=VaeTrainConfig)
+    vae: VaeTrainConfig = field(default_factory=lambda: VaeTrainConfig.for_world("shapes"))
 
-
-class PromptTable:
-    """Token ids for every caption and the empty caption, padded as the SD pipeline pads them."""
-
-    def __init__(self, tokenizer) -> None:
-        self.texts = [*all_captions(), ""]
-        self.ids = tokenizer(self.texts, padding="max_length", max_length=tokenizer.model_max_length,
-                             truncation=True, return_tensors="pt").input_ids
-        self.row = {text: i for i, text in enumerate(self.texts)}
-
-    def lookup(self, captions: list[str], drop: torch.Tensor) -> torch.Tensor:
-        rows = [self.row[""] if dropped else self.row[c] for c, dropped in zip(captions, drop.tolist())]
-        return self.ids[rows]
+    @classmethod
+    def default(cls, **overrides) -> T2iTrainConfig:
+        """The shipped run's settings, updated by ``overrides``."""
+        return cls(**{"steps": 2600, "batch_size": 64, "lr": 6e-4, "ema_decay": 0.999, "check_per_caption": 2, **overrides})
 
 
 def diffusion_loss(parts: dict, prompts: PromptTable, config: T2iTrainConfig, step: int) -> torch.Tensor:
@@ -76,49 +56,38 @@ def diffusion_loss(parts: dict, prompts: PromptTable, config: T2iTrainConfig, st
     generator = torch.Generator().manual_seed(config.seed * 7_368_787 + step)
     batch = render_batch(train_seeds(config.seed, step, config.batch_size))
     with torch.no_grad():
-        latents = vae.encode(batch.images).latent_dist.mode() * vae.config.scaling_factor
-    noise = torch.randn(latents.shape, generator=generator)
-    timesteps = torch.randint(0, noise_scheduler.config.num_train_timesteps, (len(latents),), generator=generator)
-    noisy = noise_scheduler.add_noise(latents, noise, timesteps)
-    drop = torch.rand(len(latents), generator=generator) < config.uncond_prob
-    hidden = text_encoder(prompts.lookup(batch.captions, drop))[0]
-    return F.mse_loss(unet(noisy, timesteps, hidden).sample, noise)
+        latents = vae.encode(batch.inputs).latent_dist.mode() * vae.config.scaling_factor
+    step_input = noised(latents, noise_scheduler, config.uncond_prob, generator)
+    hidden = text_encoder(prompts.lookup(batch.captions, step_input.drop))[0]
+    return F.mse_loss(unet(step_input.noisy, step_input.timesteps, hidden).sample, step_input.noise)
 
 
 def train_toy_shapes(out_dir: Path, work_dir: Path, config: T2iTrainConfig, resume: bool = False,
                      judges_dir: Path | None = None) -> dict:
     """Train both stages (resuming each), export the pipeline to ``out_dir`` and quick-check it."""
     ensure_torchvision_importable()
-    from diffusers.training_utils import EMAModel
+    from diffusers import AutoencoderKL
 
     work_dir = Path(work_dir)
     vae_result = _vae_stage(work_dir, config.vae, resume)
-    from diffusers import AutoencoderKL
-
     vae = AutoencoderKL.from_pretrained(vae_result.folder).eval().requires_grad_(False)
     tokenizer = build_clip_tokenizer(world_words(), work_dir / "tokenizer")
     torch.manual_seed(config.seed)
-    unet, text_encoder = sd_components.make_unet(), sd_components.make_text_encoder(tokenizer)
+    unet, text_encoder = components.make_unet("shapes"), components.make_clip_text_encoder(tokenizer)
     if config.warm_start:
         warm_start(unet, text_encoder, Path(config.warm_start))
-    params = [*unet.parameters(), *text_encoder.parameters()]
-    ema = EMAModel(params, decay=config.ema_decay)
+    ema_params = [*unet.parameters(), *text_encoder.parameters()]
     if config.freeze_text_encoder:
         text_encoder.requires_grad_(False)
-    trained = [p for p in params if p.requires_grad]
-    optimizer, schedule = adamw_with_cosine(trained, config.lr, config.steps, config.warmup, config.weight_decay)
-    trainee = Trainee({"unet": unet, "text_encoder": text_encoder, "ema": ema}, optimizer, schedule,
-                      grad_clip=config.grad_clip, params=trained)
-    parts = {"vae": vae, "unet": unet, "text_encoder": text_encoder, "scheduler": sd_components.make_training_scheduler()}
-    prompts = PromptTable(tokenizer)
+    parts = {"vae": vae, "unet": unet, "text_encoder": text_encoder, "scheduler": components.make_training_scheduler("shapes")}
+    prompts = PromptTable(tokenizer, all_captions())
     logger.info("%s: UNet %.2fM, text encoder %.2fM params; %d steps of batch %d", NAME,
                 _count(unet) / 1e6, _count(text_encoder) / 1e6, config.steps, config.batch_size)
 
     unet.train(), text_encoder.train(not config.freeze_text_encoder)
-    keeper = CheckpointKeeper(work_dir, "t2i", config.checkpoint_every_s)
-    seconds = run_steps(NAME, trainee, lambda step: diffusion_loss(parts, prompts, config, step), config.steps,
-                        keeper, resume, after_step=lambda step: ema.step(params))
-    ema.copy_to(params)
+    seconds = train_unet(NAME, CheckpointKeeper(work_dir, "t2i", config.checkpoint_every_s), config,
+                         {"unet": unet, "text_encoder": text_encoder}, ema_params,
+                         lambda step: diffusion_loss(parts, prompts, config, step), resume)
     export_pipeline(out_dir, vae, unet.eval(), text_encoder.eval(), tokenizer)
     check = quick_check(out_dir, judges_dir, config.check_per_caption) if config.check_per_caption else {}
     write_t2i_card(out_dir, config, vae_result, seconds, check, {"unet": _count(unet), "text_encoder": _count(text_encoder), "vae": _count(vae)})
@@ -153,22 +122,11 @@ def _pad_kernel(weight: torch.Tensor, shape: torch.Size) -> torch.Tensor:
 
 def _vae_stage(work_dir: Path, config: VaeTrainConfig, resume: bool) -> VaeResult:
     """Stages 1 and 1b; when resuming, reuse whichever finished (each resumes its own checkpoint)."""
-    stage1 = _reuse_or_run(work_dir / "vae_result.json", resume, lambda: train_vae(work_dir, config, resume))
+    stage1 = reuse_or_run(work_dir, "vae", resume, lambda: train_vae("shapes", work_dir, config, resume), VaeResult)
     if not config.decoder_steps:
         return stage1
-    return _reuse_or_run(work_dir / "vae_final_result.json", resume,
-                         lambda: finetune_decoder(work_dir, config, stage1, resume))
-
-
-def _reuse_or_run(record: Path, resume: bool, run) -> VaeResult:
-    if resume and record.exists():
-        data = json.loads(record.read_text())
-        if Path(data["folder"]).exists():
-            logger.info("reusing finished stage %s: %s", record.stem, data)
-            return VaeResult(**{**data, "folder": Path(data["folder"])})
-    result = run()
-    record.write_text(json.dumps({**asdict(result), "folder": str(result.folder)}), encoding="utf-8")
-    return result
+    return reuse_or_run(work_dir, "vae_final", resume, lambda: finetune_decoder("shapes", work_dir, config, stage1, resume),
+                        VaeResult)
 
 
 def _count(module) -> int:

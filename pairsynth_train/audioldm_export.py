@@ -12,9 +12,9 @@ import torch
 from pairsynth.torch_compat import ensure_torchvision_importable
 from pairsynth.world.sounds import all_captions
 from pairsynth.zoo.roberta_tokenizer import copy_tokenizer_files
-from pairsynth.zoo.training import audioldm_components
-from pairsynth.zoo.training.model_card import folder_size_mb, write_model_card
-from pairsynth.zoo.training.sound_evaluation import generate_clips
+from pairsynth_train import components
+from pairsynth_train.model_card import folder_size_mb, write_model_card
+from pairsynth_train.sound_evaluation import generate_clips
 
 logger = logging.getLogger(__name__)
 
@@ -32,7 +32,7 @@ def export_pipeline(out_dir: Path, vae, unet, text_encoder, tokenizer, vocoder) 
     if out_dir.exists():
         shutil.rmtree(out_dir)
     pipe = AudioLDMPipeline(vae=vae, text_encoder=text_encoder, tokenizer=tokenizer, unet=unet,
-                            scheduler=audioldm_components.make_sampling_scheduler(), vocoder=vocoder)
+                            scheduler=components.make_sampling_scheduler("sounds"), vocoder=vocoder)
     pipe.save_pretrained(out_dir, safe_serialization=True)
     copy_tokenizer_files(tokenizer.name_or_path, out_dir / "tokenizer")
     logger.info("exported %s to %s (%.2f MB)", NAME, out_dir, folder_size_mb(out_dir))
@@ -56,7 +56,7 @@ def quick_check(out_dir: Path, judge, per_caption: int, steps: int = CHECK_STEPS
     result: dict = {"pipeline": type(pipe).__name__, "samples": len(captions), "steps": steps, "guidance": guidance,
                     "seconds per clip": round(clips.seconds_per_clip, 4)}
     if judge is not None:
-        from pairsynth.zoo.training.sound_judges import judge_waveforms
+        from pairsynth_train.judges import judge_waveforms
 
         result["judged on waveforms"] = judge_waveforms(judge, clips.waveforms, captions)
     logger.info("%s check: %s", NAME, result)
@@ -77,14 +77,14 @@ def write_t2a_card(out_dir: Path, config, vae_result, vocoder_result, unet_secon
             f"audio = pipe('a high beeping tone', num_inference_steps={CHECK_STEPS}, guidance_scale={CHECK_GUIDANCE}, "
             "audio_length_in_s=1.0).audios[0]  # 16 kHz\n```",
             "Architecture": {"mel": "AudioLDM-style log-mel: n_fft 1024, hop 160, 64 Slaney bins 0-8 kHz, ln(max(mel, 1e-5)); 100 frames per second",
-                             "vae": audioldm_components.VAE_CONFIG, "unet": audioldm_components.UNET_CONFIG,
-                             "text encoder": f"ClapTextModelWithProjection, 2 layers, hidden {audioldm_components.TEXT_HIDDEN}, "
-                             f"projection {audioldm_components.TEXT_PROJECTION}, own RoBERTa BPE tokenizer",
-                             "vocoder": audioldm_components.VOCODER_CONFIG,
+                             "vae": components.SOUNDS.vae, "unet": components.SOUNDS.unet,
+                             "text encoder": f"ClapTextModelWithProjection, 2 layers, hidden {components.CLAP_TEXT_HIDDEN}, "
+                             f"projection {components.CLAP_TEXT_PROJECTION}, own RoBERTa BPE tokenizer",
+                             "vocoder": components.VOCODER_CONFIG,
                              "scheduler": "DPMSolverMultistepScheduler (dpmsolver++), AudioLDM β schedule",
                              **{f"params {k}": v for k, v in params.items()}},
             "Training": {"vae steps": vae_result.steps, "vae training seconds": round(vae_result.train_seconds),
-                         "vae held-out log-mel L1": vae_result.l1, "vae scaling_factor": vae_result.scaling_factor,
+                         "vae held-out log-mel L1": vae_result.quality, "vae scaling_factor": vae_result.scaling_factor,
                          "vocoder steps": vocoder_result.steps, "vocoder training seconds": round(vocoder_result.train_seconds),
                          "vocoder held-out log-mel L1": vocoder_result.mel_l1,
                          **{f"unet {k}": v for k, v in config_dict.items()}, "unet training seconds": round(unet_seconds),
@@ -95,7 +95,7 @@ def write_t2a_card(out_dir: Path, config, vae_result, vocoder_result, unet_secon
             "Vocoder ceiling (judges on vocoded held-out mels)": vocoder_result.judged or "not measured",
             "Check at export (8 captions × 32 seeds, judged on the waveform)": check,
             "Size": f"{folder_size_mb(out_dir):.2f} MB",
-            "Reproduce": f"```\nOMP_NUM_THREADS=1 python -m pairsynth.zoo.training {NAME} --out pairsynth/zoo/weights/{NAME} "
+            "Reproduce": f"```\nOMP_NUM_THREADS=1 python -m pairsynth_train {NAME} --out pairsynth/zoo/weights/{NAME} "
             f"--steps {config.steps} --vae-steps {vae_result.steps} --vocoder-steps {vocoder_result.steps}\n```\n"
             "(judges-sounds must already be in the sibling folder `judges-sounds` for the export check.)",
         },
