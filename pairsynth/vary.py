@@ -11,17 +11,19 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+import math
 import time
 from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any, Literal
 
 import numpy as np
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Field, StrictInt, ValidationError, model_validator
 
 from pairsynth.alignment.acceptance import AcceptanceRule, Decision
 from pairsynth.alignment.embedding_scorer import EmbeddingScorer
 from pairsynth.candidates import Candidate
+from pairsynth.captions import check_template
 from pairsynth.config_files import describe_error
 from pairsynth.errors import PairsynthError, RecipeError
 from pairsynth.generate import ProgressUpdate, RunSummary
@@ -41,34 +43,39 @@ class VaryConfig(BaseModel):
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    per_pair: int = Field(4, ge=1, le=10_000, description="accepted variations wanted per source pair")
-    max_attempts: int | None = Field(None, ge=1, description="variations tried per source at most; default 3·per_pair")
+    per_pair: StrictInt = Field(4, ge=1, le=10_000, description="accepted variations wanted per source pair")
+    max_attempts: StrictInt | None = Field(None, ge=1, description="variations tried per source at most; default 3·per_pair")
     strength: float = Field(0.35, gt=0.0, le=1.0, description="SDEdit strength: 0 keeps the source, 1 ignores it")
     caption_template: str = Field("{caption}", description="the prompt and new caption; {caption} is the source's")
     model: str | None = Field(None, description="the variation model; default: the toy zoo's")
-    steps: int = Field(20, ge=1, le=1000)
+    steps: StrictInt = Field(20, ge=1, le=1000)
     guidance_scale: float = Field(5.0, ge=0.0, le=50.0)
     scheduler: str = Field("default", description="default keeps the model's own scheduler")
     negative_prompt: str | None = None
     clip: str = "toy-shapes-clip"
     clap: str = "toy-sounds-clap"
     min_score: float | None = Field(None, ge=0.0, le=100.0, description="the judge's 100·max(cos,0) threshold")
-    max_rank: int | None = Field(1, ge=1, description="retrieval among the dataset's other captions; None: off")
+    max_rank: StrictInt | None = Field(1, ge=1, description="retrieval among the dataset's other captions; None: off")
     similarity_band: tuple[float, float] = Field((0.80, 0.995), description="source↔variation cosine: [near-copy, drifted)")
-    seed: int = Field(0, ge=0, lt=2**63)
-    batch_size: int = Field(8, ge=1, le=1024)
+    seed: StrictInt = Field(0, ge=0, lt=2**63)
+    batch_size: StrictInt = Field(8, ge=1, le=1024)
     device: str = "auto"
     layout: Literal["auto", "pairsynth", "folder", "webdataset", "sidecar"] = "auto"
     image_format: Literal["png", "jpg"] = "png"
-    commit_every: int = Field(64, ge=1)
+    commit_every: StrictInt = Field(64, ge=1)
+    allow_outside_root: bool = Field(False, description="read items a dataset names outside its folder")
 
     @model_validator(mode="after")
     def _check(self) -> VaryConfig:
         low, high = self.similarity_band
         if not -1.0 <= low < high <= 1.0:
-            raise ValueError(f"similarity_band must be two cosines low < high in [-1, 1], got {self.similarity_band}")
-        if "{caption}" not in self.caption_template:
-            raise ValueError("caption_template must contain {caption}")
+            raise ValueError(f"--band LOW HIGH must be two cosines, low < high, in [-1, 1]; got {self.similarity_band}")
+        if "caption" not in check_template(self.caption_template, "--caption-template", allowed={"caption"}):
+            raise ValueError(f"--caption-template {self.caption_template!r} must contain {{caption}}, the source's caption")
+        if int(self.steps * self.strength) < 1:  # diffusers denoises the last int(steps·strength) of the schedule
+            needed = math.ceil(1 / self.strength - 1e-9)
+            raise ValueError(f"steps {self.steps} × strength {self.strength:g} leaves no denoising step; "
+                             f"use steps ≥ {needed} or strength ≥ {1 / self.steps:g}")
         return self
 
     @property
@@ -76,7 +83,8 @@ class VaryConfig(BaseModel):
         return self.max_attempts or 3 * self.per_pair
 
     def fingerprint(self, sources: list[PairRecord]) -> str:
-        data = self.model_dump(mode="json", exclude={"batch_size", "device", "commit_every"})
+        # allow_outside_root changes which sources are read, and the sources are in the fingerprint already
+        data = self.model_dump(mode="json", exclude={"batch_size", "device", "commit_every", "allow_outside_root"})
         data["sources"] = [(record.key, record.caption) for record in sources]
         return hashlib.sha256(json.dumps(data, sort_keys=True).encode()).hexdigest()[:16]
 
@@ -85,8 +93,10 @@ def vary_config(**values: Any) -> VaryConfig:
     """Build a :class:`VaryConfig`, turning validation problems into one-line errors."""
     try:
         return VaryConfig(**values)
-    except ValidationError as err:
-        raise RecipeError("\n".join(describe_error(error, "vary") for error in err.errors())) from None
+    except ValidationError as err:  # named as the CLI's flags: --per-pair, not per_pair
+        flags = [[f"--{str(part).replace('_', '-')}" for part in error["loc"][:1]] for error in err.errors()]
+        raise RecipeError("\n".join(describe_error(error, "vary", location=flag)
+                                    for error, flag in zip(err.errors(), flags))) from None
 
 
 def vary_dataset(
