@@ -5,9 +5,10 @@ from __future__ import annotations
 import itertools
 import logging
 import string
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from pathlib import Path
 
+from pairsynth.config_files import read_text_file
 from pairsynth.errors import RecipeError
 
 logger = logging.getLogger(__name__)
@@ -35,12 +36,7 @@ def read_captions_file(path: Path) -> list[str]:
 
     A blank line is an error naming its line number: silently skipping it would hide a broken file.
     """
-    try:
-        text = path.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        raise RecipeError(f"captions file {path} does not exist") from None
-    except UnicodeDecodeError as err:
-        raise RecipeError(f"captions file {path} is not UTF-8 text ({err.reason} at byte {err.start})") from None
+    text = read_text_file(path, "captions file")
     captions = []
     for number, line in enumerate(text.splitlines(), start=1):
         if line.lstrip().startswith("#"):
@@ -52,8 +48,45 @@ def read_captions_file(path: Path) -> list[str]:
 
 
 def template_fields(template: str) -> list[str]:
-    """The ``{names}`` a template uses, in order, without repeats."""
+    """The ``{names}`` a template uses, in order, without repeats (call :func:`check_template` first)."""
     return list(dict.fromkeys(field for _, field, _, _ in string.Formatter().parse(template) if field))
+
+
+def check_template(template: str, where: str, allowed: Collection[str] | None = None) -> list[str]:
+    """The fields of a ``str.format`` template, after checking it can be filled by name.
+
+    Refused, naming ``where``: unbalanced braces, an empty ``{}`` or positional ``{0}`` field, an
+    attribute or index (``{caption.upper}``, ``{caption[0]}``), a bad format spec, and, when
+    ``allowed`` is given, any field not in it.
+
+    Args:
+        template: the template text.
+        where: the field it came from, e.g. ``templates[0]`` or ``--caption-template``.
+        allowed: the field names that will be filled; ``None``: any name.
+    """
+    literal = "write {{ and }} for literal braces"
+    try:
+        parsed = list(string.Formatter().parse(template))
+    except ValueError as err:
+        raise RecipeError(f"{where} {template!r}: {str(err).lower()}; {literal}") from None
+    for _, field, _, _ in parsed:
+        if field is None:
+            continue
+        if not field or field.isdigit():
+            raise RecipeError(f"{where} {template!r} has a {{{field}}} field, but fields are filled by name: "
+                              f"write {{colour}}, {{caption}} …, or {literal}")
+        if not field.isidentifier():
+            raise RecipeError(f"{where} {template!r} uses {{{field}}}; a field is a plain name such as "
+                              f"{{caption}} (no attributes or indexes), or {literal}")
+        if allowed is not None and field not in allowed:
+            raise RecipeError(f"{where} {template!r} uses {{{field}}}, but the fields it can use are: "
+                              f"{', '.join('{' + name + '}' for name in sorted(allowed)) or 'none'}; {literal}")
+    fields = template_fields(template)
+    try:
+        template.format(**{name: "x" for name in fields})
+    except (ValueError, TypeError) as err:  # a format spec or conversion a text value cannot take
+        raise RecipeError(f"{where} {template!r}: {err}") from None
+    return fields
 
 
 def expand_templates(templates: Sequence[str], slots: Mapping[str, Sequence[str]]) -> list[tuple[str, dict[str, str]]]:
@@ -65,7 +98,7 @@ def expand_templates(templates: Sequence[str], slots: Mapping[str, Sequence[str]
     """
     captions = []
     for index, template in enumerate(templates):
-        used = template_fields(template)
+        used = check_template(template, f"templates[{index}]")
         missing = [name for name in used if name not in slots]
         if missing:
             raise RecipeError(

@@ -11,7 +11,13 @@ readers accept the layouts people actually have:
 ``pairsynth``   a ``pairsynth generate`` output: its ``imagefolder/``/``audiofolder/`` (or ``shards/``)
 
 One unreadable item must not end an audit of a million: a missing, truncated or undecodable item
-is yielded as a :class:`ReadError` naming its path and the reason, and reading goes on.
+is yielded as a :class:`ReadError` naming its path and the reason (written for a person; the
+exception's class goes in a field of its own), and reading goes on.
+
+A dataset is data, not a set of instructions: every file it names must resolve inside its folder,
+symlinks followed, or it is refused as unreadable (``allow_outside_root`` opts out). Otherwise a
+``metadata.jsonl`` naming ``../../home/you/.ssh/id_rsa.png`` would have ``score`` copy that file into a
+report meant to be shared.
 """
 
 from __future__ import annotations
@@ -20,8 +26,9 @@ import csv
 import io
 import json
 import logging
+import tarfile
 from collections.abc import Callable, Collection, Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -29,7 +36,7 @@ import numpy as np
 import soundfile
 from PIL import Image
 
-from pairsynth.errors import PairsynthError
+from pairsynth.errors import DatasetError
 from pairsynth.media import modality_of
 
 logger = logging.getLogger(__name__)
@@ -45,10 +52,6 @@ LAYOUTS = ("auto", "pairsynth", "folder", "webdataset", "sidecar")
 # PNG chunks) or DecompressionBombError; libsndfile raises a RuntimeError subclass. Anything else is a
 # bug and should surface.
 DECODE_ERRORS = (OSError, ValueError, RuntimeError, SyntaxError, EOFError, Image.DecompressionBombError)
-
-
-class DatasetError(PairsynthError):
-    """The dataset as a whole cannot be read: the path is missing or holds no known layout."""
 
 
 @dataclass
@@ -88,13 +91,15 @@ class ReadError:
 
     Attributes:
         source: the file (or ``SHARD.tar#KEY``, or ``metadata.jsonl:LINE``) at fault.
-        reason: what was wrong, for people.
+        reason: what was wrong, for people: ``file not found: gone.png``.
         key: the item's key when it is known.
+        error: the exception's class when one caused it (``FileNotFoundError``), for programs.
     """
 
     source: str
     reason: str
     key: str | None = None
+    error: str | None = None
 
 
 Item = PairRecord | ReadError
@@ -124,7 +129,8 @@ def detect_layout(path: str | Path) -> str:
     )
 
 
-def read_pairs(path: str | Path, *, layout: str = "auto", keys: Collection[str] | None = None) -> Iterator[Item]:
+def read_pairs(path: str | Path, *, layout: str = "auto", keys: Collection[str] | None = None,
+               allow_outside_root: bool = False) -> Iterator[Item]:
     """Yield every pair of the dataset at ``path`` (and a :class:`ReadError` for each bad item).
 
     Args:
@@ -132,6 +138,8 @@ def read_pairs(path: str | Path, *, layout: str = "auto", keys: Collection[str] 
         layout: one of :data:`LAYOUTS`; ``auto`` detects it (see :func:`detect_layout`).
         keys: read only these keys, skipping the decoding of all others (a report's second pass
             fetches just the media it shows).
+        allow_outside_root: read files the dataset names outside its folder (``../x.png``, an
+            absolute path, a symlink leading out) instead of refusing them as unreadable.
     """
     if layout not in LAYOUTS:
         raise DatasetError(f"unknown dataset layout {layout!r}; use one of {', '.join(LAYOUTS)}")
@@ -140,11 +148,12 @@ def read_pairs(path: str | Path, *, layout: str = "auto", keys: Collection[str] 
         layout = detect_layout(root)
     elif not root.exists():
         raise DatasetError(f"dataset path {str(root)!r} does not exist")
+    scope = _Scope(root.parent if root.is_file() else root, allow_outside_root)
     wanted = None if keys is None else set(keys)
-    readers: dict[str, Callable[[Path, set[str] | None], Iterator[Item]]] = {
+    readers: dict[str, Callable[[Path, set[str] | None, _Scope], Iterator[Item]]] = {
         "pairsynth": _read_pairsynth, "folder": _read_folder, "webdataset": _read_webdataset, "sidecar": _read_sidecar,
     }
-    for item in readers[layout](root, wanted):
+    for item in readers[layout](root, wanted, scope):
         if isinstance(item, ReadError):
             logger.info("unreadable item %s: %s", item.source, item.reason)
         yield item
@@ -183,64 +192,114 @@ def decode_media(extension: str, data: bytes) -> dict[str, Any]:
     return {"audio": waveform, "sample_rate": rate}
 
 
-def _read_pairsynth(root: Path, keys: set[str] | None) -> Iterator[Item]:
+class _Scope:
+    """Where a dataset's files may live: inside its folder, symlinks followed (unless the user opts out)."""
+
+    def __init__(self, root: Path, allow_outside: bool) -> None:
+        self.root = root
+        self.real_root = root.resolve()
+        self.allow_outside = allow_outside
+
+    def name(self, path: Path) -> str:
+        """The path as the dataset names it, relative to its folder, for reasons people read."""
+        return path.relative_to(self.root).as_posix() if path.is_relative_to(self.root) else str(path)
+
+    def refusal(self, path: Path, key: str | None) -> ReadError | None:
+        """A :class:`ReadError` when ``path`` leads outside the dataset folder; ``None`` when it may be read."""
+        if self.allow_outside:
+            return None
+        try:
+            inside = path.resolve().is_relative_to(self.real_root)
+        except (OSError, RuntimeError):  # a symlink loop
+            return ReadError(str(path), f"symlink loop: {self.name(path)}", key, "RuntimeError")
+        if inside:
+            return None
+        return ReadError(str(path), f"outside the dataset folder: {self.name(path)} (pass --allow-outside-root "
+                                    "to read files a dataset names outside its folder)", key)
+
+
+def _read_pairsynth(root: Path, keys: set[str] | None, scope: _Scope) -> Iterator[Item]:
     """A pairsynth output: its folder datasets when written, else its shards (the same pairs)."""
     names = ("imagefolder", "audiofolder", "tripletfolder")
     folders = [root / name for name in names if (root / name / "metadata.jsonl").is_file()]
     if folders:
         for folder in folders:
-            yield from _read_folder(folder, keys)
+            yield from _read_folder(folder, keys, scope)
     elif (root / "shards").is_dir():
-        yield from _read_webdataset(root / "shards", keys)
+        yield from _read_webdataset(root / "shards", keys, scope)
 
 
-def _read_folder(root: Path, keys: set[str] | None) -> Iterator[Item]:
+def _read_folder(root: Path, keys: set[str] | None, scope: _Scope) -> Iterator[Item]:
     """Hugging Face folder datasets; metadata files may sit in split subfolders (``train/``)."""
     for metadata in sorted(p for name in METADATA_FILES for p in root.rglob(name)):
-        for where, row in _metadata_rows(metadata):
+        if (refused := scope.refusal(metadata, None)) is not None:
+            yield refused
+            continue
+        for where, row in _metadata_rows(metadata, scope):
             if isinstance(row, ReadError):
                 yield row
                 continue
-            yield from _folder_item(root, metadata.parent, where, row, keys)
+            yield from _folder_item(root, metadata.parent, where, row, keys, scope)
 
 
-def _metadata_rows(metadata: Path) -> Iterator[tuple[str, dict[str, Any] | ReadError]]:
-    with open(metadata, encoding="utf-8", newline="") as handle:
-        if metadata.suffix == ".csv":
-            for line, row in enumerate(csv.DictReader(handle), start=2):
-                yield f"{metadata}:{line}", row
+def _metadata_rows(metadata: Path, scope: _Scope) -> Iterator[tuple[str, dict[str, Any] | ReadError]]:
+    """Each row of a ``metadata.jsonl`` (a bad line is one error) or ``metadata.csv`` (a bad file is)."""
+    name = scope.name(metadata)
+    try:
+        data = metadata.read_bytes()
+    except OSError as err:
+        yield str(metadata), ReadError(str(metadata), _read_failure(err, name), None, type(err).__name__)
+        return
+    if metadata.suffix == ".csv":
+        try:
+            rows = list(csv.DictReader(io.StringIO(data.decode("utf-8-sig"), newline="")))
+        except (UnicodeDecodeError, csv.Error) as err:
+            yield str(metadata), ReadError(str(metadata), f"unreadable CSV: {name}: {err}", None, type(err).__name__)
             return
-        for line, text in enumerate(handle, start=1):
+        for line, row in enumerate(rows, start=2):
+            yield f"{metadata}:{line}", row
+        return
+    for line, raw in enumerate(data.split(b"\n"), start=1):
+        where = f"{metadata}:{line}"
+        try:
+            text = raw.decode("utf-8")
             if not text.strip():
                 continue
-            where = f"{metadata}:{line}"
-            try:
-                row = json.loads(text)
-            except json.JSONDecodeError as err:
-                yield where, ReadError(where, f"invalid JSON: {err}")
-                continue
-            yield where, row if isinstance(row, dict) else ReadError(where, "a metadata line must be a JSON object")
+            row = json.loads(text)
+        except UnicodeDecodeError as err:
+            yield where, ReadError(where, f"{name} line {line} is not UTF-8 text ({err.reason})", None, type(err).__name__)
+            continue
+        except json.JSONDecodeError as err:
+            yield where, ReadError(where, f"invalid JSON on {name} line {line}: {err}", None, type(err).__name__)
+            continue
+        yield where, row if isinstance(row, dict) else ReadError(where, f"{name} line {line} must be a JSON object")
 
 
-def _folder_item(root: Path, base: Path, where: str, row: dict[str, Any], keys: set[str] | None) -> Iterator[Item]:
+def _folder_item(root: Path, base: Path, where: str, row: dict[str, Any], keys: set[str] | None,
+                 scope: _Scope) -> Iterator[Item]:
     # ``file_name``, or ``<column>_file_name`` per medium (a triplet row names an image and a clip)
     name_columns = [c for c in row if c == "file_name" or c.endswith("_file_name")]
     if not name_columns:
         yield ReadError(where, "no file_name column")
         return
-    paths = [base / str(row[c]) for c in name_columns]
+    if bad := next((c for c in name_columns if not isinstance(row[c], str) or not row[c].strip()), None):
+        yield ReadError(where, f"{bad} must be a file name, got {row[bad]!r}", None)
+        return
+    paths = [base / row[c] for c in name_columns]
     key = str(row.get("key") or _relative_key(root, paths[0]))
     if keys is not None and key not in keys:
         return
     caption = next((row[c] for c in CAPTION_COLUMNS if isinstance(row.get(c), str)), None)
     if caption is None:
-        yield ReadError(str(paths[0]), f"{where} has no caption: expected a {' or '.join(CAPTION_COLUMNS)} column", key)
+        yield ReadError(str(paths[0]), f"{scope.name(Path(where.rpartition(':')[0]))} line "
+                                       f"{where.rpartition(':')[2]} has no caption: expected a "
+                                       f"{' or '.join(CAPTION_COLUMNS)} column", key)
         return
     extra = {c: v for c, v in row.items() if c not in (*name_columns, "key", *CAPTION_COLUMNS)}
-    yield _file_record(paths, key, caption, extra)
+    yield _file_record(paths, key, caption, extra, scope)
 
 
-def _read_sidecar(root: Path, keys: set[str] | None) -> Iterator[Item]:
+def _read_sidecar(root: Path, keys: set[str] | None, scope: _Scope) -> Iterator[Item]:
     media = sorted(p for p in root.rglob("*") if p.is_file() and _extension(p) in IMAGE_EXTENSIONS | AUDIO_EXTENSIONS)
     for path in media:
         key = _relative_key(root, path)
@@ -248,86 +307,172 @@ def _read_sidecar(root: Path, keys: set[str] | None) -> Iterator[Item]:
             continue
         caption_file = path.with_suffix(".txt")
         if not caption_file.is_file():
-            yield ReadError(str(path), f"no caption file {caption_file.name} beside it", key)
+            yield ReadError(str(path), f"no caption file {caption_file.name} beside {scope.name(path)}", key)
+            continue
+        if (refused := scope.refusal(caption_file, key)) is not None:
+            yield refused
             continue
         try:
             caption = caption_file.read_text(encoding="utf-8").strip()
         except (OSError, UnicodeDecodeError) as err:
-            yield ReadError(str(caption_file), f"cannot read the caption: {err}", key)
+            reason = (f"caption file is not UTF-8 text: {scope.name(caption_file)} ({err.reason})"
+                      if isinstance(err, UnicodeDecodeError) else _read_failure(err, scope.name(caption_file)))
+            yield ReadError(str(caption_file), reason, key, type(err).__name__)
             continue
         folder = path.parent.relative_to(root).as_posix()
-        yield _file_record([path], key, caption, {} if folder == "." else {"folder": folder})
+        yield _file_record([path], key, caption, {} if folder == "." else {"folder": folder}, scope)
 
 
-def _file_record(paths: list[Path], key: str, caption: str, extra: dict[str, Any]) -> Item:
+def _file_record(paths: list[Path], key: str, caption: str, extra: dict[str, Any], scope: _Scope) -> Item:
     if not caption.strip():
-        return ReadError(str(paths[0]), "empty caption", key)
+        return ReadError(str(paths[0]), f"empty caption for {scope.name(paths[0])}", key)
     media: dict[str, Any] = {}
     for path in paths:
+        name = scope.name(path)
         extension = _extension(path)
         if extension not in IMAGE_EXTENSIONS | AUDIO_EXTENSIONS:
-            return ReadError(str(path), f"unknown media type .{extension}", key)
+            return ReadError(str(path), f"not an image or audio file name: {name} (expected .png, .jpg, .flac, "
+                                        ".wav …)", key)
+        if (refused := scope.refusal(path, key)) is not None:
+            return refused
         try:
-            media.update(decode_media(extension, path.read_bytes()))
+            data = path.read_bytes()
+        except OSError as err:
+            return ReadError(str(path), _read_failure(err, name), key, type(err).__name__)
+        try:
+            media.update(decode_media(extension, data))
         except DECODE_ERRORS as err:
-            return ReadError(str(path), _describe(err), key)
+            return ReadError(str(path), _decode_failure(err, extension, name, len(data), data[:8]), key, type(err).__name__)
     label = next((str(extra[c]) for c in LABEL_COLUMNS if extra.get(c) not in (None, "")), None)
     return PairRecord(key, caption, " + ".join(str(p) for p in paths), label=label, meta=extra, **media)
 
 
-def _read_webdataset(root: Path, keys: set[str] | None) -> Iterator[Item]:
-    """Shards through ``webdataset`` itself, undecoded, so each bad sample is reported on its own."""
+def _read_webdataset(root: Path, keys: set[str] | None, scope: _Scope) -> Iterator[Item]:
+    """Shards through ``webdataset`` itself, undecoded, so each bad sample is reported on its own.
+
+    A damaged shard (cut short, or a broken header) loses only itself: its readable samples are
+    pairs, and the damage is one unreadable item, named after the sample it falls in.
+    """
     import webdataset as wds
 
     shards = [root] if root.is_file() else sorted(root.rglob("*.tar"))
-    failures: list[Exception] = []
-
-    def keep_going(error: Exception) -> bool:  # a corrupt shard ends that shard only
-        failures.append(error)
-        return True
-
-    dataset = wds.WebDataset([str(s) for s in shards], shardshuffle=False, handler=keep_going, empty_check=False)
-    for sample in dataset:
-        yield from _failures(failures, shards)
-        if keys is not None and sample["__key__"] not in keys:
+    for shard in shards:
+        if shard is not root and (refused := scope.refusal(shard, None)) is not None:
+            yield refused
             continue
-        yield _webdataset_item(sample)
-    yield from _failures(failures, shards)
+        damage, certain = _scan_shard(shard, scope.name(shard))
+        failures: list[Exception] = []
+
+        def keep_going(error: Exception) -> bool:  # a corrupt shard ends that shard only
+            failures.append(error)
+            return True
+
+        dataset = wds.WebDataset([str(shard)], shardshuffle=False, handler=keep_going, empty_check=False)
+        for sample in dataset:
+            if keys is not None and sample["__key__"] not in keys:
+                continue
+            item = _webdataset_item(sample, scope.name(shard))
+            if damage is not None and damage.key == sample["__key__"]:
+                if certain or isinstance(item, ReadError):
+                    continue  # the sample the damage falls in: reported once, below
+                damage = replace(damage, source=str(shard), key=None)  # it was whole: only later samples are lost
+            yield item
+        if damage is not None:  # webdataset's own errors about it say the same, less precisely
+            if keys is None or damage.key is None or damage.key in keys:
+                yield damage
+        elif failures:
+            error = failures[0]
+            yield ReadError(str(shard), f"unreadable tar data in {scope.name(shard)}: {_message(error)}", None,
+                            type(error).__name__)
 
 
-def _failures(failures: list[Exception], shards: list[Path]) -> Iterator[ReadError]:
-    while failures:
-        error = failures.pop(0)
-        # webdataset appends the shard's url to the error's args; name that shard when it is there
-        shard = next((str(arg) for arg in error.args if str(arg) in map(str, shards)), "a shard")
-        yield ReadError(shard, f"unreadable tar data: {_describe(error)}")
+def _scan_shard(shard: Path, name: str) -> tuple[ReadError | None, bool]:
+    """Walk a shard's tar headers (no member data is read) and say where it is damaged, if anywhere.
+
+    Python's ``tarfile`` (and so webdataset) takes a header cut short, or a broken one, for the end of
+    the archive, silently; a member cut short fails only while its data is read. A whole tar ends
+    with an end-of-archive marker (two zero blocks) after its last member, so the shard is whole
+    when that marker follows the last member it lists.
+
+    Returns:
+        The damage, named after the sample of the last member listed (``None``: the shard is whole),
+        and whether that sample is certainly incomplete (a member cut inside its data) or only may be
+        (the cut fell between members: the sample is kept when it reads).
+    """
+    size = shard.stat().st_size
+    last: tarfile.TarInfo | None = None
+    stopped = ""  # why tarfile stopped early, when it said
+    try:
+        with tarfile.open(shard, "r:") as tar:
+            while (member := tar.next()) is not None:
+                last = member
+    except tarfile.ReadError as err:
+        stopped = str(err)
+        if last is None:
+            if tarfile.is_tarfile(shard):  # a compressed tar: leave it to webdataset
+                return None, False
+            return ReadError(str(shard), f"not a tar archive: {name} ({size} bytes)", None, type(err).__name__), True
+    except OSError as err:
+        return ReadError(str(shard), _read_failure(err, name), None, type(err).__name__), True
+    if last is None:
+        whole = size >= 2 * tarfile.BLOCKSIZE
+        return (None if whole else ReadError(str(shard), f"not a tar archive: {name} ({size} bytes)")), True
+    key = _member_key(last.name)
+    source = f"{shard}#{key}" if key else str(shard)
+    end = last.offset_data + last.size
+    if end > size:
+        return ReadError(source, f"damaged shard {name}: cut short inside {last.name} ({size - last.offset_data} "
+                                 f"of {last.size} bytes)", key), True
+    marker_at = -(-end // tarfile.BLOCKSIZE) * tarfile.BLOCKSIZE
+    with open(shard, "rb") as handle:
+        handle.seek(marker_at)
+        marker = handle.read(2 * tarfile.BLOCKSIZE)
+    if marker == bytes(2 * tarfile.BLOCKSIZE):
+        return None, False
+    # a cut in a header (or in the extended header before it) ends the file within a member's headers;
+    # otherwise tarfile stopped at a header that fails its checksum
+    cut = (any(words in stopped for words in ("end of data", "empty header", "truncated header"))
+           or size - marker_at < tarfile.BLOCKSIZE or not marker.strip(b"\0"))
+    what = "cut short" if cut else "a broken tar header"
+    return ReadError(source, f"damaged shard {name}: {what} after {last.name} (byte {marker_at}); any later "
+                             "samples are lost", key), False
 
 
-def _webdataset_item(sample: dict[str, Any]) -> Item:
+def _member_key(member: str) -> str | None:
+    """The sample key webdataset gives a member: its path up to the first dot of its file name."""
+    from webdataset.tariterators import base_plus_ext
+
+    return base_plus_ext(member)[0]
+
+
+def _webdataset_item(sample: dict[str, Any], shard_name: str) -> Item:
     key, shard = sample["__key__"], sample.get("__url__", "?")
     source = f"{shard}#{key}"
     media = [ext for ext in sample if ext in IMAGE_EXTENSIONS | AUDIO_EXTENSIONS]
     if not media:
         members = ", ".join(sorted(k for k in sample if not k.startswith("__")))
-        return ReadError(source, f"no image or audio member (has {members})", key)
+        return ReadError(source, f"{key} in {shard_name} has no image or audio member (has {members})", key)
     meta: dict[str, Any] = {}
     if "json" in sample:
         try:
             meta = json.loads(sample["json"])
         except (json.JSONDecodeError, UnicodeDecodeError) as err:
-            return ReadError(source, f"invalid {key}.json: {err}", key)
+            return ReadError(source, f"invalid JSON in {key}.json in {shard_name}: {err}", key, type(err).__name__)
         meta = meta if isinstance(meta, dict) else {}
     caption = _tar_caption(sample, meta)
     if caption is None:
-        return ReadError(source, "no caption: expected a .txt member or a text/caption field in .json", key)
+        return ReadError(source, f"{key} in {shard_name} has no caption: expected a .txt member or a text/caption "
+                                 "field in its .json", key)
     if not caption.strip():
-        return ReadError(source, "empty caption", key)
+        return ReadError(source, f"empty caption for {key} in {shard_name}", key)
     decoded: dict[str, Any] = {}
     for extension in media:
         try:
             decoded.update(decode_media(extension, sample[extension]))
         except DECODE_ERRORS as err:
-            return ReadError(f"{source}.{extension}", _describe(err), key)
+            reason = _decode_failure(err, extension, f"{key}.{extension} in {shard_name}", len(sample[extension]),
+                                     sample[extension][:8])
+            return ReadError(f"{source}.{extension}", reason, key, type(err).__name__)
     label = next((str(meta[c]) for c in LABEL_COLUMNS if meta.get(c) not in (None, "")), None)
     return PairRecord(key, caption, f"{source}.{'+'.join(media)}", label=label, meta=meta, **decoded)
 
@@ -348,6 +493,36 @@ def _extension(path: Path) -> str:
     return path.suffix.lower().removeprefix(".")
 
 
-def _describe(error: BaseException) -> str:
+def _read_failure(error: OSError, name: str) -> str:
+    """Why a file could not be read, for a person: ``file not found: gone.png``."""
+    if isinstance(error, FileNotFoundError):
+        return f"file not found: {name}"
+    if isinstance(error, IsADirectoryError):
+        return f"a folder, not a file: {name}"
+    if isinstance(error, PermissionError):
+        return f"permission denied: {name}"
+    return f"cannot read {name}: {error.strerror or _message(error)}"
+
+
+_IMAGE_SIGNATURES = (b"\x89PNG", b"\xff\xd8\xff", b"GIF8", b"RIFF", b"BM", b"II*", b"MM\x00*")
+
+
+def _decode_failure(error: BaseException, extension: str, name: str, size: int, head: bytes = b"") -> str:
+    """Why a media file's bytes did not decode, for a person: ``empty or not an audio file: x.flac (0 bytes)``."""
+    kind = "an image" if extension in IMAGE_EXTENSIONS else "an audio file"
+    if size == 0:
+        return f"empty or not {kind}: {name} (0 bytes)"
+    if isinstance(error, Image.DecompressionBombError):
+        return f"image too large to decode safely: {name} ({_message(error)})"
+    if isinstance(error, Image.UnidentifiedImageError) and not head.startswith(_IMAGE_SIGNATURES):
+        return f"not an image file (or a format Pillow cannot read): {name} ({size} bytes)"
+    if kind == "an image":
+        return f"damaged or truncated image: {name} ({size} bytes): {_message(error)}"
+    detail = getattr(error, "error_string", None) or _message(error)  # libsndfile's own words
+    return f"not a readable audio file: {name} ({size} bytes): {detail}"
+
+
+def _message(error: BaseException) -> str:
+    """An exception's own words, one line, without the object reprs some libraries append."""
     text = str(error.args[0]) if error.args else str(error)
-    return f"{type(error).__name__}: {text}"[:300]
+    return " ".join(text.split(" @ <")[0].split())[:300]

@@ -14,7 +14,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError, model_validator
 
-from pairsynth.captions import check_caption, deduplicate, expand_templates, read_captions_file, template_fields
+from pairsynth.captions import check_caption, check_template, deduplicate, expand_templates, read_captions_file
 from pairsynth.config_files import describe_error, read_yaml
 from pairsynth.errors import RecipeError
 from pairsynth.judges import JudgeSettings
@@ -31,7 +31,8 @@ FOLDER_FORMATS = {folder_format(modality): modality for modality in ("image", "a
 
 
 class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    # strict: ``k: true`` is an error, not k = 1 (floats still take whole numbers: ``guidance_scale: 5``)
+    model_config = ConfigDict(extra="forbid", frozen=True, strict=True)
 
 
 class GeneratorConfig(_Strict):
@@ -88,7 +89,7 @@ class Recipe(_Strict):
     prompts: dict[Medium, str] | None = Field(
         None, description="triplets: a prompt template per medium, filled from the caption's slots and {caption}")
     captions: list[str] | None = None
-    captions_file: Path | None = None
+    captions_file: Path | None = Field(None, strict=False)  # YAML gives text
     templates: list[str] | None = None
     labels: list[str] | None = Field(None, description="shorthand for slots: {label: [...]}")
     slots: dict[str, list[str]] | None = None
@@ -135,7 +136,7 @@ class Recipe(_Strict):
     def _check_prompts(self) -> None:
         slots = set().union(*self._captions.values()) if self._captions else set()
         for medium, template in (self.prompts or {}).items():
-            for name in template_fields(template):
+            for name in check_template(template, f"prompts.{medium}"):
                 if name != "caption" and not all(name in values for values in self._captions.values()):
                     raise ValueError(f"prompts.{medium} uses {{{name}}}, but the caption slots are: "
                                      f"{', '.join(sorted(slots | {'caption'}))}")

@@ -11,16 +11,18 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+import math
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any, Literal
 
 import numpy as np
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Field, StrictInt, ValidationError, model_validator
 
 from pairsynth.alignment.acceptance import AcceptanceRule, Decision
 from pairsynth.alignment.embedding_scorer import EmbeddingScorer
 from pairsynth.candidates import Candidate, Condition
+from pairsynth.captions import check_template
 from pairsynth.config_files import describe_error
 from pairsynth.errors import PairsynthError, RecipeError
 from pairsynth.judges import JudgeSettings, Precision, load_judge
@@ -38,37 +40,42 @@ class VaryConfig(BaseModel):
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    per_pair: int = Field(4, ge=1, le=10_000, description="accepted variations wanted per source pair")
-    max_attempts: int | None = Field(None, ge=1, description="variations tried per source at most; default 3·per_pair")
+    per_pair: StrictInt = Field(4, ge=1, le=10_000, description="accepted variations wanted per source pair")
+    max_attempts: StrictInt | None = Field(None, ge=1, description="variations tried per source at most; default 3·per_pair")
     strength: float = Field(0.35, gt=0.0, le=1.0, description="SDEdit strength: 0 keeps the source, 1 ignores it")
     caption_template: str = Field("{caption}", description="the prompt and new caption; {caption} is the source's")
     model: str | None = Field(None, description="the variation model; default: the toy zoo's")
-    steps: int = Field(20, ge=1, le=1000)
+    steps: StrictInt = Field(20, ge=1, le=1000)
     guidance_scale: float = Field(5.0, ge=0.0, le=50.0)
     scheduler: str = Field("default", description="default keeps the model's own scheduler")
     negative_prompt: str | None = None
     clip: str = Field(JudgeSettings().clip, description="the image judge")
     pretrained: str | None = Field(None, description="an open_clip tag or checkpoint, for a bare CLIP ARCH")
     clap: str = Field(JudgeSettings().clap, description="the audio judge")
-    judge_batch_size: int = Field(64, ge=1, le=4096, description="samples per judge forward pass")
+    judge_batch_size: StrictInt = Field(64, ge=1, le=4096, description="samples per judge forward pass")
     precision: Precision = "fp32"
     min_score: float | None = Field(None, ge=0.0, le=100.0, description="the judge's 100·max(cos,0) threshold")
-    max_rank: int | None = Field(1, ge=1, description="retrieval among the dataset's other captions; None: off")
+    max_rank: StrictInt | None = Field(1, ge=1, description="retrieval among the dataset's other captions; None: off")
     similarity_band: tuple[float, float] = Field((0.80, 0.995), description="source↔variation cosine: [near-copy, drifted)")
-    seed: int = Field(0, ge=0, lt=2**63)
-    batch_size: int = Field(8, ge=1, le=1024)
+    seed: StrictInt = Field(0, ge=0, lt=2**63)
+    batch_size: StrictInt = Field(8, ge=1, le=1024)
     device: str = "auto"
     layout: Literal["auto", "pairsynth", "folder", "webdataset", "sidecar"] = "auto"
     image_format: Literal["png", "jpg"] = "png"
-    commit_every: int = Field(64, ge=1)
+    commit_every: StrictInt = Field(64, ge=1)
+    allow_outside_root: bool = Field(False, description="read items a dataset names outside its folder")
 
     @model_validator(mode="after")
     def _check(self) -> VaryConfig:
         low, high = self.similarity_band
         if not -1.0 <= low < high <= 1.0:
-            raise ValueError(f"similarity_band must be two cosines low < high in [-1, 1], got {self.similarity_band}")
-        if "{caption}" not in self.caption_template:
-            raise ValueError("caption_template must contain {caption}")
+            raise ValueError(f"--band LOW HIGH must be two cosines, low < high, in [-1, 1]; got {self.similarity_band}")
+        if "caption" not in check_template(self.caption_template, "--caption-template", allowed={"caption"}):
+            raise ValueError(f"--caption-template {self.caption_template!r} must contain {{caption}}, the source's caption")
+        if int(self.steps * self.strength) < 1:  # diffusers denoises the last int(steps·strength) of the schedule
+            needed = math.ceil(1 / self.strength - 1e-9)
+            raise ValueError(f"steps {self.steps} × strength {self.strength:g} leaves no denoising step; "
+                             f"use steps ≥ {needed} or strength ≥ {1 / self.steps:g}")
         return self
 
     @property
@@ -82,7 +89,9 @@ class VaryConfig(BaseModel):
         return self.max_attempts or 3 * self.per_pair
 
     def fingerprint(self, sources: list[PairRecord]) -> str:
-        data = self.model_dump(mode="json", exclude={"batch_size", "judge_batch_size", "device", "commit_every"})
+        # allow_outside_root changes which sources are read, and the sources are in the fingerprint already
+        data = self.model_dump(mode="json", exclude={"batch_size", "judge_batch_size", "device", "commit_every",
+                                                     "allow_outside_root"})
         for name, default in (("pretrained", None), ("precision", "fp32")):  # keep older outputs resumable
             if data[name] == default:
                 del data[name]
@@ -94,8 +103,10 @@ def vary_config(**values: Any) -> VaryConfig:
     """Build a :class:`VaryConfig`, turning validation problems into one-line errors."""
     try:
         return VaryConfig(**values)
-    except ValidationError as err:
-        raise RecipeError("\n".join(describe_error(error, "vary") for error in err.errors())) from None
+    except ValidationError as err:  # named as the CLI's flags: --per-pair, not per_pair
+        flags = [[f"--{str(part).replace('_', '-')}" for part in error["loc"][:1]] for error in err.errors()]
+        raise RecipeError("\n".join(describe_error(error, "vary", location=flag)
+                                    for error, flag in zip(err.errors(), flags))) from None
 
 
 class VaryJob:
@@ -110,7 +121,7 @@ class VaryJob:
     def __init__(self, source: str | Path, config: VaryConfig, *, varier: Varier | None = None,
                  scorer: EmbeddingScorer | None = None) -> None:
         self.config = config
-        self.records, self.unreadable = _read_sources(source, config.layout)
+        self.records, self.unreadable = _read_sources(source, config.layout, config.allow_outside_root)
         self.modality = _single_modality(self.records)
         self.medium = medium(self.modality)
         self.varier, self.scorer = varier, scorer
@@ -190,10 +201,10 @@ def vary_dataset(
     return run_job(job, out_dir, overwrite=overwrite, backend=backend, on_progress=on_progress)
 
 
-def _read_sources(source: str | Path, layout: str) -> tuple[list[PairRecord], list[ReadError]]:
+def _read_sources(source: str | Path, layout: str, allow_outside_root: bool) -> tuple[list[PairRecord], list[ReadError]]:
     records: list[PairRecord] = []
     unreadable: list[ReadError] = []
-    for item in read_pairs(source, layout=layout):
+    for item in read_pairs(source, layout=layout, allow_outside_root=allow_outside_root):
         (unreadable if isinstance(item, ReadError) else records).append(item)
     if not records:
         raise PairsynthError(f"{source}: no readable pairs ({len(unreadable)} unreadable)")

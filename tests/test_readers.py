@@ -59,8 +59,13 @@ def test_an_imagefolder_with_bad_rows_yields_the_good_pairs_and_names_each_bad_o
     assert records[1].image.shape == (9, 7, 3) and records[1].meta == {"seed": 3} and records[1].modality == "image"
     reasons = {error.source.split("/")[-1]: error.reason for error in errors}
     assert set(reasons) == {"broken.png", "missing.png", "nocaption.png", "metadata.jsonl:6"}
-    assert "FileNotFoundError" in reasons["missing.png"] and "no caption" in reasons["nocaption.png"]
-    assert "invalid JSON" in reasons["metadata.jsonl:6"]
+    assert reasons["missing.png"] == "file not found: missing.png"
+    assert reasons["nocaption.png"] == "metadata.jsonl line 5 has no caption: expected a text or caption column"
+    assert reasons["broken.png"].startswith("damaged or truncated image: broken.png (40 bytes)")
+    assert reasons["metadata.jsonl:6"].startswith("invalid JSON on metadata.jsonl line 6")
+    classes = {error.source.split("/")[-1]: error.error for error in errors}
+    assert classes["missing.png"] == "FileNotFoundError" and classes["metadata.jsonl:6"] == "JSONDecodeError"
+    assert classes["nocaption.png"] is None  # not an exception: nothing to name
 
 
 def test_hugging_face_reads_the_folder_as_we_do(tmp_path):
@@ -87,6 +92,16 @@ def test_an_audiofolder_reads_mono_and_channel_first_stereo(tmp_path):
     assert low.modality == "audio" and low.sample_rate == RATE and low.audio.shape == (RATE // 4,)
     assert high.audio.shape == (2, RATE // 4) and low.audio.dtype == np.float32
     assert len(errors) == 1 and errors[0].source.endswith("noise.flac") and errors[0].key == "noise"
+    assert errors[0].reason.startswith("not a readable audio file: noise.flac (16 bytes)")
+    assert errors[0].error == "LibsndfileError"
+
+
+def test_an_empty_file_is_described_for_a_person(tmp_path):
+    (tmp_path / "empty.flac").write_bytes(b"")
+    (tmp_path / "empty.png").write_bytes(b"")
+    (tmp_path / "metadata.jsonl").write_text('{"file_name": "empty.flac", "text": "a"}\n{"file_name": "empty.png", "text": "b"}\n')
+    reasons = [error.reason for error in read_pairs(tmp_path)]
+    assert reasons == ["empty or not an audio file: empty.flac (0 bytes)", "empty or not an image: empty.png (0 bytes)"]
 
 
 def write_shard(path, samples):
@@ -117,7 +132,11 @@ def test_webdataset_shards_read_through_webdataset_and_a_corrupt_shard_only_lose
     failed = {e.key: e for e in errors}
     assert "k2" in failed and failed["k2"].source.endswith("#k2.png")
     assert "no caption" in failed["k3"].reason
-    assert any(e.key is None and "shard-00001.tar" in e.source for e in errors)
+    damaged = [e for e in errors if "shard-00001.tar" in e.source]
+    # each sample once: the readable ones as pairs, the damage as one unreadable item (the cut falls
+    # in c11's headers, so c0…c10 read and c11 on are lost)
+    assert len(damaged) == 1 and damaged[0].reason.startswith("damaged shard shard-00001.tar: cut short after c10.txt")
+    assert sorted(key for key in by_key if key.startswith("c")) == sorted(f"c{i}" for i in range(11))
     assert [r.key for r in read_pairs(tmp_path / "shard-00000.tar")] == ["k0", "k1", "k2", "k3"]
 
 
@@ -154,3 +173,89 @@ def test_a_path_with_no_dataset_fails_with_one_clear_error(tmp_path):
         list(read_pairs(tmp_path))
     with pytest.raises(DatasetError, match="unknown dataset layout 'zip'"):
         list(read_pairs(tmp_path, layout="zip"))
+
+
+def shard_bytes(count: int) -> bytes:
+    buffer = io.BytesIO()
+    with wds.TarWriter(buffer) as sink:
+        for i in range(count):
+            sink.write({"__key__": f"k{i}", "png": png((i * 40, 9, 9)) + bytes(2000), "txt": f"caption {i}".encode()})
+    return buffer.getvalue()
+
+
+@pytest.mark.parametrize("cut", ["inside_data", "inside_header", "between_members_of_a_sample", "between_samples"])
+def test_a_cut_shard_counts_each_sample_once(tmp_path, cut):
+    import tarfile
+
+    whole = shard_bytes(4)
+    members = tarfile.open(fileobj=io.BytesIO(whole)).getmembers()  # k0.png k0.txt k1.png k1.txt …
+    png2, txt2 = members[4], members[5]
+    at = {"inside_data": png2.offset_data + 100, "inside_header": png2.offset + 200,
+          "between_members_of_a_sample": txt2.offset, "between_samples": members[6].offset}[cut]
+    (tmp_path / "cut.tar").write_bytes(whole[:at])
+    records, errors = split(list(read_pairs(tmp_path / "cut.tar")))
+    assert len(errors) == 1 and errors[0].reason.startswith("damaged shard cut.tar: cut short")
+    if cut == "between_samples":  # k2 is whole; the end marker is missing, so later samples may be lost
+        assert [r.key for r in records] == ["k0", "k1", "k2"] and errors[0].key is None
+    elif cut == "inside_header":  # the cut header is k2.png's: k1 is whole
+        assert [r.key for r in records] == ["k0", "k1"] and errors[0].key is None
+    else:
+        assert [r.key for r in records] == ["k0", "k1"] and errors[0].key == "k2"
+
+
+def test_a_broken_header_mid_shard_is_damage_not_the_end(tmp_path):
+    import tarfile
+
+    data = bytearray(shard_bytes(3))
+    header = tarfile.open(fileobj=io.BytesIO(bytes(data))).getmembers()[2].offset  # k1.png's header
+    data[header + 148:header + 156] = b"garbage!"  # its checksum field
+    (tmp_path / "bad.tar").write_bytes(bytes(data))
+    records, errors = split(list(read_pairs(tmp_path / "bad.tar")))
+    assert [r.key for r in records] == ["k0"]
+    assert len(errors) == 1 and "a broken tar header after k0.txt" in errors[0].reason
+
+
+def test_files_outside_the_dataset_folder_are_refused_unless_allowed(tmp_path):
+    secret = tmp_path / "secret"
+    secret.mkdir()
+    (secret / "key.png").write_bytes(png((1, 2, 3)))
+    (secret / "notes.txt").write_text("private")
+    data = tmp_path / "data"
+    data.mkdir()
+    (data / "ok.png").write_bytes(png((9, 9, 9)))
+    (data / "link.png").symlink_to(secret / "key.png")
+    rows = [{"file_name": "ok.png", "text": "fine"}, {"file_name": "../secret/key.png", "text": "up"},
+            {"file_name": str(secret / "key.png"), "text": "absolute"}, {"file_name": "link.png", "text": "symlink"}]
+    (data / "metadata.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    records, errors = split(list(read_pairs(data)))
+    assert [r.caption for r in records] == ["fine"]
+    assert [e.reason.split(" (pass")[0] for e in errors] == [
+        "outside the dataset folder: ../secret/key.png", f"outside the dataset folder: {secret / 'key.png'}",
+        "outside the dataset folder: link.png"]
+    assert len([r for r in read_pairs(data, allow_outside_root=True) if isinstance(r, PairRecord)]) == 4
+
+    sidecar = tmp_path / "sidecar"
+    sidecar.mkdir()
+    (sidecar / "a.png").symlink_to(secret / "key.png")
+    (sidecar / "a.txt").write_text("a caption")
+    (sidecar / "b.png").write_bytes(png((5, 5, 5)))
+    (sidecar / "b.txt").symlink_to(secret / "notes.txt")
+    assert [e.reason.split(" (pass")[0] for e in read_pairs(sidecar)] == [
+        "outside the dataset folder: a.png", "outside the dataset folder: b.txt"]
+
+    shards = tmp_path / "shards"
+    shards.mkdir()
+    (secret / "x.tar").write_bytes(shard_bytes(1))
+    (shards / "x.tar").symlink_to(secret / "x.tar")
+    assert [e.reason.split(" (pass")[0] for e in read_pairs(shards)] == ["outside the dataset folder: x.tar"]
+
+
+def test_a_metadata_file_that_is_not_text_is_one_error_per_bad_line(tmp_path):
+    (tmp_path / "a.png").write_bytes(png((1, 1, 1)))
+    (tmp_path / "metadata.jsonl").write_bytes(b'{"file_name": "a.png", "text": "fine"}\n\xff\xfe\n[1, 2]\n'
+                                              b'{"file_name": null, "text": "x"}\n')
+    records, errors = split(list(read_pairs(tmp_path)))
+    assert [r.caption for r in records] == ["fine"]
+    assert [e.reason for e in errors] == ["metadata.jsonl line 2 is not UTF-8 text (invalid start byte)",
+                                          "metadata.jsonl line 3 must be a JSON object",
+                                          "file_name must be a file name, got None"]
