@@ -77,6 +77,7 @@ def _run_generate(recipe_path: Path, out: Path, overwrite: bool) -> None:
 
 def _print_outputs(out: Path) -> None:
     for name, what in (("shards", "WebDataset shards"), ("imagefolder", "imagefolder dataset"), ("audiofolder", "audiofolder dataset"),
+                       ("tripletfolder", "tripletfolder dataset"), ("parquet", "Parquet shards (the Hub's layout)"),
                        ("manifest.jsonl", "every candidate, with scores and reasons"),
                        ("report/index.html", "the report: open it in a browser")):
         if (out / name).exists():

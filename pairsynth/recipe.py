@@ -20,7 +20,7 @@ from pairsynth.errors import RecipeError
 
 SchedulerName = Literal["default", "dpm++", "dpm++-sde", "ddim", "euler", "euler-a", "pndm", "unipc"]
 ImageFormat = Literal["png", "jpg"]
-OutputFormat = Literal["webdataset", "imagefolder", "audiofolder", "tripletfolder"]
+OutputFormat = Literal["webdataset", "imagefolder", "audiofolder", "tripletfolder", "parquet"]
 Modality = Literal["image", "audio", "triplet"]
 Medium = Literal["image", "audio"]
 
