@@ -18,9 +18,14 @@ from pairsynth.alignment import qa as qa_defaults
 from pairsynth.errors import PairsynthError
 from pairsynth.judges import JudgeSettings
 
-app = typer.Typer(add_completion=False, no_args_is_help=True,
-                  help="Synthesize aligned image–caption, audio–caption and image+audio+caption training data with "
-                       "diffusion models, kept only when CLIP (images) and CLAP (audio) agree with the caption.")
+HELP = """Synthesize aligned training pairs with diffusion models: image–caption, audio–caption, and
+image + audio + caption triplets, each kept only when a CLIP (images) or CLAP (audio) judge agrees
+with its caption. Writes WebDataset shards, imagefolder/audiofolder datasets or Parquet, with a QA report.
+
+Start with `pairsynth init image`, look with `pairsynth plan recipe.yaml`, then
+`pairsynth generate recipe.yaml --out out/`."""
+
+app = typer.Typer(add_completion=False, no_args_is_help=True, help=HELP)
 console = Console(stderr=True)
 
 
@@ -67,11 +72,11 @@ def _print_summary(summary, out: Path) -> None:
     _print_outputs(out)
 
 
-def _run_generate(recipe_path: Path, out: Path, overwrite: bool) -> None:
+def _run_generate(recipe_path: Path, out: Path, overwrite: bool, overrides: list[str] | None = None) -> None:
     from pairsynth.generate import generate_dataset
     from pairsynth.recipe import load_recipe
 
-    recipe = load_recipe(recipe_path)
+    recipe = load_recipe(recipe_path, overrides or ())
     with _progress_bar(recipe.k * len(recipe.caption_list)) as show:
         summary = generate_dataset(recipe, out, overwrite=overwrite, on_progress=show)
     _print_summary(summary, out)
@@ -79,6 +84,7 @@ def _run_generate(recipe_path: Path, out: Path, overwrite: bool) -> None:
 
 def _print_outputs(out: Path) -> None:
     for name, what in (("shards", "WebDataset shards"), ("imagefolder", "imagefolder dataset"), ("audiofolder", "audiofolder dataset"),
+                       ("tripletfolder", "tripletfolder dataset"), ("parquet", "Parquet shards (the Hub's layout)"),
                        ("manifest.jsonl", "every candidate, with scores and reasons"),
                        ("report/index.html", "the report: open it in a browser")):
         if (out / name).exists():
@@ -90,11 +96,13 @@ def generate(
     recipe: Annotated[Path, typer.Argument(help="YAML recipe", exists=False)],
     out: Annotated[Path, typer.Option("--out", "-o", help="output directory; re-run to resume")],
     overwrite: Annotated[bool, typer.Option(help="discard what --out holds instead of resuming")] = False,
+    overrides: Annotated[Optional[list[str]], typer.Option(
+        "--set", help="override a recipe value, e.g. --set generator.steps=4 (repeatable)")] = None,
     verbose: Annotated[bool, typer.Option("--verbose", "-v")] = False,
 ) -> None:
     """Generate pairs from a recipe until each caption has k accepted pairs."""
     _setup(verbose)
-    _fail_cleanly(lambda: _run_generate(recipe, out, overwrite))
+    _fail_cleanly(lambda: _run_generate(recipe, out, overwrite, overrides))
 
 
 @app.command()
@@ -227,3 +235,76 @@ def _fail_cleanly(action) -> None:
     except PairsynthError as err:
         console.print(f"[red]error:[/] {err}", highlight=False, soft_wrap=True)
         raise typer.Exit(2) from None
+
+
+@app.command()
+def plan(
+    recipe: Annotated[Path, typer.Argument(help="YAML recipe")],
+    overrides: Annotated[Optional[list[str]], typer.Option(
+        "--set", help="override a recipe value, e.g. --set generator.steps=4 (repeatable)")] = None,
+    calibrate: Annotated[bool, typer.Option(
+        help="load the models and time one batch for an estimate (--no-calibrate: the plan only)")] = True,
+    show: Annotated[int, typer.Option(help="captions to list")] = 5,
+    verbose: Annotated[bool, typer.Option("--verbose", "-v")] = False,
+) -> None:
+    """Show what a recipe will do (captions, candidates, models, formats) and estimate its time; writes nothing."""
+    _setup(verbose)
+
+    def run() -> None:
+        from pairsynth.planning import plan_recipe
+        from pairsynth.recipe import load_recipe
+
+        loaded = load_recipe(recipe, overrides or ())
+        if calibrate:
+            console.print("[dim]calibrating: loading the models and running one batch…[/]")
+        _print_plan(plan_recipe(loaded, calibrate=calibrate), show)
+
+    _fail_cleanly(run)
+
+
+def _print_plan(result, show: int) -> None:
+    out = Console()  # the plan is the command's output: stdout, so it can be piped
+    out.print(f"[bold]{len(result.captions)} captions[/] × k={result.k} → {result.target} pairs wanted")
+    for caption in result.captions[:show]:
+        out.print(f"  {caption}", highlight=False)
+    if len(result.captions) > show:
+        out.print(f"  … and {len(result.captions) - show} more")
+    out.print(f"[bold]candidates:[/] {result.first_round} in the first round, at most {result.max_candidates}")
+    for role, model in result.models.items():
+        out.print(f"[bold]{role}:[/] {model}", highlight=False)
+    out.print(f"[bold]formats:[/] {', '.join(result.formats)} (+ manifest.jsonl)")
+    for note in result.notes:
+        out.print(f"[dim]{note}[/]")
+    c = result.calibration
+    if c is None:
+        return
+    out.print(f"[bold]calibration:[/] {c.candidates} candidates in {c.seconds:.1f} s "
+              f"({c.seconds_per_candidate:.2f} s each), {c.accepted} accepted ({c.acceptance_rate:.0%}); "
+              f"models loaded in {c.load_s:.1f} s")
+    out.print(f"[bold]estimate:[/] about {result.expected_candidates} candidates, "
+              f"{_duration(result.expected_seconds)} on this machine (one batch's rate: a rough guide)")
+
+
+def _duration(seconds: float) -> str:
+    if seconds < 90:
+        return f"{seconds:.0f} s"
+    if seconds < 5400:
+        return f"{seconds / 60:.0f} min"
+    return f"{seconds / 3600:.1f} h"
+
+
+@app.command()
+def init(
+    kind: Annotated[str, typer.Argument(help="image, audio or triplet")] = "image",
+    out: Annotated[Path, typer.Option("--out", "-o", help="where to write the recipe")] = Path("recipe.yaml"),
+    force: Annotated[bool, typer.Option(help="replace an existing file")] = False,
+) -> None:
+    """Write a commented starter recipe (toy zoo models: runs offline as written)."""
+    from pairsynth.starters import write_starter
+
+    def run() -> None:
+        path = write_starter(kind, out, force=force)
+        console.print(f"wrote {path}: look with [bold]pairsynth plan {path}[/], "
+                      f"run with [bold]pairsynth generate {path} --out out/{kind}[/]")
+
+    _fail_cleanly(run)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, Literal
 
@@ -22,7 +23,7 @@ from pairsynth.media import MEDIA, folder_format, media_of
 
 SchedulerName = Literal["default", "dpm++", "dpm++-sde", "ddim", "euler", "euler-a", "pndm", "unipc"]
 ImageFormat = Literal["png", "jpg"]
-OutputFormat = Literal["webdataset", "imagefolder", "audiofolder", "tripletfolder"]
+OutputFormat = Literal["webdataset", "imagefolder", "audiofolder", "tripletfolder", "parquet"]
 Modality = Literal["image", "audio", "triplet"]
 Medium = Literal["image", "audio"]
 
@@ -218,13 +219,25 @@ class Recipe(_Strict):
         return hashlib.sha256(json.dumps(data, sort_keys=True).encode()).hexdigest()[:16]
 
 
-def load_recipe(path: str | Path) -> Recipe:
-    """Read and validate a YAML recipe; every problem raises :class:`RecipeError`, one line each."""
+def load_recipe(path: str | Path, overrides: Sequence[str] = ()) -> Recipe:
+    """Read and validate a YAML recipe; every problem raises :class:`RecipeError`, one line each.
+
+    Args:
+        path: the YAML file.
+        overrides: ``KEY=VALUE`` strings (the CLI's ``--set``) applied before validation; see
+            :mod:`pairsynth.overrides`.
+    """
     path = Path(path)
     data = read_yaml(path, "recipe")
     if not isinstance(data, dict):
         raise RecipeError(f"{path}: a recipe is a mapping of keys (captions:, k:, generator: …)")
-    return recipe_from_dict(data, base_dir=path.parent, source=str(path))
+    source = str(path)
+    if overrides:
+        from pairsynth.overrides import apply_overrides
+
+        data = apply_overrides(data, overrides)
+        source = f"{path} with --set {' --set '.join(overrides)}"
+    return recipe_from_dict(data, base_dir=path.parent, source=source)
 
 
 def recipe_from_dict(data: dict[str, Any], *, base_dir: str | Path = ".", source: str = "recipe") -> Recipe:

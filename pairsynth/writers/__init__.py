@@ -11,6 +11,7 @@ from pathlib import Path
 from pairsynth.writers.base import NullWriter, PairWriter
 from pairsynth.writers.folder import FolderWriter
 from pairsynth.writers.manifest import ManifestWriter
+from pairsynth.writers.parquet import ParquetWriter
 from pairsynth.writers.webdataset_shards import WebDatasetWriter
 
 WriterFactory = Callable[..., PairWriter]
@@ -21,6 +22,7 @@ FORMATS: dict[str, WriterFactory] = {
     "imagefolder": lambda root, **media: FolderWriter(root, layout="imagefolder", **media),
     "audiofolder": lambda root, **media: FolderWriter(root, layout="audiofolder", **media),
     "tripletfolder": lambda root, **media: FolderWriter(root, layout="tripletfolder", **media),
+    "parquet": ParquetWriter,
 }
 
 
@@ -33,5 +35,5 @@ def dataset_writers(root: Path, formats: Sequence[str], *, image_format: str = "
     return [FORMATS[name](root, image_format=image_format, audio_format=audio_format) for name in formats]
 
 
-__all__ = ["FORMATS", "FolderWriter", "ManifestWriter", "NullWriter", "PairWriter", "WebDatasetWriter",
+__all__ = ["FORMATS", "FolderWriter", "ManifestWriter", "NullWriter", "PairWriter", "ParquetWriter", "WebDatasetWriter",
            "dataset_writers"]
