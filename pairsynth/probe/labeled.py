@@ -189,6 +189,17 @@ def check_same_medium(real: LabeledSet, others: Iterable[LabeledSet]) -> None:
                                   f"{real.modality}; a probe trains on one medium")
 
 
+def synthetic_name(path: Path, taken: Mapping[str, Any]) -> str:
+    """A short name for a synthetic dataset in condition names: its folder (``out/var`` → ``var``), unique."""
+    base = path.name or "synthetic"
+    if base in ("imagefolder", "audiofolder", "shards") and path.parent.name:
+        base = path.parent.name
+    name, n = base, 2
+    while name in taken:
+        name, n = f"{base}-{n}", n + 1
+    return name
+
+
 def _labeled_set(path: str | Path, examples: list[LabeledExample], unreadable: list[ReadError]) -> LabeledSet:
     if not examples:
         raise DatasetError(f"{path}: no readable examples ({len(unreadable)} unreadable)")

@@ -29,7 +29,8 @@ import torch
 from pairsynth.probe.classifiers import CLASSIFIERS, TrainSettings, build_model, train_and_predict
 from pairsynth.probe.errors import MissingClassError, ProbeError
 from pairsynth.probe.features import EmbeddingSpace, InputSpace, MelSpace, PixelSpace, typical_seconds
-from pairsynth.probe.labeled import LabeledExample, LabeledSet, check_same_medium, read_labeled, read_synthetic
+from pairsynth.probe.labeled import (LabeledExample, LabeledSet, check_same_medium, read_labeled, read_synthetic,
+                                     synthetic_name)
 from pairsynth.probe.splits import check_test_set, few_shot_draws, stratified_split
 from pairsynth.probe.stats import condition_table, spread
 
@@ -114,7 +115,7 @@ def load_probe_data(real: str | Path, synthetic: Sequence[str | Path], config: P
     test_set = read_labeled(test, label_map=label_map) if test is not None else None
     synthetic_sets = {}
     for path in synthetic:
-        name = _unique_name(Path(path), synthetic_sets)
+        name = synthetic_name(Path(path), synthetic_sets)
         synthetic_sets[name] = read_synthetic(path, real_set, label_map=label_map)
     check_same_medium(real_set, [*([test_set] if test_set else []), *synthetic_sets.values()])
     for name, part in synthetic_sets.items():
@@ -250,16 +251,6 @@ def load_judge(medium: str, ref: str | None):
     from pairsynth.alignment.clap_scorer import ClapScorer
 
     return ClapScorer.from_pretrained(ref, device="cpu")
-
-
-def _unique_name(path: Path, taken: Mapping[str, Any]) -> str:
-    base = path.name or "synthetic"
-    if path.name in ("imagefolder", "audiofolder", "shards") and path.parent.name:
-        base = path.parent.name
-    name, n = base, 2
-    while name in taken:
-        name, n = f"{base}-{n}", n + 1
-    return name
 
 
 def probe_to_folder(real: str | Path, synthetic: Sequence[str | Path], out: str | Path, config: ProbeConfig, *,
