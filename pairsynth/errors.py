@@ -24,3 +24,7 @@ class ModelRefError(PairsynthError):
 
 class OutputDirError(PairsynthError):
     """The output directory cannot be used: locked, written by another recipe, or out of space."""
+
+
+class ConceptError(PairsynthError, ValueError):
+    """A concept's source items, token or folder cannot be used (pairsynth learn-concept, recipes' concepts:)."""
