@@ -10,6 +10,8 @@ from pathlib import Path
 
 from pairsynth.alignment.acceptance import AcceptanceRule
 from pairsynth.alignment.embedding_scorer import EmbeddingScorer
+from pairsynth.concepts.judging import concept_judges
+from pairsynth.interpolation import PathPoint, attach_blends, endpoint_captions, path_points
 from pairsynth.output_dir import OutputDir, disk_errors
 from pairsynth.recipe import Recipe
 from pairsynth.refs import parse_ref
@@ -103,7 +105,8 @@ def generate_dataset(
         writers = dataset_writers(output.root, recipe.output_formats, image_format=recipe.output.image_format,
                                   audio_format=recipe.output.audio_format)
         output.restore(progress, [manifest, *writers])
-        states = _caption_states(recipe, manifest.rows())
+        points = path_points(recipe.interpolate)  # a recipe's interpolate: adds one unit per path point
+        states = _caption_states(recipe, manifest.rows(), points)
         resumed_parts = progress.parts
         if resumed_parts:
             logger.info("resuming %s after %d committed parts", output.root, resumed_parts)
@@ -113,9 +116,10 @@ def generate_dataset(
             with times.timing("load"):
                 generators = {m: (generators or {}).get(m) or load_generator(recipe, m) for m in recipe.media}
                 scorers = {m: (scorers or {}).get(m) or load_scorer(recipe, m) for m in recipe.media}
+                scorers = concept_judges(scorers, generators)  # judges read a concept token as its plain words
 
         # 4. plan → generate → score → accept → write → commit, one chunk at a time.
-        while conditions := plan_chunk(list(states.values()), plan):
+        while conditions := attach_blends(plan_chunk(list(states.values()), plan), points, recipe.seed):
             with times.timing("generate"):
                 candidates = generate_candidates(generators, conditions, batch_sizes)
             with times.timing("score"):
@@ -149,14 +153,14 @@ def load_generator(recipe: Recipe, medium: str) -> Generator:
     if medium == "image":
         from pairsynth.modalities.text_to_image import ImageSampling, TextToImage
 
-        sampling = ImageSampling(g.steps, g.guidance_scale, g.negative_prompt, g.scheduler, g.height, g.width)
+        sampling = ImageSampling(g.steps, g.guidance_scale, g.negative_prompt, g.scheduler, g.height, g.width, g.stop_at)
         return TextToImage.from_pretrained(recipe.generator_model(medium), revision=g.revision, sampling=sampling,
-                                           device=recipe.device)
+                                           device=recipe.device, concepts=recipe.concept_folders)
     from pairsynth.modalities.text_to_audio import AudioSampling, TextToAudio
 
-    sampling = AudioSampling(g.steps, g.guidance_scale, g.negative_prompt, g.scheduler, g.duration_s)
+    sampling = AudioSampling(g.steps, g.guidance_scale, g.negative_prompt, g.scheduler, g.duration_s, g.stop_at)
     return TextToAudio.from_pretrained(recipe.generator_model(medium), revision=g.revision, sampling=sampling,
-                                       device=recipe.device)
+                                       device=recipe.device, concepts=recipe.concept_folders)
 
 
 def load_scorer(recipe: Recipe, medium: str) -> EmbeddingScorer:
@@ -180,6 +184,7 @@ def _distractors(recipe: Recipe) -> dict[str, list[str]]:
     distractors = {}
     for medium in recipe.media:
         own = [recipe.prompts_for(c)[medium] for c in recipe.caption_list] if retrieval.use_recipe_captions else []
+        own += endpoint_captions(recipe.interpolate)
         distractors[medium] = list(dict.fromkeys(own + retrieval.negatives))
         if len(distractors[medium]) < 2:
             logger.warning("the %s retrieval check has no distractors (one caption, no negatives); it passes every pair",
@@ -187,12 +192,14 @@ def _distractors(recipe: Recipe) -> dict[str, list[str]]:
     return distractors
 
 
-def _caption_states(recipe: Recipe, rows: list[dict]) -> dict[str, CaptionState]:
-    """Each caption's progress, counted from the committed manifest."""
+def _caption_states(recipe: Recipe, rows: list[dict], points: list[PathPoint]) -> dict[str, CaptionState]:
+    """Each caption's (and interpolation point's) progress, counted from the committed manifest."""
     prompts = (lambda c: recipe.prompts_for(c)) if recipe.modality == "triplet" else (lambda c: {})
     states = {c: CaptionState(c, index, prompts=prompts(c)) for index, c in enumerate(recipe.caption_list)}
+    count = len(states)
+    states.update({p.unit: CaptionState(p.caption, count + i, source=p.unit) for i, p in enumerate(points)})
     for row in rows:
-        state = states[row["caption"]]
+        state = states[row.get("interpolation", {}).get("unit", row["caption"])]
         state.attempts += 1
         state.accepted += bool(row["accepted"])
     return states

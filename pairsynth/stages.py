@@ -18,6 +18,7 @@ from pairsynth.alignment.acceptance import AcceptanceRule, Decision, check_pair,
 from pairsynth.alignment.embedding_scorer import EmbeddingScorer
 from pairsynth.alignment.image_checks import image_problem
 from pairsynth.candidates import Candidate, Condition, derive_seed, sample_key
+from pairsynth.interpolation import generate_batch
 from pairsynth.writers.base import PairWriter
 
 
@@ -128,7 +129,8 @@ def generate_candidates(generators: Mapping[str, Generator], conditions: Sequenc
             arguments = ([c.condition.prompt_for(modality) for c in batch], [c.condition.seed for c in batch])
             if sources is not None:
                 arguments = ([sources[c.condition.unit] for c in batch], *arguments)
-            outputs = generator.generate(*arguments)
+            outputs = (generator.generate(*arguments) if sources is not None else  # interpolation points too:
+                       generate_batch(generator, *arguments, [c.condition.blend for c in batch]))
             for candidate, output in zip(batch, outputs):
                 _attach(candidate, modality, output)
     return candidates

@@ -24,6 +24,7 @@ class ConceptCard:
 
     token: str
     init: str
+    words: str  # what the token stands for in plain words: what CLIP/CLAP judges read instead of it
     method: str
     medium: str
     base_model: str
@@ -51,6 +52,7 @@ class ConceptCard:
             raise ConceptError(f"{folder}: not a concept folder (no {CARD_FILE}); make one with pairsynth learn-concept")
         try:
             data = json.loads(path.read_text(encoding="utf-8"))
+            data.setdefault("words", str(data.get("token", "")).strip("<>"))
             known = {f.name for f in fields(cls)}
             return cls(**{k: v for k, v in data.items() if k in known})
         except (json.JSONDecodeError, TypeError) as err:

@@ -49,7 +49,7 @@ def load_concepts(pipeline: Any, folders: Sequence[str | Path]) -> list[dict[str
             name = _adapter_name(card.token)
             _load_lora(pipeline, folder, card.files["lora"], name)
             adapters.append(name)
-        records.append({"token": card.token, "method": card.method, "base_model": card.base_model,
+        records.append({"token": card.token, "words": card.words, "method": card.method, "base_model": card.base_model,
                         "sha256": {kind: _sha256(folder / file) for kind, file in sorted(card.files.items())}})
         logger.info("loaded concept %s (%s) from %s", card.token, card.method, folder)
     if len(adapters) > 1:

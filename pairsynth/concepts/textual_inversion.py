@@ -30,7 +30,8 @@ class NewToken:
     def __init__(self, tokenizer: Any, text_encoder: Any, token: str, init: str) -> None:
         if not token.strip() or any(c.isspace() for c in token):
             raise ConceptError(f"--token {token!r}: a token is one word without spaces, such as <sphynx>")
-        if token in tokenizer.get_vocab():
+        known = tokenizer.encode(token, add_special_tokens=False)
+        if token in tokenizer.get_vocab() or (len(known) == 1 and known[0] != tokenizer.unk_token_id):
             raise ConceptError(f"--token {token!r} is already in the tokenizer's vocabulary; choose a new word "
                                "such as <my-concept>")
         init_ids = tokenizer.encode(init, add_special_tokens=False)

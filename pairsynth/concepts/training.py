@@ -83,9 +83,11 @@ class _State:
     best_step: int = 0
     best_weights: dict[str, torch.Tensor] = field(default_factory=dict)
     stale: int = 0
+    seconds: float = 0.0  # training time over all runs (a resumed run adds its own)
 
 
-def learn_concept(items_dir: str | Path, out_dir: str | Path, *, token: str, init: str, model: str | None = None,
+def learn_concept(items_dir: str | Path, out_dir: str | Path, *, token: str, init: str, words: str | None = None,
+                  model: str | None = None,
                   config: LearnConfig = LearnConfig(), overwrite: bool = False,
                   on_progress: Callable[[LearnProgress], None] | None = None) -> ConceptCard:
     """Learn a concept from the items in ``items_dir`` and write it to ``out_dir``.
@@ -94,12 +96,12 @@ def learn_concept(items_dir: str | Path, out_dir: str | Path, *, token: str, ini
         items_dir: 5–50 images or clips of the concept (captions optional, see :mod:`.items`).
         out_dir: the concept folder; a killed run resumes from its checkpoint when called again.
         token: the new word, e.g. ``<sphynx>``; init: the word it starts from, e.g. ``cat``.
+        words: what the token means in plain words, for judges (default: the token without ``<>``).
         model: the pipeline to adapt; default the toy zoo's model for the items' medium.
         config: method, steps, learning rates, early stopping.
         overwrite: start over even if ``out_dir`` holds a checkpoint or a finished concept.
         on_progress: called after every step.
     """
-    started = time.perf_counter()
     # 1. Check inputs before any model loads.
     items = read_concept_items(items_dir, token)
     model = model or DEFAULT_MODELS[items.medium]
@@ -135,6 +137,7 @@ def learn_concept(items_dir: str | Path, out_dir: str | Path, *, token: str, ini
     # 4. Train, with a fixed evaluation loss deciding early stopping.
     backbone.text_encoder.train()
     while state.step < config.steps and state.stale < config.patience:
+        step_started = time.perf_counter()
         generator = torch.Generator().manual_seed(config.seed * 1_000_003 + state.step)
         loss = _loss(backbone, latents, prompts, scheduler, generator, config.batch_size)
         optimizer.zero_grad(set_to_none=True)
@@ -143,6 +146,7 @@ def learn_concept(items_dir: str | Path, out_dir: str | Path, *, token: str, ini
         new_token.restore_others()
         state.step += 1
         state.losses.append(float(loss.detach()))
+        state.seconds += time.perf_counter() - step_started
         evaluated = None
         if state.step % config.eval_every == 0 or state.step == config.steps:
             evaluated = _evaluate(backbone, evaluation)
@@ -160,14 +164,15 @@ def learn_concept(items_dir: str | Path, out_dir: str | Path, *, token: str, ini
         files["lora"] = save_lora(out, {k.removeprefix("lora:"): v for k, v in state.best_weights.items()
                                         if k.startswith("lora:")}).name
     card = ConceptCard(
-        token=token, init=init, method=config.method, medium=items.medium, base_model=model,
+        token=token, init=init, words=words or token.strip("<>").replace("-", " "), method=config.method,
+        medium=items.medium, base_model=model,
         pipeline=type(backbone.pipeline).__name__, fingerprint=fingerprint, files=files,
         items=[{"file": str(i.path.relative_to(items.folder)), "sha256": i.sha256, "caption": i.caption}
                for i in items.items],
         steps_planned=config.steps, steps_done=state.step, best_step=state.best_step,
         stopped_early=state.step < config.steps, loss_curve=_window_means(state.losses, config.eval_every),
         eval_loss_curve=[list(e) for e in state.evals], config=asdict(config),
-        seconds=round(time.perf_counter() - started, 1), threads=torch.get_num_threads(),
+        seconds=round(state.seconds, 1), threads=torch.get_num_threads(),
         peak_rss_mb=round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
     )
     write_card(out, card)
