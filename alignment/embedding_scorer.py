@@ -15,6 +15,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from pairsynth.alignment import qa
 from pairsynth.alignment.scores import PairScores
 
 logger = logging.getLogger(__name__)
@@ -82,26 +83,47 @@ class EmbeddingScorer:
             raise ValueError(f"{len(samples)} samples but {len(captions)} captions")
         if not samples:
             return []
-        sample_features = self.embed_samples(samples)
-        cosines = np.einsum("nd,nd->n", sample_features, self.embed_texts(captions))
-        distractors = list(dict.fromkeys(distractors))
-        others = sample_features @ self.embed_texts(distractors).T if distractors else None
-        return [self._pair_scores(caption, float(cosine), None if others is None else others[row], distractors)
-                for row, (caption, cosine) in enumerate(zip(captions, cosines))]
+        return self.score_features(self.embed_samples(samples), captions, distractors)
 
-    def _pair_scores(self, caption: str, cosine: float, others: np.ndarray | None,
-                     distractors: list[str]) -> PairScores:
-        truncated = self.is_truncated(caption)
-        if truncated:
+    def score_features(self, features: np.ndarray, captions: Sequence[str],
+                       distractors: Sequence[str] | Sequence[Sequence[str]] = ()) -> list[PairScores]:
+        """Scores of already-embedded samples: cosine with the own caption, rank among distractors.
+
+        Args:
+            features: L2-normalised sample embeddings ``(N, D)`` (:meth:`embed_samples`).
+            captions: each sample's own caption.
+            distractors: one list of captions shared by every pair, or one list per pair. The pair's
+                own caption never counts as its distractor.
+        """
+        if not len(captions):
+            return []
+        cosines = np.einsum("nd,nd->n", features, self.embed_texts(captions))
+        shared = not distractors or isinstance(distractors[0], str)
+        pool = list(dict.fromkeys(distractors if shared else (t for texts in distractors for t in texts)))
+        if pool:
+            used = qa.distractor_mask(captions, pool)
+            if not shared:
+                index = {text: j for j, text in enumerate(pool)}
+                listed = np.zeros_like(used)
+                for row, texts in enumerate(distractors):
+                    listed[row, [index[text] for text in texts]] = True
+                used &= listed
+            ranks = qa.rank_among(features @ self.embed_texts(pool).T, cosines, used)
+        truncated = {caption: self.is_truncated(caption) for caption in dict.fromkeys(captions)}
+        for caption in (c for c, cut in truncated.items() if cut):
             logger.warning("caption longer than the %d-token text context was truncated: %.60r…",
                            self.context_length, caption)
-        mask = np.array([text != caption for text in distractors], dtype=bool)
-        if others is None or not mask.any():
-            return PairScores(self.kind, self.model_id, cosine, caption_truncated=truncated)
-        best = int(np.argmax(np.where(mask, others, -np.inf)))
-        return PairScores(self.kind, self.model_id, cosine, rank=1 + int((others[mask] > cosine).sum()),
-                          distractors=int(mask.sum()), best_distractor=distractors[best],
-                          best_distractor_cosine=float(others[best]), caption_truncated=truncated)
+        scores = []
+        for row, (caption, cosine) in enumerate(zip(captions, cosines)):
+            counted = int(ranks.distractors[row]) if pool else 0
+            if not counted:
+                scores.append(PairScores(self.kind, self.model_id, float(cosine), caption_truncated=truncated[caption]))
+                continue
+            scores.append(PairScores(self.kind, self.model_id, float(cosine), rank=int(ranks.rank[row]),
+                                     distractors=counted, best_distractor=pool[ranks.best[row]],
+                                     best_distractor_cosine=float(ranks.best_cosine[row]),
+                                     caption_truncated=truncated[caption]))
+        return scores
 
     def _autocast(self):
         if self.precision == "fp32":

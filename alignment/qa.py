@@ -70,9 +70,6 @@ def own_caption_ranks(sample_features: np.ndarray, cosines: np.ndarray, captions
                       pool: Sequence[str], pool_features: np.ndarray, count: int) -> Ranks:
     """Rank each pair's own caption among its distractors (:func:`distractors_for`).
 
-    The definition matches :meth:`pairsynth.alignment.embedding_scorer.EmbeddingScorer.score_pairs`: a
-    distractor counts against the pair only when its cosine is strictly higher.
-
     Args:
         sample_features: L2-normalised sample embeddings ``(N, D)``.
         cosines: each sample's cosine with its own caption ``(N,)``.
@@ -83,14 +80,31 @@ def own_caption_ranks(sample_features: np.ndarray, cosines: np.ndarray, captions
     """
     n = len(captions)
     if not len(pool) or not n:
-        return Ranks(np.ones(n, int), np.zeros(n, int), np.full(n, -1), np.full(n, np.nan))
-    pool_index = {text: j for j, text in enumerate(pool)}
-    used = np.ones((n, len(pool)), dtype=bool)
-    own = np.array([pool_index.get(caption, -1) for caption in captions])
-    used[np.flatnonzero(own >= 0), own[own >= 0]] = False
+        return rank_among(np.zeros((n, 0)), np.asarray(cosines), np.zeros((n, 0), bool))
+    used = distractor_mask(captions, pool)
     used &= np.cumsum(used, axis=1) <= count  # the first `count` of the others, as distractors_for
-    sims = sample_features @ pool_features.T
-    beats = used & (sims > np.asarray(cosines)[:, None])
+    return rank_among(sample_features @ pool_features.T, np.asarray(cosines), used)
+
+
+def distractor_mask(captions: Sequence[str], pool: Sequence[str]) -> np.ndarray:
+    """``(N, K)``: which pool captions may count against each pair (never the pair's own caption)."""
+    pool_index = {text: j for j, text in enumerate(pool)}
+    used = np.ones((len(captions), len(pool)), dtype=bool)
+    own = np.array([pool_index.get(caption, -1) for caption in captions], dtype=int)
+    used[np.flatnonzero(own >= 0), own[own >= 0]] = False
+    return used
+
+
+def rank_among(sims: np.ndarray, cosines: np.ndarray, used: np.ndarray) -> Ranks:
+    """Rank each pair's own-caption cosine among the distractor cosines ``sims`` where ``used``.
+
+    A distractor counts against the pair only when its cosine is strictly higher. This is the one
+    definition of the retrieval rank: the judges' :meth:`score_features` and the report use it.
+    """
+    n = len(cosines)
+    if not used.size:
+        return Ranks(np.ones(n, int), np.zeros(n, int), np.full(n, -1), np.full(n, np.nan))
+    beats = used & (sims > cosines[:, None])
     masked = np.where(used, sims, -np.inf)
     best = np.argmax(masked, axis=1)
     distractors = used.sum(axis=1)

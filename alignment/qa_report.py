@@ -25,6 +25,7 @@ from typing import Any
 
 import numpy as np
 
+from pairsynth.media import MEDIA
 from pairsynth.alignment import qa
 from pairsynth.alignment.qa_charts import Chart, histogram_chart, sweep_chart
 from pairsynth.alignment.scores import COSINE_UNIT, SCORE_UNITS
@@ -32,7 +33,8 @@ from pairsynth.alignment.scores import COSINE_UNIT, SCORE_UNITS
 logger = logging.getLogger(__name__)
 
 SCHEMA_VERSION = 1
-JUDGE_MEDIA = {"clip": ("image", "triplet"), "clap": ("audio", "triplet")}
+JUDGE_MEDIA = {spec.judge: (spec.name, "triplet") for spec in MEDIA.values()}
+"""The modalities whose pairs each judge kind scores."""
 """Which rows a judge's numbers are about: its medium's pairs, and triplets (which have both)."""
 SWEEP_THRESHOLDS = [float(t) for t in range(101)]
 THUMBNAIL_PX = 160

@@ -16,9 +16,11 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 
 from pairsynth.alignment import qa as qa_defaults
 from pairsynth.errors import PairsynthError
+from pairsynth.judges import JudgeSettings
 
 app = typer.Typer(add_completion=False, no_args_is_help=True,
-                  help="Synthesize aligned image–caption pairs, kept only when CLIP agrees.")
+                  help="Synthesize aligned image–caption, audio–caption and image+audio+caption training data with "
+                       "diffusion models, kept only when CLIP (images) and CLAP (audio) agree with the caption.")
 console = Console(stderr=True)
 
 
@@ -118,7 +120,12 @@ def vary(
     per_pair: Annotated[int, typer.Option(help="accepted variations per source pair")] = 4,
     strength: Annotated[float, typer.Option(help="SDEdit strength in (0, 1]: how far from the source")] = 0.35,
     model: Annotated[Optional[str], typer.Option(help="variation model; default: the toy zoo's")] = None,
-    clip: Annotated[str, typer.Option(help="the CLIP judge")] = "toy-shapes-clip",
+    clip: Annotated[str, typer.Option(help="the CLIP judge (image pairs)")] = JudgeSettings().clip,
+    clap: Annotated[str, typer.Option(help="the CLAP judge (audio pairs)")] = JudgeSettings().clap,
+    pretrained: Annotated[Optional[str], typer.Option(help="open_clip tag or checkpoint, for a bare CLIP ARCH")] = None,
+    precision: Annotated[str, typer.Option(help="judge precision: fp32, or bf16/fp16 autocast")] = "fp32",
+    judge_batch_size: Annotated[int, typer.Option(help="samples per judge forward pass")] = 64,
+    device: Annotated[str, typer.Option(help="auto, cpu, cuda, cuda:N or mps")] = "auto",
     caption_template: Annotated[str, typer.Option(help="prompt and new caption, e.g. '{caption}, at night'")] = "{caption}",
     steps: Annotated[int, typer.Option()] = 20,
     guidance_scale: Annotated[float, typer.Option()] = 5.0,
@@ -135,7 +142,9 @@ def vary(
     def run() -> None:
         from pairsynth.vary import vary_config, vary_dataset
 
-        config = vary_config(per_pair=per_pair, strength=strength, model=model, clip=clip, steps=steps,
+        config = vary_config(per_pair=per_pair, strength=strength, model=model, clip=clip, clap=clap,
+                             pretrained=pretrained, precision=precision, judge_batch_size=judge_batch_size,
+                             device=device, steps=steps,
                              caption_template=caption_template, guidance_scale=guidance_scale, min_score=min_score,
                              similarity_band=band, seed=seed, batch_size=batch_size)
         with _progress_bar(None) as show:
@@ -155,8 +164,10 @@ def score(
         help="score every judge must give a pair, 100·max(cosine, 0)")] = qa_defaults.DEFAULT_THRESHOLD,
     fail_under: Annotated[Optional[float], typer.Option(
         help="gate: exit 1 when fewer than this share of pairs reach --threshold (0.9 = 90%)")] = None,
-    clip: Annotated[str, typer.Option(help="CLIP judge for images")] = "toy-shapes-clip",
-    clap: Annotated[str, typer.Option(help="CLAP judge for audio")] = "toy-sounds-clap",
+    clip: Annotated[str, typer.Option(help="CLIP judge for images")] = JudgeSettings().clip,
+    clap: Annotated[str, typer.Option(help="CLAP judge for audio")] = JudgeSettings().clap,
+    pretrained: Annotated[Optional[str], typer.Option(help="open_clip tag or checkpoint, for a bare CLIP ARCH")] = None,
+    precision: Annotated[str, typer.Option(help="judge precision: fp32, or bf16/fp16 autocast")] = "fp32",
     distractors: Annotated[int, typer.Option(
         help="distractor captions each caption is ranked among (sampled, seeded)")] = qa_defaults.DEFAULT_DISTRACTORS,
     duplicate_cosine: Annotated[float, typer.Option(
@@ -177,7 +188,7 @@ def score(
     _setup(verbose)
     from pairsynth.score import ScoreSettings, score_dataset
 
-    settings = ScoreSettings(clip=clip, clap=clap, device=device, batch_size=batch_size, threshold=threshold,
+    settings = ScoreSettings(clip=clip, clap=clap, pretrained=pretrained, precision=precision, device=device, batch_size=batch_size, threshold=threshold,
                              distractors=distractors, seed=seed, duplicate_cosine=duplicate_cosine,
                              fail_under=fail_under, layout=layout)
     outcome = []

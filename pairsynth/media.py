@@ -1,9 +1,92 @@
-"""What adapters, judges, readers and writers must agree on: how pixels round, what a pair's modality is."""
+"""Media as data: one table says, per medium, what judges it, which models it defaults to, how its
+adapters load, how its samples are checked and turned into judge input, and where it is written.
+
+Everything else (the run engine, ``vary``, ``score``, writers, the report) looks a medium up here
+instead of branching on its name, so a new medium is one :class:`Medium` entry. Also here: what
+adapters, judges, readers and writers must agree on (how pixels round, what a pair's modality is).
+"""
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
 import numpy as np
 from PIL import Image
+
+from pairsynth.errors import PairsynthError
+
+if TYPE_CHECKING:
+    from pairsynth.candidates import Candidate
+    from pairsynth.readers import PairRecord
+
+Problem = tuple[str, str]
+"""A machine-readable reason (``blank_image`` …) and a detail for people."""
+
+
+@dataclass(frozen=True, kw_only=True)
+class Medium:
+    """One medium and everything the toolkit needs to know about it.
+
+    Attributes:
+        name: ``image`` or ``audio``; the candidate attribute that holds it.
+        judge: the judge kind that scores it (``clip``, ``clap``): the key of its scores.
+        folder: its Hugging Face folder layout (``imagefolder``).
+        default_generator: the toy zoo's text→X model (the variation model too).
+        default_judge: the toy zoo's judge.
+        settings: generator settings that apply to this medium only (``height``, ``duration_s``).
+        load_generator: ``(ref, settings, device) -> adapter`` for text→X; settings has steps,
+            guidance_scale, negative_prompt, scheduler, revision and the medium's own settings.
+        load_varier: ``(ref, settings, device) -> adapter`` for X→X variations; settings has strength,
+            steps, guidance_scale, negative_prompt and scheduler.
+        attach: puts an adapter's output on a candidate.
+        problem: why a candidate's sample must not be scored or written (NaN, blank, silent …).
+        judge_input: the candidate's sample as it will be stored (8-bit, 16-bit), for the judge.
+        record_input: a read record's sample as judge input, ``None`` when it has none.
+        record_problem: the problem of a read record's sample, as :attr:`problem`.
+    """
+
+    name: str
+    judge: str
+    folder: str
+    default_generator: str
+    default_judge: str
+    settings: tuple[str, ...]
+    load_generator: Callable[[str, Any, str], Any]
+    load_varier: Callable[[str, Any, str], Any]
+    attach: Callable[[Candidate, Any], None]
+    problem: Callable[[Candidate], Problem | None]
+    judge_input: Callable[[Candidate], Any]
+    record_input: Callable[[PairRecord], Any]
+    record_problem: Callable[[PairRecord], Problem | None]
+
+
+def medium(name: str) -> Medium:
+    """The registry entry of ``name``; an unknown medium raises with the known ones."""
+    try:
+        return MEDIA[name]
+    except KeyError:
+        raise PairsynthError(f"unknown medium {name!r}; known media: {', '.join(MEDIA)}") from None
+
+
+def media_of(modality: str) -> list[str]:
+    """The media of a modality: ``image`` → ``["image"]``, ``triplet`` → ``["image", "audio"]``."""
+    try:
+        return list(MODALITIES[modality])
+    except KeyError:
+        raise PairsynthError(f"unknown modality {modality!r}; known: {', '.join(MODALITIES)}") from None
+
+
+def folder_format(modality: str) -> str:
+    """The Hugging Face folder layout of a modality (``imagefolder``, ``tripletfolder`` …)."""
+    media = media_of(modality)
+    return MEDIA[media[0]].folder if len(media) == 1 else f"{modality}folder"
+
+
+def judge_media(judge: str) -> list[str]:
+    """The media a judge kind scores (``clip`` → ``["image"]``)."""
+    return [m.name for m in MEDIA.values() if m.judge == judge]
 
 
 def to_uint8(image: np.ndarray) -> np.ndarray:
@@ -26,6 +109,106 @@ def to_pil(image: Image.Image | np.ndarray) -> Image.Image:
 
 def modality_of(image: object, audio: object) -> str:
     """``image``, ``audio`` or ``triplet`` (an image and a clip with one caption), as manifests name it."""
-    if image is not None and audio is not None:
-        return "triplet"
-    return "image" if image is not None else "audio"
+    present = tuple(name for name, sample in (("image", image), ("audio", audio)) if sample is not None)
+    return next((modality for modality, media in MODALITIES.items() if media == present), "image")
+
+
+# --- image ---------------------------------------------------------------------------------------
+
+def _load_text_to_image(ref: str, settings: Any, device: str) -> Any:
+    from pairsynth.modalities.text_to_image import ImageSampling, TextToImage
+
+    sampling = ImageSampling(settings.steps, settings.guidance_scale, settings.negative_prompt, settings.scheduler,
+                             settings.height, settings.width, settings.stop_at)
+    return TextToImage.from_pretrained(ref, revision=settings.revision, sampling=sampling, device=device)
+
+
+def _load_image_to_image(ref: str, settings: Any, device: str) -> Any:
+    from pairsynth.modalities.image_to_image import ImageToImage, VariationSampling
+
+    sampling = VariationSampling(settings.strength, settings.steps, settings.guidance_scale,
+                                 settings.negative_prompt, settings.scheduler)
+    return ImageToImage.from_pretrained(ref, sampling=sampling, device=device)
+
+
+def _attach_image(candidate: Candidate, output: Any) -> None:
+    candidate.image = output.pixels
+    if output.flagged_nsfw:
+        candidate.notes.append("the pipeline's safety checker flagged this image")
+
+
+def _image_problem(candidate: Candidate) -> Problem | None:
+    from pairsynth.alignment.image_checks import image_problem
+
+    return image_problem(candidate.image)
+
+
+def _record_image_problem(record: PairRecord) -> Problem | None:
+    from pairsynth.alignment.image_checks import image_problem
+
+    return image_problem(record.image.astype(np.float32) / 255.0)
+
+
+# --- audio ---------------------------------------------------------------------------------------
+
+def _load_text_to_audio(ref: str, settings: Any, device: str) -> Any:
+    from pairsynth.modalities.text_to_audio import AudioSampling, TextToAudio
+
+    sampling = AudioSampling(settings.steps, settings.guidance_scale, settings.negative_prompt, settings.scheduler,
+                             settings.duration_s, settings.stop_at)
+    return TextToAudio.from_pretrained(ref, revision=settings.revision, sampling=sampling, device=device)
+
+
+def _load_audio_to_audio(ref: str, settings: Any, device: str) -> Any:
+    from pairsynth.modalities.audio_to_audio import AudioToAudio, AudioVariationSampling
+
+    # AudioLDM's own scheduler is the tested default for mel-latent SDEdit; dpm++ is the image default.
+    scheduler = "default" if settings.scheduler == "dpm++" else settings.scheduler
+    sampling = AudioVariationSampling(settings.strength, settings.steps, settings.guidance_scale,
+                                      settings.negative_prompt, scheduler)
+    return AudioToAudio.from_pretrained(ref, sampling=sampling, device=device)
+
+
+def _attach_audio(candidate: Candidate, output: Any) -> None:
+    candidate.audio, candidate.sample_rate = output.waveform, output.sample_rate
+
+
+def _audio_problem(candidate: Candidate) -> Problem | None:
+    from pairsynth.alignment.audio_checks import audio_problem
+
+    return audio_problem(candidate.audio, candidate.sample_rate)
+
+
+def _audio_judge_input(candidate: Candidate) -> tuple[np.ndarray, int]:
+    from pairsynth.audio_io import as_written
+
+    return as_written(candidate.audio, candidate.sample_rate), candidate.sample_rate
+
+
+def _record_audio_problem(record: PairRecord) -> Problem | None:
+    from pairsynth.alignment.audio_checks import audio_problem
+
+    return audio_problem(record.audio, record.sample_rate)
+
+
+MEDIA: dict[str, Medium] = {
+    "image": Medium(
+        name="image", judge="clip", folder="imagefolder", default_generator="toy-shapes",
+        default_judge="toy-shapes-clip", settings=("height", "width"),
+        load_generator=_load_text_to_image, load_varier=_load_image_to_image, attach=_attach_image,
+        problem=_image_problem, judge_input=lambda candidate: candidate.image_uint8(),
+        record_input=lambda record: record.image, record_problem=_record_image_problem,
+    ),
+    "audio": Medium(
+        name="audio", judge="clap", folder="audiofolder", default_generator="toy-sounds",
+        default_judge="toy-sounds-clap", settings=("duration_s",),
+        load_generator=_load_text_to_audio, load_varier=_load_audio_to_audio, attach=_attach_audio,
+        problem=_audio_problem, judge_input=_audio_judge_input,
+        record_input=lambda record: None if record.audio is None else (record.audio, record.sample_rate),
+        record_problem=_record_audio_problem,
+    ),
+}
+"""Every medium pairsynth generates, judges and writes."""
+
+MODALITIES: dict[str, tuple[str, ...]] = {"image": ("image",), "audio": ("audio",), "triplet": ("image", "audio")}
+"""What a pair holds besides its caption; a triplet is an image and a clip of one scene."""

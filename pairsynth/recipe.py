@@ -17,6 +17,8 @@ from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError,
 from pairsynth.captions import check_caption, deduplicate, expand_templates, read_captions_file, template_fields
 from pairsynth.config_files import describe_error, read_yaml
 from pairsynth.errors import RecipeError
+from pairsynth.judges import JudgeSettings
+from pairsynth.media import MEDIA, folder_format, media_of
 
 SchedulerName = Literal["default", "dpm++", "dpm++-sde", "ddim", "euler", "euler-a", "pndm", "unipc"]
 ImageFormat = Literal["png", "jpg"]
@@ -24,10 +26,8 @@ OutputFormat = Literal["webdataset", "imagefolder", "audiofolder", "tripletfolde
 Modality = Literal["image", "audio", "triplet"]
 Medium = Literal["image", "audio"]
 
-DEFAULT_MODELS = {"image": "toy-shapes", "audio": "toy-sounds"}
-DEFAULT_FORMATS = {"image": ["webdataset", "imagefolder"], "audio": ["webdataset", "audiofolder"],
-                   "triplet": ["webdataset", "tripletfolder"]}
-FOLDER_FORMATS = {"imagefolder": "image", "audiofolder": "audio", "tripletfolder": "triplet"}
+FOLDER_FORMATS = {folder_format(modality): modality for modality in ("image", "audio", "triplet")}
+"""Folder layout → the modality it holds; every other format (webdataset …) holds any."""
 
 
 class _Strict(BaseModel):
@@ -59,14 +59,8 @@ class InterpolateConfig(_Strict):
     what: Literal["noise", "prompt", "both"] = "noise"
 
 
-class ScorerConfig(_Strict):
-    """The judges: CLIP for image–caption agreement, CLAP for audio–caption agreement."""
-
-    clip: str = Field("toy-shapes-clip", description="toy-NAME, local-dir:PATH, ARCH/TAG or hf-hub:ORG/NAME")
-    pretrained: str | None = Field(None, description="an open_clip tag or a checkpoint path for an ARCH")
-    clap: str = Field("toy-sounds-clap", description="toy-NAME, local:PATH or a hub id such as laion/clap-htsat-unfused")
-    batch_size: int = Field(64, ge=1, le=4096)
-    precision: Literal["fp32", "bf16", "fp16"] = "fp32"
+ScorerConfig = JudgeSettings
+"""The recipe's ``scorer:`` section: the judges (CLIP for images, CLAP for audio) and how they run."""
 
 
 class RetrievalConfig(_Strict):
@@ -155,9 +149,9 @@ class Recipe(_Strict):
                 raise ValueError("generator: triplet recipes use generators.image and generators.audio instead")
         elif self.generators is not None or self.prompts is not None:
             raise ValueError(f"generators and prompts are for triplet recipes, not modality {self.modality!r}")
-        wrong = {"image": ["duration_s"], "audio": ["height", "width"]}
         for medium, config in self.generator_configs.items():
-            for name in wrong[medium]:
+            others = {name for m in MEDIA.values() if m.name != medium for name in m.settings}
+            for name in sorted(others - set(MEDIA[medium].settings)):
                 if getattr(config, name) is not None:
                     where = "generator" if self.modality != "triplet" else f"generators.{medium}"
                     raise ValueError(f"{where}.{name} does not apply to {medium}")
@@ -176,7 +170,7 @@ class Recipe(_Strict):
     @property
     def media(self) -> list[str]:
         """The media each sample has: ``["image"]``, ``["audio"]`` or both for triplets."""
-        return ["image", "audio"] if self.modality == "triplet" else [self.modality]
+        return media_of(self.modality)
 
     @property
     def generator_configs(self) -> dict[str, GeneratorConfig]:
@@ -188,7 +182,7 @@ class Recipe(_Strict):
     def generator_model(self, medium: str | None = None) -> str:
         """A medium's generator model reference (the toy zoo's when not given)."""
         medium = medium or self.media[0]
-        return self.generator_configs[medium].model or DEFAULT_MODELS[medium]
+        return self.generator_configs[medium].model or MEDIA[medium].default_generator
 
     def prompts_for(self, caption: str) -> dict[str, str]:
         """Each medium's prompt for a caption: its template filled with the caption's slots."""
@@ -198,7 +192,7 @@ class Recipe(_Strict):
 
     @property
     def output_formats(self) -> list[str]:
-        return self.output.formats if self.output.formats is not None else DEFAULT_FORMATS[self.modality]
+        return self.output.formats if self.output.formats is not None else ["webdataset", folder_format(self.modality)]
 
     def _read_caption_source(self, base: Path) -> list[tuple[str, dict[str, str]]]:
         sources = [name for name in ("captions", "captions_file", "templates") if getattr(self, name) is not None]
@@ -244,6 +238,7 @@ class Recipe(_Strict):
         """
         data = self.model_dump(mode="json", exclude={"device": True, "captions_file": True,
                                                      "generator": {"batch_size"}, "scorer": {"batch_size"},
+                                                     "generators": {medium: {"batch_size"} for medium in MEDIA},
                                                      "output": {"commit_every"}})
         data["captions"] = self.caption_list
         for name in ("concepts", "interpolate"):  # unset newer keys leave older recipes' fingerprints as they were

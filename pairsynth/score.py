@@ -4,7 +4,7 @@ read (any layout) → embed (CLIP for images, CLAP for audio, in batches) → sc
 own caption and rank that caption among distractors → flag near-duplicates, blank or silent media and
 truncated captions → decide pass/fail against the threshold → write the report.
 
-The same report ends every ``pairsynth generate`` run (:func:`write_run_report`), built from the
+The same report ends every run (:func:`pairsynth.run_report.write_run_report`), built from the
 manifest's scores instead of scoring again.
 """
 
@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import logging
 from collections import Counter
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -20,19 +20,18 @@ from typing import Any
 import numpy as np
 
 from pairsynth.alignment import qa
-from pairsynth.alignment.acceptance import ACCEPTED
+from pairsynth.alignment.acceptance import ACCEPTED, AcceptanceRule, check_pair
 from pairsynth.alignment.embedding_scorer import EmbeddingScorer
 from pairsynth.alignment.qa_report import DuplicateGroup, JudgeSetup, QaReport, QaRow, write_qa_report
 from pairsynth.alignment.scores import PairScores
 from pairsynth.errors import PairsynthError
+from pairsynth.judges import JudgeSettings, load_judge
+from pairsynth.media import MEDIA
 from pairsynth.readers import LAYOUTS, PairRecord, ReadError, detect_layout, read_manifest, read_pairs
+from pairsynth.run_report import generation_parameters
 
 logger = logging.getLogger(__name__)
 
-JUDGES = {"image": "clip", "audio": "clap"}
-"""Which judge scores which medium."""
-
-MEDIA_PROBLEMS = frozenset({"bad_shape", "nan_output", "blank_image", "silent_audio", "dc_only_audio", "clipped_audio"})
 UNSCORABLE = frozenset({"bad_shape", "nan_output"})
 """Media a judge cannot embed at all; other problems (blank, silent, clipped) are scored and flagged."""
 
@@ -55,8 +54,8 @@ class ScoreSettings:
         layout: the dataset layout, or ``auto``.
     """
 
-    clip: str = "toy-shapes-clip"
-    clap: str = "toy-sounds-clap"
+    clip: str = JudgeSettings().clip
+    clap: str = JudgeSettings().clap
     pretrained: str | None = None
     device: str = "auto"
     batch_size: int = 64
@@ -68,6 +67,12 @@ class ScoreSettings:
     gallery_size: int = 12
     fail_under: float | None = None
     layout: str = "auto"
+
+    @property
+    def judges(self) -> JudgeSettings:
+        """The judge options, as every command takes them."""
+        return JudgeSettings(clip=self.clip, pretrained=self.pretrained, clap=self.clap, batch_size=self.batch_size,
+                             precision=self.precision)
 
     def check(self) -> None:
         """Raise :class:`PairsynthError` naming the first bad setting, before anything loads."""
@@ -174,55 +179,6 @@ def score_dataset(path: str | Path, out: str | Path, settings: ScoreSettings = S
     return ScoreOutcome(Path(out), summary, summary["gate"]["passed"])
 
 
-def write_run_report(out_dir: Path, manifest_rows: Sequence[dict[str, Any]], summary: Any,
-                     thresholds: Mapping[str, float | None] | None = None, gallery_size: int = 12) -> Path:
-    """The report at the end of ``pairsynth generate``, from the manifest's scores (no re-scoring).
-
-    Args:
-        out_dir: the run's output folder; the report goes to ``out_dir/report``.
-        manifest_rows: every candidate, as :class:`~pairsynth.writers.ManifestWriter` wrote them.
-        summary: the run's :class:`~pairsynth.generate.RunSummary`.
-        thresholds: the recipe's minimum score per judge, marked on the plots (``None``: not used).
-    """
-    thresholds = thresholds or {}
-    # a variation run counts k per source pair (its manifest rows name the source), others per caption
-    grouping = "source pair" if any(isinstance(row.get("source"), dict) for row in manifest_rows) else "caption"
-    rows = [_manifest_row(row) for row in manifest_rows]
-    judges: dict[str, JudgeSetup] = {}
-    for row in manifest_rows:
-        for judge, scores in row["scores"].items():
-            judges.setdefault(judge, JudgeSetup(judge, scores["model"], thresholds.get(judge), scores.get("distractors")))
-    run = {"k": summary.k, "shortfall": [_state(s) for s in summary.shortfall],
-           "per_caption": [_state(s) for s in summary.captions]}
-    report = QaReport(title=f"pairsynth run: {Path(out_dir).name}", source={"path": str(out_dir), "layout": "pairsynth"},
-                      rows=rows, judges=judges, grouping=grouping, generation=generation_parameters(manifest_rows),
-                      run=run)
-    write_qa_report(Path(out_dir) / "report", report, lambda keys: read_pairs(out_dir, layout="pairsynth", keys=keys),
-                    gallery_size=gallery_size)
-    return Path(out_dir) / "report" / "index.html"
-
-
-def generation_parameters(manifest_rows: Sequence[dict[str, Any]], most: int = 8) -> dict[str, list[Any]] | None:
-    """The distinct values of each generation parameter in a manifest (model, scheduler, steps …).
-
-    Nested provenance (a triplet's ``{"image": {...}, "audio": {...}}``) is flattened to ``image.model``.
-    At most ``most`` values per parameter are listed; ``None`` when there is no manifest.
-    """
-    per_sample = {"key", "caption", "caption_index", "sample_index", "seed", "modality", "scores", "accepted",
-                  "reason", "detail", "notes", "lineage", "source", "prompts"}
-    values: dict[str, list[Any]] = {}
-    for row in manifest_rows:
-        for name, value in row.items():
-            if name in per_sample:
-                continue
-            flat = {f"{name}.{k}": v for k, v in value.items()} if isinstance(value, dict) else {name: value}
-            for flat_name, flat_value in flat.items():
-                seen = values.setdefault(flat_name, [])
-                if flat_value not in seen and len(seen) < most:
-                    seen.append(flat_value)
-    return values or None
-
-
 class _Judges:
     """Loads each medium's judge the first time an item of that medium turns up."""
 
@@ -230,21 +186,10 @@ class _Judges:
         self.settings = settings
         self.loaded = given
 
-    def get(self, medium: str) -> EmbeddingScorer:
-        if medium not in self.loaded:
-            s = self.settings
-            if medium == "image":
-                from pairsynth.alignment.clip_scorer import ClipScorer
-
-                self.loaded[medium] = ClipScorer.from_pretrained(s.clip, pretrained=s.pretrained, device=s.device,
-                                                                 batch_size=s.batch_size, precision=s.precision)
-            else:
-                from pairsynth.alignment.clap_scorer import ClapScorer
-
-                self.loaded[medium] = ClapScorer.from_pretrained(s.clap, device=s.device, batch_size=s.batch_size,
-                                                                 precision=s.precision)
-            logger.info("%s judge: %s", JUDGES[medium].upper(), self.loaded[medium].model_id)
-        return self.loaded[medium]
+    def get(self, medium_name: str) -> EmbeddingScorer:
+        if medium_name not in self.loaded:
+            self.loaded[medium_name] = load_judge(medium_name, self.settings.judges, device=self.settings.device)
+        return self.loaded[medium_name]
 
 
 def _entry(item: PairRecord | ReadError, seen: Counter[str]) -> _Entry:
@@ -264,23 +209,17 @@ def _samples(item: PairRecord | ReadError, entry: _Entry) -> list[tuple[str, Any
     """The item's media a judge can embed; problems (blank, silent …) are recorded on the entry."""
     if isinstance(item, ReadError):
         return []
-    from pairsynth.alignment.image_checks import image_problem
-
     media: list[tuple[str, Any]] = []
-    if item.image is not None:
-        media.append(("image", item.image))
-        problem = image_problem(item.image.astype(np.float32) / 255.0)
+    for spec in MEDIA.values():
+        sample = spec.record_input(item)
+        if sample is None:
+            continue
+        problem = spec.record_problem(item)
         if problem:
-            entry.problems["image"] = problem
-    if item.audio is not None:
-        from pairsynth.alignment.audio_checks import audio_problem
-
-        media.append(("audio", (item.audio, item.sample_rate)))
-        problem = audio_problem(item.audio, item.sample_rate)
-        if problem:
-            entry.problems["audio"] = problem
-    return [(medium, sample) for medium, sample in media
-            if medium not in entry.problems or entry.problems[medium][0] not in UNSCORABLE]
+            entry.problems[spec.name] = problem
+        if not problem or problem[0] not in UNSCORABLE:
+            media.append((spec.name, sample))
+    return media
 
 
 def _embed(scorer: EmbeddingScorer, batch: list[tuple[int, Any]], features: dict[str, list[np.ndarray]],
@@ -290,21 +229,13 @@ def _embed(scorer: EmbeddingScorer, batch: list[tuple[int, Any]], features: dict
 
 
 def _score_medium(scorer: EmbeddingScorer, matrix: np.ndarray, entries: list[_Entry], settings: ScoreSettings) -> None:
-    """Cosine with the own caption and rank among the distractor pool, as the scorer would give them."""
+    """Cosine with the own caption and rank among a seeded sample of the dataset's other captions,
+    by the scorer's own :meth:`~pairsynth.alignment.embedding_scorer.EmbeddingScorer.score_features`."""
     captions = [entry.caption for entry in entries]
-    unique = sorted(set(captions))
-    text = dict(zip(unique, scorer.embed_texts(unique)))
-    cosines = np.einsum("nd,nd->n", matrix, np.stack([text[c] for c in captions]))
     pool = qa.distractor_pool(captions, settings.distractors, settings.seed)
-    ranks = qa.own_caption_ranks(matrix, cosines, captions, pool, np.stack([text[c] for c in pool]), settings.distractors)
-    truncated = {caption: scorer.is_truncated(caption) for caption in unique}
-    for i, entry in enumerate(entries):
-        counted = int(ranks.distractors[i])
-        entry.scores[scorer.kind] = PairScores(
-            scorer.kind, scorer.model_id, float(cosines[i]), rank=int(ranks.rank[i]) if counted else None,
-            distractors=counted, best_distractor=pool[ranks.best[i]] if counted else None,
-            best_distractor_cosine=float(ranks.best_cosine[i]) if counted else None,
-            caption_truncated=truncated[entry.caption])
+    distractors = [qa.distractors_for(caption, pool, settings.distractors) for caption in captions]
+    for entry, scores in zip(entries, scorer.score_features(matrix, captions, distractors)):
+        entry.scores[scorer.kind] = scores
 
 
 def _rows(entries: list[_Entry], threshold: float, duplicates: list[DuplicateGroup]) -> tuple[list[QaRow], str]:
@@ -333,23 +264,5 @@ def _verdict(entry: _Entry, threshold: float) -> tuple[str, str]:
         return "unreadable", entry.error
     if entry.problems:
         return next(iter(entry.problems.values()))
-    for judge, scores in entry.scores.items():
-        if scores.score < threshold:
-            return "below_threshold", f"{judge.upper()}Score {scores.score:.2f} < {threshold:.2f}"
-    return ACCEPTED, ", ".join(f"{judge.upper()}Score {s.score:.2f}" for judge, s in entry.scores.items())
-
-
-def _manifest_row(row: dict[str, Any]) -> QaRow:
-    scores = row.get("scores") or {}
-    flags = [row["reason"]] if row.get("reason") in MEDIA_PROBLEMS else []
-    flags += ["caption_truncated"] * any(s.get("caption_truncated") for s in scores.values())
-    source = row.get("source") if isinstance(row.get("source"), dict) else {}
-    group = source.get("key") or row["caption"] or source.get("path", "")
-    return QaRow(row["key"], row["caption"] or "", "", row.get("modality"), group, scores, bool(row["accepted"]),
-                 row.get("reason") or "", row.get("detail") or "", flags, None, has_media=bool(row["accepted"]),
-                 usable=row.get("reason") not in MEDIA_PROBLEMS)
-
-
-def _state(state: Any) -> dict[str, Any]:
-    return {"caption": state.caption, "key": getattr(state, "key", state.caption), "accepted": state.accepted,
-            "attempts": state.attempts}
+    decision = check_pair(entry.scores, AcceptanceRule({judge: threshold for judge in entry.scores}, max_rank=None))
+    return decision.reason, decision.detail

@@ -1,6 +1,6 @@
 """The stages of a run, each a plain function over one batch of work.
 
-plan → generate → score → accept → write. The local loop in :mod:`pairsynth.generate` calls them in
+plan → generate → score → accept → write. The run engine (:mod:`pairsynth.run`) calls them in
 order; because each takes and returns plain data, a distributed backend (Ray Data actor pools) can
 map the same functions over its blocks.
 """
@@ -16,9 +16,9 @@ from typing import Any, Protocol
 
 from pairsynth.alignment.acceptance import AcceptanceRule, Decision, check_pair, decide_for_caption, ranking_value
 from pairsynth.alignment.embedding_scorer import EmbeddingScorer
-from pairsynth.alignment.image_checks import image_problem
 from pairsynth.candidates import Candidate, Condition, derive_seed, sample_key
 from pairsynth.interpolation import generate_batch
+from pairsynth.media import medium
 from pairsynth.writers.base import PairWriter
 
 
@@ -29,6 +29,17 @@ class Generator(Protocol):
     def provenance(self) -> dict[str, Any]: ...
 
     def generate(self, prompts: Sequence[str], seeds: Sequence[int]) -> list[Any]: ...
+
+
+class Varier(Protocol):
+    """What the generate stage needs of a variation adapter: each output is made from a source sample
+    (pixels, or a ``(waveform, rate)`` clip), its prompt and its seed."""
+
+    @property
+    def provenance(self) -> dict[str, Any]: ...
+
+    def generate(self, sources: Sequence[Any], prompts: Sequence[str], seeds: Sequence[int]) -> list[Any]: ...
+
 
 MIN_RATE_ESTIMATE = 1 / 8
 """Never plan more than 8 candidates per missing pair, however badly a caption has done so far."""
@@ -111,7 +122,7 @@ def plan_chunk(states: Sequence[CaptionState], plan: Plan) -> list[Condition]:
     return conditions
 
 
-def generate_candidates(generators: Mapping[str, Generator], conditions: Sequence[Condition],
+def generate_candidates(generators: Mapping[str, Generator] | Mapping[str, Varier], conditions: Sequence[Condition],
                         batch_size: int | Mapping[str, int], sources: Mapping[str, Any] | None = None) -> list[Candidate]:
     """Run each modality's generator over ``conditions`` in batches.
 
@@ -123,6 +134,7 @@ def generate_candidates(generators: Mapping[str, Generator], conditions: Sequenc
     provenance = _provenance(generators)
     candidates = [Candidate(c, sample_key(c.unit, provenance, c.seed), provenance) for c in conditions]
     for modality, generator in generators.items():
+        attach = medium(modality).attach
         size = batch_size if isinstance(batch_size, int) else batch_size[modality]
         for start in range(0, len(conditions), size):
             batch = candidates[start : start + size]
@@ -132,7 +144,7 @@ def generate_candidates(generators: Mapping[str, Generator], conditions: Sequenc
             outputs = (generator.generate(*arguments) if sources is not None else  # interpolation points too:
                        generate_batch(generator, *arguments, [c.condition.blend for c in batch]))
             for candidate, output in zip(batch, outputs):
-                _attach(candidate, modality, output)
+                attach(candidate, output)
     return candidates
 
 
@@ -149,7 +161,7 @@ def score_candidates(scorers: Mapping[str, EmbeddingScorer], candidates: Sequenc
     for modality, scorer in scorers.items():
         usable = []
         for position, candidate in enumerate(candidates):
-            problem = _problem(candidate, modality) if problems[position] is None else None
+            problem = medium(modality).problem(candidate) if problems[position] is None else None
             if problem is not None:
                 problems[position] = Decision.reject(*problem)
             elif problems[position] is None:
@@ -192,33 +204,12 @@ def write_candidates(candidates: Sequence[Candidate], manifest: PairWriter, writ
                 writer.write(candidate)
 
 
-def _provenance(generators: Mapping[str, Generator]) -> dict[str, Any]:
+def _provenance(generators: Mapping[str, Generator] | Mapping[str, Varier]) -> dict[str, Any]:
     if len(generators) == 1:
         return next(iter(generators.values())).provenance
     return {modality: generator.provenance for modality, generator in generators.items()}
 
 
-def _attach(candidate: Candidate, modality: str, output: Any) -> None:
-    if modality == "image":
-        candidate.image = output.pixels
-        if output.flagged_nsfw:
-            candidate.notes.append("the pipeline's safety checker flagged this image")
-    else:
-        candidate.audio, candidate.sample_rate = output.waveform, output.sample_rate
-
-
-def _problem(candidate: Candidate, modality: str) -> tuple[str, str] | None:
-    if modality == "image":
-        return image_problem(candidate.image)
-    from pairsynth.alignment.audio_checks import audio_problem
-
-    return audio_problem(candidate.audio, candidate.sample_rate)
-
-
-def judge_input(candidate: Candidate, modality: str) -> Any:
+def judge_input(candidate: Candidate, medium_name: str) -> Any:
     """The medium as it will be stored (8-bit pixels, 16-bit FLAC), so scores describe the files."""
-    if modality == "image":
-        return candidate.image_uint8()
-    from pairsynth.audio_io import as_written
-
-    return as_written(candidate.audio, candidate.sample_rate), candidate.sample_rate
+    return medium(medium_name).judge_input(candidate)

@@ -11,8 +11,7 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
-import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any, Literal
 
@@ -21,19 +20,17 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_valida
 
 from pairsynth.alignment.acceptance import AcceptanceRule, Decision
 from pairsynth.alignment.embedding_scorer import EmbeddingScorer
-from pairsynth.candidates import Candidate
+from pairsynth.candidates import Candidate, Condition
 from pairsynth.config_files import describe_error
 from pairsynth.errors import PairsynthError, RecipeError
-from pairsynth.generate import ProgressUpdate, RunSummary
-from pairsynth.output_dir import OutputDir, disk_errors
+from pairsynth.judges import JudgeSettings, Precision, load_judge
+from pairsynth.media import MODALITIES, medium
 from pairsynth.readers import PairRecord, ReadError, read_pairs
-from pairsynth.stages import (CaptionState, Plan, StageTimes, accept_candidates, generate_candidates, judge_input,
-                              plan_chunk, score_candidates, write_candidates)
-from pairsynth.writers import ManifestWriter, dataset_writers
+from pairsynth.run import Backend, OutputSpec, ProgressUpdate, RunSummary, run_job
+from pairsynth.stages import (CaptionState, Plan, StageTimes, Varier, generate_candidates, judge_input,
+                              score_candidates)
 
 logger = logging.getLogger(__name__)
-
-DEFAULT_MODELS = {"image": "toy-shapes", "audio": "toy-sounds"}
 
 
 class VaryConfig(BaseModel):
@@ -50,8 +47,11 @@ class VaryConfig(BaseModel):
     guidance_scale: float = Field(5.0, ge=0.0, le=50.0)
     scheduler: str = Field("default", description="default keeps the model's own scheduler")
     negative_prompt: str | None = None
-    clip: str = "toy-shapes-clip"
-    clap: str = "toy-sounds-clap"
+    clip: str = Field(JudgeSettings().clip, description="the image judge")
+    pretrained: str | None = Field(None, description="an open_clip tag or checkpoint, for a bare CLIP ARCH")
+    clap: str = Field(JudgeSettings().clap, description="the audio judge")
+    judge_batch_size: int = Field(64, ge=1, le=4096, description="samples per judge forward pass")
+    precision: Precision = "fp32"
     min_score: float | None = Field(None, ge=0.0, le=100.0, description="the judge's 100·max(cos,0) threshold")
     max_rank: int | None = Field(1, ge=1, description="retrieval among the dataset's other captions; None: off")
     similarity_band: tuple[float, float] = Field((0.80, 0.995), description="source↔variation cosine: [near-copy, drifted)")
@@ -61,6 +61,7 @@ class VaryConfig(BaseModel):
     layout: Literal["auto", "pairsynth", "folder", "webdataset", "sidecar"] = "auto"
     image_format: Literal["png", "jpg"] = "png"
     commit_every: int = Field(64, ge=1)
+    concepts: list[Path] = Field(default_factory=list, description="concept folders (pairsynth learn-concept) to load")
 
     @model_validator(mode="after")
     def _check(self) -> VaryConfig:
@@ -72,11 +73,20 @@ class VaryConfig(BaseModel):
         return self
 
     @property
+    def judges(self) -> JudgeSettings:
+        """The judge options, as every command takes them."""
+        return JudgeSettings(clip=self.clip, pretrained=self.pretrained, clap=self.clap,
+                             batch_size=self.judge_batch_size, precision=self.precision)
+
+    @property
     def attempts(self) -> int:
         return self.max_attempts or 3 * self.per_pair
 
     def fingerprint(self, sources: list[PairRecord]) -> str:
-        data = self.model_dump(mode="json", exclude={"batch_size", "device", "commit_every"})
+        data = self.model_dump(mode="json", exclude={"batch_size", "judge_batch_size", "device", "commit_every"})
+        for name, default in (("pretrained", None), ("precision", "fp32"), ("concepts", [])):  # keep older outputs resumable
+            if data[name] == default:
+                del data[name]
         data["sources"] = [(record.key, record.caption) for record in sources]
         return hashlib.sha256(json.dumps(data, sort_keys=True).encode()).hexdigest()[:16]
 
@@ -89,14 +99,82 @@ def vary_config(**values: Any) -> VaryConfig:
         raise RecipeError("\n".join(describe_error(error, "vary") for error in err.errors())) from None
 
 
+class VaryJob:
+    """Variations as a job: each readable source pair is a unit, ``per_pair`` accepted variations each.
+
+    Args:
+        source: a dataset in any layout :func:`pairsynth.readers.read_pairs` reads.
+        config: strength, counts, models, band …
+        varier, scorer: already-loaded models to use instead of the config's.
+    """
+
+    def __init__(self, source: str | Path, config: VaryConfig, *, varier: Varier | None = None,
+                 scorer: EmbeddingScorer | None = None) -> None:
+        self.config = config
+        self.records, self.unreadable = _read_sources(source, config.layout)
+        self.modality = _single_modality(self.records)
+        self.medium = medium(self.modality)
+        self.varier, self.scorer = varier, scorer
+        self.captions = {r.key: config.caption_template.format(caption=r.caption) for r in self.records}
+        self.media = {r.key: self.medium.record_input(r) for r in self.records}
+        self.paths = {r.key: r.source for r in self.records}
+        self.k = config.per_pair
+        judge = self.medium.judge
+        self.rule = AcceptanceRule({judge: config.min_score} if config.min_score is not None else {}, config.max_rank)
+        self.plan = Plan(config.per_pair, config.attempts, config.seed, chunk_size=config.commit_every)
+        self.output = OutputSpec(formats=["webdataset", self.medium.folder], image_format=config.image_format)
+        self.distractors = {self.modality: list(dict.fromkeys(self.captions.values()))}
+        self.source_features: dict[str, np.ndarray] = {}
+
+    def check(self) -> None:
+        pass  # the config validated itself; the sources were read in __init__
+
+    def fingerprint(self) -> str:
+        return self.config.fingerprint(self.records)
+
+    def units(self) -> dict[str, CaptionState]:
+        return {r.key: CaptionState(self.captions[r.key], index, source=r.key) for index, r in enumerate(self.records)}
+
+    def unit_of(self, row: Mapping[str, Any]) -> str | None:
+        return None if row["reason"] == "unreadable_input" else row["source"]["key"]
+
+    def first_rows(self) -> list[dict[str, Any]]:
+        """The inputs that could not be read, recorded once with their reasons."""
+        return [{"key": error.key or hashlib.sha256(error.source.encode()).hexdigest()[:20], "caption": None,
+                 "modality": self.modality, "source": {"path": error.source}, "scores": {}, "accepted": False,
+                 "reason": "unreadable_input", "detail": error.reason} for error in self.unreadable]
+
+    def load(self) -> None:
+        config = self.config
+        if self.varier is None:
+            self.varier = self.medium.load_varier(config.model or self.medium.default_generator, config, config.device)
+            self.varier.load_concepts(config.concepts)
+        if self.scorer is None:
+            self.scorer = load_judge(self.modality, config.judges, device=config.device)
+        self.source_features = dict(zip(self.media, self.scorer.embed_samples(list(self.media.values()))))
+
+    def make(self, conditions: Sequence[Condition], times: StageTimes) -> list[Candidate]:
+        candidates = generate_candidates({self.modality: self.varier}, conditions, self.config.batch_size,
+                                         sources=self.media)
+        for candidate in candidates:
+            candidate.lineage = {"key": candidate.condition.source, "path": self.paths[candidate.condition.source]}
+        return candidates
+
+    def judge(self, candidates: Sequence[Candidate], times: StageTimes) -> list[Decision | None]:
+        rejections = score_candidates({self.modality: self.scorer}, candidates, self.distractors)
+        return _check_band(self.scorer, self.modality, candidates, rejections, self.source_features,
+                           self.config.similarity_band)
+
+
 def vary_dataset(
     source: str | Path,
     out_dir: str | Path,
     config: VaryConfig,
     *,
     overwrite: bool = False,
-    varier: Any | None = None,
+    varier: Varier | None = None,
     scorer: EmbeddingScorer | None = None,
+    backend: Backend | None = None,
     on_progress: Callable[[ProgressUpdate], None] | None = None,
 ) -> RunSummary:
     """Make and filter variations of every pair in ``source``; write them like ``generate`` does.
@@ -107,71 +185,11 @@ def vary_dataset(
         config: strength, counts, models, band …
         overwrite: discard what ``out_dir`` holds instead of resuming.
         varier, scorer: already-loaded models to use (tests, notebooks).
+        backend: where the models run (default: this process).
         on_progress: called after every commit.
     """
-    started = time.perf_counter()
-    # 1. Check inputs: read the sources; unreadable ones are kept aside with their reasons.
-    records, unreadable = _read_sources(source, config.layout)
-    modality = _single_modality(records)
-    captions = {r.key: config.caption_template.format(caption=r.caption) for r in records}
-    media = {r.key: r.image if modality == "image" else (r.audio, r.sample_rate) for r in records}
-    paths = {r.key: r.source for r in records}
-    judge = "clip" if modality == "image" else "clap"
-    rule = AcceptanceRule({judge: config.min_score} if config.min_score is not None else {}, config.max_rank)
-    distractors = {modality: list(dict.fromkeys(captions.values()))}
-    plan = Plan(config.per_pair, config.attempts, config.seed, chunk_size=config.commit_every)
-
-    times = StageTimes()
-    output = OutputDir(out_dir)
-    with output.locked():
-        # 2. Return the output directory to its last commit.
-        progress = output.load_progress(config.fingerprint(records), overwrite=overwrite)
-        resumed_parts = progress.parts
-        manifest = ManifestWriter(output.root)
-        writers = dataset_writers(output.root, ["webdataset", f"{modality}folder"], image_format=config.image_format)
-        output.restore(progress, [manifest, *writers])
-        states = _source_states(records, captions, manifest.rows())
-        if resumed_parts == 0:  # the first commit records the inputs that could not be read
-            for error in unreadable:
-                key = error.key or hashlib.sha256(error.source.encode()).hexdigest()[:20]
-                manifest.write_row({"key": key, "caption": None, "modality": modality, "source": {"path": error.source},
-                                    "scores": {}, "accepted": False, "reason": "unreadable_input", "detail": error.reason})
-
-        # 3. Load the models.
-        if plan_chunk(list(states.values()), plan):
-            with times.timing("load"):
-                varier = varier or _load_varier(config, modality)
-                scorer = scorer or _load_scorer(config, modality)
-            with times.timing("score"):
-                source_features = dict(zip(media, scorer.embed_samples(list(media.values()))))  # once per source
-
-        # 4. plan → vary → score → check the band → accept → write → commit.
-        while conditions := plan_chunk(list(states.values()), plan):
-            with times.timing("generate"):
-                candidates = generate_candidates({modality: varier}, conditions, config.batch_size, sources=media)
-            for candidate in candidates:
-                candidate.lineage = {"key": candidate.condition.source, "path": paths[candidate.condition.source]}
-            with times.timing("score"):
-                rejections = score_candidates({modality: scorer}, candidates, distractors)
-                rejections = _check_band(scorer, modality, candidates, rejections, source_features,
-                                         config.similarity_band)
-                accept_candidates(candidates, rejections, states, rule, config.per_pair)
-            with times.timing("write"):
-                with disk_errors(output.root):
-                    write_candidates(candidates, manifest, writers)
-                output.commit(progress, [manifest, *writers])
-            if on_progress is not None:
-                on_progress(ProgressUpdate.of(states.values(), config.per_pair))
-
-        # 5. Finish.
-        output.finish(progress, [manifest, *writers])
-        summary = RunSummary(output.root, config.per_pair, list(states.values()), 0.0, resumed_parts, times=times)
-        from pairsynth.score import write_run_report
-
-        with times.timing("report"):
-            write_run_report(output.root, manifest.rows(), summary, rule.min_scores)
-        summary.elapsed_s = time.perf_counter() - started
-        return summary
+    job = VaryJob(source, config, varier=varier, scorer=scorer)
+    return run_job(job, out_dir, overwrite=overwrite, backend=backend, on_progress=on_progress)
 
 
 def _read_sources(source: str | Path, layout: str) -> tuple[list[PairRecord], list[ReadError]]:
@@ -188,24 +206,15 @@ def _read_sources(source: str | Path, layout: str) -> tuple[list[PairRecord], li
 
 def _single_modality(records: list[PairRecord]) -> str:
     kinds = {record.modality for record in records}
-    if len(kinds) != 1 or kinds & {"triplet"}:
+    if len(kinds) != 1 or len(MODALITIES[next(iter(kinds))]) != 1:
         raise PairsynthError("pairsynth vary takes a dataset of image pairs or of audio pairs; this one holds "
                              f"{', '.join(sorted(kinds))}")
     return kinds.pop()
 
 
-def _source_states(records: list[PairRecord], captions: Mapping[str, str], rows: list[dict]) -> dict[str, CaptionState]:
-    states = {r.key: CaptionState(captions[r.key], index, source=r.key) for index, r in enumerate(records)}
-    for row in rows:
-        if row["reason"] != "unreadable_input":
-            state = states[row["source"]["key"]]
-            state.attempts += 1
-            state.accepted += bool(row["accepted"])
-    return states
-
-
-def _check_band(scorer: EmbeddingScorer, modality: str, candidates: list[Candidate], rejections: list[Decision | None],
-                source_features: Mapping[str, np.ndarray], band: tuple[float, float]) -> list[Decision | None]:
+def _check_band(scorer: EmbeddingScorer, modality: str, candidates: Sequence[Candidate],
+                rejections: list[Decision | None], source_features: Mapping[str, np.ndarray],
+                band: tuple[float, float]) -> list[Decision | None]:
     """Reject variations too close to (near-copies) or too far from (drifted) their sources.
 
     Similarity is the judge's own sample–sample cosine (CLIP image–image, CLAP audio–audio).
@@ -222,28 +231,3 @@ def _check_band(scorer: EmbeddingScorer, modality: str, candidates: list[Candida
         elif similarity < low:
             result[i] = Decision.reject("drifted", f"similarity to the source {similarity:.4f} < {low}")
     return result
-
-
-def _load_varier(config: VaryConfig, modality: str) -> Any:
-    model = config.model or DEFAULT_MODELS[modality]
-    if modality == "image":
-        from pairsynth.modalities.image_to_image import ImageToImage, VariationSampling
-
-        sampling = VariationSampling(config.strength, config.steps, config.guidance_scale, config.negative_prompt,
-                                     config.scheduler)
-        return ImageToImage.from_pretrained(model, sampling=sampling, device=config.device)
-    from pairsynth.modalities.audio_to_audio import AudioToAudio, AudioVariationSampling
-
-    sampling = AudioVariationSampling(config.strength, config.steps, config.guidance_scale, config.negative_prompt,
-                                      "default" if config.scheduler == "dpm++" else config.scheduler)
-    return AudioToAudio.from_pretrained(model, sampling=sampling, device=config.device)
-
-
-def _load_scorer(config: VaryConfig, modality: str) -> EmbeddingScorer:
-    if modality == "image":
-        from pairsynth.alignment.clip_scorer import ClipScorer
-
-        return ClipScorer.from_pretrained(config.clip, device=config.device)
-    from pairsynth.alignment.clap_scorer import ClapScorer
-
-    return ClapScorer.from_pretrained(config.clap, device=config.device)

@@ -23,7 +23,10 @@ import soundfile
 from PIL import Image
 
 from pairsynth.alignment import qa
-from pairsynth.score import ScoreSettings, score_dataset, write_run_report
+from pairsynth.run import RunSummary
+from pairsynth.run_report import write_run_report
+from pairsynth.stages import CaptionState
+from pairsynth.score import ScoreSettings, score_dataset
 from tests.headless_chromium import HeadlessChromium, find_chromium
 
 ARTIFACTS = Path(__file__).resolve().parents[1] / "test-artifacts"
@@ -307,8 +310,9 @@ def test_the_report_at_the_end_of_a_run_shows_its_accepted_pairs(browser, tmp_pa
             metadata.append({"file_name": f"{key}.png", "text": caption, "key": key})
     (folder / "metadata.jsonl").write_text("".join(json.dumps(row) + "\n" for row in metadata))
     (tmp_path / "manifest.jsonl").write_text("".join(json.dumps(row) + "\n" for row in manifest))
-    states = [SimpleNamespace(caption=c, accepted=2, attempts=3) for c in ("a red circle on the left", "a blue square on the right")]
-    run = SimpleNamespace(k=2, captions=states, shortfall=[])
+    states = [CaptionState(c, i, attempts=3, accepted=2)
+              for i, c in enumerate(("a red circle on the left", "a blue square on the right"))]
+    run = RunSummary(out_dir=tmp_path, k=2, captions=states, elapsed_s=1.0)
 
     page = write_run_report(tmp_path, manifest, run, {"clip": 25.0})
     summary = json.loads((tmp_path / "report" / "summary.json").read_text())

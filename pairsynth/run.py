@@ -1,0 +1,244 @@
+"""The run engine: the numbered steps every command that makes pairs goes through, held once.
+
+check inputs → lock and roll back to the last commit → count states from the manifest → load models
+(only if work is left) → plan → generate → score → accept → write → commit → finish → report.
+
+A :class:`Job` (``generate``, ``vary``, ``balance``) supplies only what differs: its fingerprint,
+its units and how manifest rows count towards them, how its models load, how a chunk of conditions
+becomes candidates, and any extra checks (``vary``'s similarity band). A backend runs the
+generate and score stages (:class:`LocalBackend` in this process; a distributed backend maps the
+same job methods over actors), while acceptance, writing and commits always stay here, so the commit
+point and the resume rules are the same whatever ran the models.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Protocol
+
+from pairsynth.alignment.acceptance import AcceptanceRule, Decision
+from pairsynth.candidates import Candidate, Condition
+from pairsynth.output_dir import OutputDir, disk_errors
+from pairsynth.stages import CaptionState, Plan, StageTimes, accept_candidates, plan_chunk, write_candidates
+from pairsynth.writers import ManifestWriter, PairWriter, WebDatasetWriter, dataset_writers
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class ProgressUpdate:
+    """Sent after every commit, for progress bars."""
+
+    candidates: int
+    accepted: int
+    target: int
+
+    @classmethod
+    def of(cls, states: Iterable[CaptionState], k: int) -> ProgressUpdate:
+        states = list(states)
+        return cls(sum(s.attempts for s in states), sum(s.accepted for s in states), k * len(states))
+
+
+@dataclass(kw_only=True)
+class RunSummary:
+    """What a run produced, and which captions (or source pairs) fell short of ``k``."""
+
+    out_dir: Path
+    k: int
+    captions: list[CaptionState]
+    elapsed_s: float
+    resumed_parts: int = 0
+    shards: list[Path] = field(default_factory=list)
+    times: StageTimes = field(default_factory=StageTimes)
+
+    @property
+    def candidates(self) -> int:
+        return sum(state.attempts for state in self.captions)
+
+    @property
+    def accepted(self) -> int:
+        return sum(state.accepted for state in self.captions)
+
+    @property
+    def shortfall(self) -> list[CaptionState]:
+        """Units that used their whole attempt budget without reaching ``k`` pairs."""
+        return [state for state in self.captions if state.accepted < self.k]
+
+
+@dataclass(frozen=True, kw_only=True)
+class OutputSpec:
+    """What a job writes: dataset formats, media encodings, and whether a report ends the run."""
+
+    formats: Sequence[str]
+    image_format: str = "png"
+    audio_format: str = "flac"
+    report: bool = True
+
+
+class Job(Protocol):
+    """What a command supplies to the engine; everything else is the engine's.
+
+    Attributes:
+        k: accepted pairs wanted per unit (a caption, or a source pair for variations).
+        plan: budgets, seed and chunk size for :func:`pairsynth.stages.plan_chunk`.
+        rule: the acceptance rule.
+        output: formats and report.
+    """
+
+    k: int
+    plan: Plan
+    rule: AcceptanceRule
+    output: OutputSpec
+
+    def check(self) -> None:
+        """Raise on bad input before anything is locked or loaded."""
+
+    def fingerprint(self) -> str:
+        """What decides the outputs; a directory written under another fingerprint is refused."""
+
+    def units(self) -> dict[str, CaptionState]:
+        """Every unit with zero attempts, keyed as :meth:`unit_of` names them."""
+
+    def unit_of(self, row: Mapping[str, Any]) -> str | None:
+        """The unit a committed manifest row counts towards; ``None``: the row is no candidate."""
+
+    def first_rows(self) -> list[dict[str, Any]]:
+        """Manifest rows for the first commit only (inputs that could not be read …)."""
+
+    def load(self) -> None:
+        """Load the models (called once, only when there is work left)."""
+
+    def make(self, conditions: Sequence[Condition], times: StageTimes) -> list[Candidate]:
+        """Generate stage: the candidates of ``conditions``, media attached, keys derived."""
+
+    def judge(self, candidates: Sequence[Candidate], times: StageTimes) -> list[Decision | None]:
+        """Score stage: scores on each candidate; a rejection where one is already certain."""
+
+
+class Backend(Protocol):
+    """Runs a job's model stages; the engine keeps acceptance, writing and commits."""
+
+    def start(self, job: Job) -> None:
+        """Get the models ready (in this process, or on workers)."""
+
+    def process(self, conditions: Sequence[Condition], times: StageTimes) -> tuple[list[Candidate], list[Decision | None]]:
+        """Generate and judge one chunk; candidates in the order of ``conditions``."""
+
+    def close(self) -> None:
+        """Release workers."""
+
+
+class LocalBackend:
+    """This process, one model stage after the other."""
+
+    def __init__(self) -> None:
+        self.job: Job | None = None
+
+    def start(self, job: Job) -> None:
+        self.job = job
+        job.load()
+
+    def process(self, conditions: Sequence[Condition], times: StageTimes) -> tuple[list[Candidate], list[Decision | None]]:
+        assert self.job is not None, "start() first"
+        with times.timing("generate"):
+            candidates = self.job.make(conditions, times)
+        with times.timing("score"):
+            rejections = self.job.judge(candidates, times)
+        return candidates, rejections
+
+    def close(self) -> None:
+        self.job = None
+
+
+def run_job(job: Job, out_dir: str | Path, *, overwrite: bool = False, backend: Backend | None = None,
+            on_progress: Callable[[ProgressUpdate], None] | None = None) -> RunSummary:
+    """Run ``job`` into ``out_dir`` until every unit has ``job.k`` pairs or used its budget.
+
+    Args:
+        job: what to make (see :class:`Job`).
+        out_dir: the datasets, manifest and report. A run killed at any point resumes from its last
+            commit when called again with the same job.
+        overwrite: discard what ``out_dir`` holds instead of resuming.
+        backend: where the models run; default :class:`LocalBackend`.
+        on_progress: called after every commit.
+    """
+    started = time.perf_counter()
+    # 1. Check inputs before any model loads.
+    job.check()
+    times = StageTimes()
+    output = OutputDir(out_dir)
+    backend = backend or LocalBackend()
+    with output.locked():
+        # 2. Return the output directory to its last commit: drop a killed run's unfinished part.
+        progress = output.load_progress(job.fingerprint(), overwrite=overwrite)
+        manifest = ManifestWriter(output.root)
+        spec = job.output
+        writers = dataset_writers(output.root, spec.formats, image_format=spec.image_format,
+                                  audio_format=spec.audio_format)
+        output.restore(progress, [manifest, *writers])
+        resumed_parts = progress.parts
+        if resumed_parts:
+            logger.info("resuming %s after %d committed parts", output.root, resumed_parts)
+
+        # 3. Count each unit's progress from the committed manifest.
+        states = count_states(job.units(), manifest.rows(), job.unit_of)
+        if resumed_parts == 0:
+            for row in job.first_rows():
+                manifest.write_row(row)
+
+        # 4. Load the models, only when there is work left.
+        try:
+            if plan_chunk(list(states.values()), job.plan):
+                with times.timing("load"):
+                    backend.start(job)
+
+            # 5. plan → generate → score → accept → write → commit, one chunk at a time.
+            while conditions := plan_chunk(list(states.values()), job.plan):
+                candidates, rejections = backend.process(conditions, times)
+                with times.timing("score"):
+                    accept_candidates(candidates, rejections, states, job.rule, job.k)
+                with times.timing("write"):
+                    with disk_errors(output.root):
+                        write_candidates(candidates, manifest, writers)
+                    output.commit(progress, [manifest, *writers])
+                if on_progress is not None:
+                    on_progress(ProgressUpdate.of(states.values(), job.k))
+        finally:
+            backend.close()
+
+        # 6. Finish: mark the run complete, log the units that never reached k.
+        output.finish(progress, [manifest, *writers])
+        summary = RunSummary(out_dir=output.root, k=job.k, captions=list(states.values()), elapsed_s=0.0,
+                             resumed_parts=resumed_parts, shards=_shards(writers), times=times)
+        for state in summary.shortfall:
+            logger.warning("%r reached %d of %d pairs in %d attempts", state.key, state.accepted, job.k,
+                           state.attempts)
+
+        # 7. Report: the QA report of `pairsynth score`, from the manifest's scores.
+        if spec.report:
+            from pairsynth.run_report import write_run_report
+
+            with times.timing("report"):
+                write_run_report(output.root, manifest.rows(), summary, job.rule.min_scores)
+        summary.elapsed_s = time.perf_counter() - started
+        return summary
+
+
+def count_states(states: dict[str, CaptionState], rows: Iterable[Mapping[str, Any]],
+                 unit_of: Callable[[Mapping[str, Any]], str | None]) -> dict[str, CaptionState]:
+    """Add each committed manifest row to its unit's attempts (and accepted count), in one pass."""
+    for row in rows:
+        unit = unit_of(row)
+        if unit is not None:
+            state = states[unit]
+            state.attempts += 1
+            state.accepted += bool(row["accepted"])
+    return states
+
+
+def _shards(writers: list[PairWriter]) -> list[Path]:
+    return [path for writer in writers if isinstance(writer, WebDatasetWriter) for path in writer.shard_paths]
