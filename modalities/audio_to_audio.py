@@ -52,16 +52,20 @@ class AudioToAudio(PipelineAdapter):
     @classmethod
     def from_pretrained(cls, ref: str, *, revision: str | None = None,
                         sampling: AudioVariationSampling = AudioVariationSampling(), device: str = "auto",
-                        dtype: str | None = None) -> AudioToAudio:
+                        dtype: str | None = None, concepts: Sequence[Any] = ()) -> AudioToAudio:
         """Load an AudioLDM pipeline (``toy-sounds``, a folder, or ``cvssp/audioldm-s-full-v2``)."""
         generator = TextToAudio.from_pretrained(ref, revision=revision, device=device, dtype=dtype)
-        return cls(generator.pipeline, model_id=ref, revision=revision, sampling=sampling)
+        adapter = cls(generator.pipeline, model_id=ref, revision=revision, sampling=sampling)
+        adapter.load_concepts(concepts)
+        return adapter
 
     @classmethod
     def from_text_to_audio(cls, generator: TextToAudio,
                            sampling: AudioVariationSampling = AudioVariationSampling()) -> AudioToAudio:
         """Reuse an already-loaded text→audio adapter's pipeline."""
-        return cls(generator.pipeline, model_id=generator.model_id, revision=generator.revision, sampling=sampling)
+        adapter = cls(generator.pipeline, model_id=generator.model_id, revision=generator.revision, sampling=sampling)
+        adapter.concepts = list(generator.concepts)  # the shared pipeline already holds them
+        return adapter
 
     @property
     def sample_rate(self) -> int:
@@ -73,7 +77,7 @@ class AudioToAudio(PipelineAdapter):
         return {"model": self.model_id, "revision": self.revision, "pipeline": "AudioLDMPipeline+variation",
                 "scheduler": type(self.pipeline.scheduler).__name__, "scheduler_name": s.scheduler,
                 "strength": s.strength, "steps": s.steps, "guidance_scale": s.guidance_scale,
-                "negative_prompt": s.negative_prompt, "sample_rate": self.sample_rate}
+                "negative_prompt": s.negative_prompt, "sample_rate": self.sample_rate, **self.concept_provenance}
 
     @torch.no_grad()
     def generate(self, sources: Sequence[tuple[np.ndarray, int]], prompts: Sequence[str],

@@ -49,13 +49,15 @@ class ImageToImage(PipelineAdapter):
     @classmethod
     def from_pretrained(cls, ref: str, *, revision: str | None = None,
                         sampling: VariationSampling = VariationSampling(), device: str = "auto",
-                        dtype: str | None = None) -> ImageToImage:
+                        dtype: str | None = None, concepts: Sequence[Any] = ()) -> ImageToImage:
         """Load an img2img pipeline (any text→image SD-family model works: diffusers maps it)."""
         ensure_torchvision_importable()
         from diffusers import AutoPipelineForImage2Image
 
         pipeline = load_pipeline(AutoPipelineForImage2Image, ref, revision=revision, device=device, dtype=dtype)
-        return cls(pipeline, model_id=ref, revision=revision, sampling=sampling)
+        adapter = cls(pipeline, model_id=ref, revision=revision, sampling=sampling)
+        adapter.load_concepts(concepts)
+        return adapter
 
     @classmethod
     def from_text_to_image(cls, generator: TextToImage, sampling: VariationSampling = VariationSampling()) -> ImageToImage:
@@ -64,7 +66,9 @@ class ImageToImage(PipelineAdapter):
         from diffusers import AutoPipelineForImage2Image
 
         pipeline = AutoPipelineForImage2Image.from_pipe(generator.pipeline)
-        return cls(pipeline, model_id=generator.model_id, revision=generator.revision, sampling=sampling)
+        adapter = cls(pipeline, model_id=generator.model_id, revision=generator.revision, sampling=sampling)
+        adapter.concepts = list(generator.concepts)  # the shared text encoder already holds them
+        return adapter
 
     @property
     def native_size(self) -> int:
@@ -75,7 +79,7 @@ class ImageToImage(PipelineAdapter):
     def provenance(self) -> dict[str, Any]:
         """What made the samples: recorded with every candidate and hashed into its key."""
         return provenance(self.pipeline, self.model_id, self.revision, self.sampling,
-                          size=self.sampling.size or self.native_size)
+                          size=self.sampling.size or self.native_size, **self.concept_provenance)
 
     @torch.inference_mode()  # lighter than the pipeline's own no_grad: no version counters or view tracking
     def generate(self, images: Sequence[np.ndarray | Image.Image], prompts: Sequence[str],

@@ -28,6 +28,19 @@ class PipelineAdapter:
         self.sampling = sampling
         pipeline.scheduler = make_scheduler(sampling.scheduler, pipeline.scheduler)
         pipeline.set_progress_bar_config(disable=True)
+        self.concepts: list[dict[str, Any]] = []
+
+    def load_concepts(self, folders: Sequence[Any]) -> None:
+        """Load learned concept folders (``pairsynth learn-concept``) into the pipeline, and record them."""
+        if folders:
+            from pairsynth.concepts.loading import load_concepts
+
+            self.concepts += load_concepts(self.pipeline, folders)
+
+    @property
+    def concept_provenance(self) -> dict[str, Any]:
+        """``{"concepts": [...]}`` once concepts are loaded (token, method, weight hashes), else nothing."""
+        return {"concepts": list(self.concepts)} if self.concepts else {}
 
     @property
     def device(self) -> torch.device:
@@ -65,6 +78,8 @@ def provenance(pipeline: Any, model_id: str, revision: str | None, sampling: Any
     """
     settings = dataclasses.asdict(sampling)
     settings["scheduler_name"] = settings.pop("scheduler")
+    if settings.get("stop_at", 0) is None:  # unset: recorded only when used, so older keys stay valid
+        del settings["stop_at"]
     return {"model": model_id, "revision": revision, "pipeline": type(pipeline).__name__,
             "scheduler": type(pipeline.scheduler).__name__, **settings, **extra,
             "dtype": str(pipeline.dtype).removeprefix("torch.")}

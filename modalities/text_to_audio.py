@@ -32,6 +32,7 @@ from typing import Any, ClassVar
 import numpy as np
 import torch
 
+from pairsynth.modalities.noise_paths import Blend, early_stop, initial_noise, latent_shape, mix_embeddings, slerp
 from pairsynth.modalities.pipelines import PipelineAdapter, load_pipeline, provenance, seeded_generators
 from pairsynth.torch_compat import ensure_torchvision_importable
 
@@ -57,6 +58,7 @@ class AudioSampling:
     negative_prompt: str | None = None
     scheduler: str = "default"
     duration_s: float | None = None
+    stop_at: float | None = None  # stop after this fraction of the steps, decoding the predicted x0
 
 
 @dataclass(frozen=True)
@@ -86,7 +88,7 @@ class TextToAudio(PipelineAdapter):
 
     @classmethod
     def from_pretrained(cls, ref: str, *, revision: str | None = None, sampling: AudioSampling = AudioSampling(),
-                        device: str = "auto", dtype: str | None = None) -> TextToAudio:
+                        device: str = "auto", dtype: str | None = None, concepts: Sequence[Any] = ()) -> TextToAudio:
         """Load an AudioLDM or AudioLDM 2 pipeline.
 
         Args:
@@ -96,13 +98,16 @@ class TextToAudio(PipelineAdapter):
             sampling: steps, guidance, scheduler, negative prompt and duration.
             device: ``auto`` picks CUDA when present, else the CPU.
             dtype: ``fp32``/``fp16``/``bf16``; by default half precision on CUDA, fp32 on the CPU.
+            concepts: concept folders (``pairsynth learn-concept``) to load; recorded in the provenance.
         """
         ensure_torchvision_importable()
         with _quiet_deprecation():
             from diffusers import DiffusionPipeline
 
             pipeline = load_pipeline(DiffusionPipeline, ref, revision=revision, device=device, dtype=dtype)
-        return cls(pipeline, model_id=ref, revision=revision, sampling=sampling)
+        adapter = cls(pipeline, model_id=ref, revision=revision, sampling=sampling)
+        adapter.load_concepts(concepts)
+        return adapter
 
     @property
     def sample_rate(self) -> int:
@@ -112,7 +117,8 @@ class TextToAudio(PipelineAdapter):
     @property
     def provenance(self) -> dict[str, Any]:
         """What made the samples: recorded with every candidate and hashed into its key."""
-        return provenance(self.pipeline, self.model_id, self.revision, self.sampling, sample_rate=self.sample_rate)
+        return provenance(self.pipeline, self.model_id, self.revision, self.sampling, sample_rate=self.sample_rate,
+                          **self.concept_provenance)
 
     @torch.inference_mode()  # lighter than the pipeline's own no_grad, and covers encode_prompt, which has none
     def generate(self, prompts: Sequence[str], seeds: Sequence[int]) -> list[GeneratedAudio]:
@@ -125,13 +131,43 @@ class TextToAudio(PipelineAdapter):
         generators = seeded_generators(seeds)
         common = {"num_inference_steps": s.steps, "guidance_scale": s.guidance_scale,
                   "audio_length_in_s": s.duration_s, "generator": generators, "output_type": "np"}
+        with early_stop(self.pipeline, s.stop_at, s.steps) as stopping:
+            if self._is_audioldm2:
+                with warnings.catch_warnings():
+                    warnings.filterwarnings("ignore", message=_GPT2_CACHE_WARNING, category=FutureWarning)
+                    output = self.pipeline(**self._audioldm2_embeddings(list(prompts)), **common, **stopping)
+            else:
+                negative = [s.negative_prompt] * len(prompts) if s.negative_prompt else None
+                output = self.pipeline(prompt=list(prompts), negative_prompt=negative, **common, **stopping)
+        return [GeneratedAudio(np.asarray(audio, dtype=np.float32), self.sample_rate) for audio in output.audios]
+
+    @torch.inference_mode()
+    def generate_blended(self, blends: Sequence[Blend]) -> list[GeneratedAudio]:
+        """One clip per point between two samples: slerped initial noise and/or mixed CLAP text embeddings.
+
+        AudioLDM (1) only: its conditioning is one unit vector per prompt, mixed and renormalised here.
+        """
         if self._is_audioldm2:
-            with warnings.catch_warnings():
-                warnings.filterwarnings("ignore", message=_GPT2_CACHE_WARNING, category=FutureWarning)
-                output = self.pipeline(**self._audioldm2_embeddings(list(prompts)), **common)
-        else:
-            negative = [s.negative_prompt] * len(prompts) if s.negative_prompt else None
-            output = self.pipeline(prompt=list(prompts), negative_prompt=negative, **common)
+            raise ValueError("interpolation supports AudioLDM pipelines; AudioLDM 2's conditioning is a "
+                             "GPT-2-generated sequence with no straight line between two prompts")
+        if not blends:
+            return []
+        s, pipe = self.sampling, self.pipeline
+        shape = latent_shape(pipe, duration_s=s.duration_s)
+        noise = torch.cat([slerp(initial_noise(shape, b.seed_a), initial_noise(shape, b.seed_b), b.noise_weight)
+                           for b in blends])
+        guided = s.guidance_scale > 1.0
+        negative = [s.negative_prompt] * len(blends) if s.negative_prompt else None
+        ends = [pipe._encode_prompt([getattr(b, f"prompt_{end}") for b in blends], pipe._execution_device, 1, guided,
+                                    negative) for end in ("a", "b")]  # with guidance: [negatives, prompts]
+        weights = torch.tensor([b.prompt_weight for b in blends])
+        mixed = mix_embeddings(ends[0][-len(blends):], ends[1][-len(blends):], weights, renormalise=True)
+        extra = {"negative_prompt_embeds": ends[0][: len(blends)]} if guided else {}
+        with early_stop(pipe, s.stop_at, s.steps) as stopping:
+            output = pipe(prompt_embeds=mixed, **extra, num_inference_steps=s.steps, guidance_scale=s.guidance_scale,
+                          audio_length_in_s=s.duration_s, latents=noise.to(pipe._execution_device, pipe.unet.dtype),
+                          generator=seeded_generators([b.generator_seed for b in blends]), output_type="np",
+                          **stopping)
         return [GeneratedAudio(np.asarray(audio, dtype=np.float32), self.sample_rate) for audio in output.audios]
 
     @property

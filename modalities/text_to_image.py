@@ -10,6 +10,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from pairsynth.modalities.noise_paths import Blend, early_stop, initial_noise, latent_shape, mix_embeddings, slerp
 from pairsynth.modalities.pipelines import PipelineAdapter, load_pipeline, prompt_arguments, provenance, seeded_generators
 from pairsynth.torch_compat import ensure_torchvision_importable
 
@@ -26,6 +27,7 @@ class ImageSampling:
     scheduler: str = "dpm++"
     height: int | None = None
     width: int | None = None
+    stop_at: float | None = None  # stop after this fraction of the steps, decoding the predicted x0
 
 
 @dataclass(frozen=True)
@@ -49,7 +51,7 @@ class TextToImage(PipelineAdapter):
 
     @classmethod
     def from_pretrained(cls, ref: str, *, revision: str | None = None, sampling: ImageSampling = ImageSampling(),
-                        device: str = "auto", dtype: str | None = None) -> TextToImage:
+                        device: str = "auto", dtype: str | None = None, concepts: Sequence[Any] = ()) -> TextToImage:
         """Load a text→image pipeline.
 
         Args:
@@ -58,17 +60,20 @@ class TextToImage(PipelineAdapter):
             sampling: steps, guidance, scheduler, negative prompt and size.
             device: ``auto`` picks CUDA when present, else the CPU.
             dtype: ``fp32``/``fp16``/``bf16``; by default half precision on CUDA, fp32 on the CPU.
+            concepts: concept folders (``pairsynth learn-concept``) to load; recorded in the provenance.
         """
         ensure_torchvision_importable()
         from diffusers import AutoPipelineForText2Image
 
         pipeline = load_pipeline(AutoPipelineForText2Image, ref, revision=revision, device=device, dtype=dtype)
-        return cls(pipeline, model_id=ref, revision=revision, sampling=sampling)
+        adapter = cls(pipeline, model_id=ref, revision=revision, sampling=sampling)
+        adapter.load_concepts(concepts)
+        return adapter
 
     @property
     def provenance(self) -> dict[str, Any]:
         """What made the samples: recorded with every candidate and hashed into its key."""
-        return provenance(self.pipeline, self.model_id, self.revision, self.sampling)
+        return provenance(self.pipeline, self.model_id, self.revision, self.sampling, **self.concept_provenance)
 
     @torch.inference_mode()  # lighter than the pipeline's own no_grad: no version counters or view tracking
     def generate(self, prompts: Sequence[str], seeds: Sequence[int]) -> list[GeneratedImage]:
@@ -77,17 +82,43 @@ class TextToImage(PipelineAdapter):
             raise ValueError(f"{len(prompts)} prompts but {len(seeds)} seeds")
         if not prompts:
             return []
+        return self._call(prompt_arguments(self.pipeline, prompts, self.sampling.negative_prompt,
+                                           self.sampling.guidance_scale), seeds)
+
+    @torch.inference_mode()
+    def generate_blended(self, blends: Sequence[Blend]) -> list[GeneratedImage]:
+        """One image per point between two samples: slerped initial noise and/or mixed prompt embeddings.
+
+        A point of weight 0 (or 1, with ``what="both"``) is exactly the plain sample of that endpoint.
+        """
+        if not blends:
+            return []
         s = self.sampling
-        generators = seeded_generators(seeds)
-        output = self.pipeline(
-            **prompt_arguments(self.pipeline, prompts, s.negative_prompt, s.guidance_scale),
-            num_inference_steps=s.steps,
-            guidance_scale=s.guidance_scale,
-            height=s.height,
-            width=s.width,
-            generator=generators,
-            output_type="np",
-        )
-        flags = getattr(output, "nsfw_content_detected", None) or [False] * len(prompts)
+        shape = latent_shape(self.pipeline, height=s.height, width=s.width)
+        noise = torch.cat([slerp(initial_noise(shape, b.seed_a), initial_noise(shape, b.seed_b), b.noise_weight)
+                           for b in blends])
+        ends = [prompt_arguments(self.pipeline, [getattr(b, f"prompt_{end}") for b in blends], s.negative_prompt,
+                                 s.guidance_scale) for end in ("a", "b")]
+        if "prompt_embeds" not in ends[0]:
+            raise ValueError(f"{type(self.pipeline).__name__} takes no prompt embeddings; interpolation needs them")
+        weights = torch.tensor([b.prompt_weight for b in blends])
+        arguments = {name: mix_embeddings(ends[0][name], ends[1][name], weights) for name in ends[0]}
+        return self._call(arguments, [b.generator_seed for b in blends], latents=noise.to(self.device, self.pipeline.unet.dtype))
+
+    def _call(self, arguments: dict[str, Any], seeds: Sequence[int], **extra: Any) -> list[GeneratedImage]:
+        s = self.sampling
+        with early_stop(self.pipeline, s.stop_at, s.steps) as stopping:
+            output = self.pipeline(
+                **arguments,
+                num_inference_steps=s.steps,
+                guidance_scale=s.guidance_scale,
+                height=s.height,
+                width=s.width,
+                generator=seeded_generators(seeds),
+                output_type="np",
+                **stopping,
+                **extra,
+            )
+        flags = getattr(output, "nsfw_content_detected", None) or [False] * len(seeds)
         return [GeneratedImage(np.asarray(image, dtype=np.float32), bool(flag))
                 for image, flag in zip(output.images, flags)]

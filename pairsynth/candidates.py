@@ -44,6 +44,7 @@ class Condition:
     seed: int
     prompts: dict[str, str] = field(default_factory=dict, compare=False)
     source: str | None = None  # the key of the pair being varied, for variations
+    blend: Any = field(default=None, compare=False)  # an interpolation point (modalities.noise_paths.Blend)
 
     @property
     def unit(self) -> str:
@@ -119,9 +120,16 @@ class Candidate:
             **({"prompts": self.condition.prompts} if self.modality == "triplet" else {}),
             **self.provenance,
             **({"source": self.lineage} if self.lineage else {}),
+            **({"interpolation": _blend_record(self.condition)} if self.condition.blend is not None else {}),
             "scores": {judge: scores.as_dict() for judge, scores in self.scores.items()},
             "accepted": self.accepted,
             "reason": decision.reason if decision else None,
             "detail": decision.detail if decision else None,
             "notes": self.notes,
         }
+
+
+def _blend_record(condition: Condition) -> dict[str, Any]:
+    from pairsynth.interpolation import blend_record
+
+    return blend_record(condition.blend, condition.unit)

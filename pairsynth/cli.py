@@ -238,7 +238,6 @@ def _fail_cleanly(action) -> None:
 
 
 @app.command()
-<<<<<<< HEAD
 def plan(
     recipe: Annotated[Path, typer.Argument(help="YAML recipe")],
     overrides: Annotated[Optional[list[str]], typer.Option(
@@ -307,7 +306,11 @@ def init(
         path = write_starter(kind, out, force=force)
         console.print(f"wrote {path}: look with [bold]pairsynth plan {path}[/], "
                       f"run with [bold]pairsynth generate {path} --out out/{kind}[/]")
-=======
+
+    _fail_cleanly(run)
+
+
+@app.command()
 def probe(
     real: Annotated[Path, typer.Option(help="labeled real data: imagefolder/audiofolder, class subfolders, or pairs")],
     synthetic: Annotated[list[Path], typer.Option(help="synthetic data (a pairsynth output); repeat to compare several")],
@@ -356,6 +359,5 @@ def probe(
                 console.print(f"{result['shots']:>3} shots · {condition} vs {gain['over']}: {metric} "
                               f"{100 * gain['mean']:+.1f} points, {interval}, {gain['draws']} draws")
         console.print(f"→ {out / 'index.html'}")
->>>>>>> probe
 
     _fail_cleanly(run)

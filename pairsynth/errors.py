@@ -45,3 +45,7 @@ def printable(text: object) -> str:
     in one could recolour, rewrite or hide what the terminal shows.
     """
     return _UNPRINTABLE.sub(lambda match: match.group().encode("unicode_escape").decode("ascii"), str(text))
+
+
+class ConceptError(PairsynthError, ValueError):
+    """A concept's source items, token or folder cannot be used (pairsynth learn-concept, recipes' concepts:)."""

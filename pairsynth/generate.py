@@ -14,6 +14,8 @@ from typing import Any
 from pairsynth.alignment.acceptance import AcceptanceRule, Decision
 from pairsynth.alignment.embedding_scorer import EmbeddingScorer
 from pairsynth.candidates import Candidate, Condition
+from pairsynth.concepts.judging import concept_judges
+from pairsynth.interpolation import attach_blends, endpoint_captions, path_points
 from pairsynth.judges import load_judge
 from pairsynth.media import medium
 from pairsynth.recipe import Recipe
@@ -48,6 +50,7 @@ class GenerateJob:
                                  audio_format=recipe.output.audio_format, report=recipe.output.report)
         self.batch_sizes = {m: config.batch_size for m, config in recipe.generator_configs.items()}
         self.distractors = recipe_distractors(recipe)
+        self.points = path_points(recipe.interpolate)  # interpolate: one more unit per point of each path
 
     def check(self) -> None:
         for name in self.recipe.media:
@@ -60,11 +63,15 @@ class GenerateJob:
     def units(self) -> dict[str, CaptionState]:
         recipe = self.recipe
         nested = len(recipe.media) > 1  # each medium of a triplet has its own prompt
-        return {caption: CaptionState(caption=caption, index=index, prompts=recipe.prompts_for(caption) if nested else {})
-                for index, caption in enumerate(recipe.caption_list)}
+        units = {caption: CaptionState(caption=caption, index=index, prompts=recipe.prompts_for(caption) if nested else {})
+                 for index, caption in enumerate(recipe.caption_list)}
+        first = len(units)
+        units.update({p.unit: CaptionState(caption=p.caption, index=first + i, source=p.unit)
+                      for i, p in enumerate(self.points)})
+        return units
 
     def unit_of(self, row: Mapping[str, Any]) -> str:
-        return row["caption"]
+        return row.get("interpolation", {}).get("unit", row["caption"])
 
     def first_rows(self) -> list[dict[str, Any]]:
         return []
@@ -75,10 +82,13 @@ class GenerateJob:
             if name not in self.generators:
                 self.generators[name] = medium(name).load_generator(recipe.generator_model(name),
                                                                     recipe.generator_configs[name], recipe.device)
+                self.generators[name].load_concepts(recipe.concept_folders)  # a recipe's concepts:
             if name not in self.scorers:
                 self.scorers[name] = load_judge(name, recipe.scorer, device=recipe.device)
+        self.scorers = concept_judges(self.scorers, self.generators)  # judges read a concept token as its words
 
     def make(self, conditions: Sequence[Condition], times: StageTimes) -> list[Candidate]:
+        conditions = attach_blends(conditions, self.points, self.recipe.seed)  # endpoint seeds and weight
         return generate_candidates(self.generators, conditions, self.batch_sizes)
 
     def judge(self, candidates: Sequence[Candidate], times: StageTimes) -> list[Decision | None]:
@@ -119,6 +129,7 @@ def recipe_distractors(recipe: Recipe) -> dict[str, list[str]]:
     distractors = {}
     for name in recipe.media:
         own = [recipe.prompts_for(c)[name] for c in recipe.caption_list] if retrieval.use_recipe_captions else []
+        own += endpoint_captions(recipe.interpolate)
         distractors[name] = list(dict.fromkeys(own + retrieval.negatives))
         if len(distractors[name]) < 2:
             logger.warning("the %s retrieval check has no distractors (one caption, no negatives); it passes every pair",

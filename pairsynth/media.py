@@ -119,7 +119,7 @@ def _load_text_to_image(ref: str, settings: Any, device: str) -> Any:
     from pairsynth.modalities.text_to_image import ImageSampling, TextToImage
 
     sampling = ImageSampling(settings.steps, settings.guidance_scale, settings.negative_prompt, settings.scheduler,
-                             settings.height, settings.width)
+                             settings.height, settings.width, settings.stop_at)
     return TextToImage.from_pretrained(ref, revision=settings.revision, sampling=sampling, device=device)
 
 
@@ -155,7 +155,7 @@ def _load_text_to_audio(ref: str, settings: Any, device: str) -> Any:
     from pairsynth.modalities.text_to_audio import AudioSampling, TextToAudio
 
     sampling = AudioSampling(settings.steps, settings.guidance_scale, settings.negative_prompt, settings.scheduler,
-                             settings.duration_s)
+                             settings.duration_s, settings.stop_at)
     return TextToAudio.from_pretrained(ref, revision=settings.revision, sampling=sampling, device=device)
 
 

@@ -11,11 +11,13 @@ from __future__ import annotations
 
 import math
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
+from pairsynth.candidates import Condition
+from pairsynth.media import MEDIA
 from pairsynth.recipe import Recipe
-from pairsynth.stages import MIN_RATE_ESTIMATE, CaptionState, Plan, plan_chunk
+from pairsynth.stages import MIN_RATE_ESTIMATE, StageTimes, accept_candidates, plan_chunk
 
 
 @dataclass(frozen=True)
@@ -99,16 +101,16 @@ def plan_recipe(recipe: Recipe, *, calibrate: bool = True, calibration_size: int
             on a CPU).
         calibration_size: candidates in the batch; default the smallest generator batch size.
     """
-    states = [CaptionState(caption, index, prompts=recipe.prompts_for(caption) if recipe.modality == "triplet" else {})
-              for index, caption in enumerate(recipe.caption_list)]
-    plan = Plan(recipe.k, recipe.attempts_per_caption, recipe.seed, recipe.accept.top_k, recipe.accept.pool_factor,
-                chunk_size=len(states) * recipe.k * 64)
-    first_round = plan_chunk(states, plan)
-    models = {f"generator ({medium})": recipe.generator_model(medium) for medium in recipe.media}
-    if "image" in recipe.media:
-        models["judge (image)"] = recipe.scorer.clip + (f" [{recipe.scorer.pretrained}]" if recipe.scorer.pretrained else "")
-    if "audio" in recipe.media:
-        models["judge (audio)"] = recipe.scorer.clap
+    from pairsynth.generate import GenerateJob
+
+    job = GenerateJob(recipe)
+    states = list(job.units().values())
+    first_round = plan_chunk(states, replace(job.plan, chunk_size=len(states) * recipe.k * 64))
+    models = {f"generator ({name})": recipe.generator_model(name) for name in recipe.media}
+    for name in recipe.media:
+        models[f"judge ({name})"] = recipe.scorer.model_for(MEDIA[name].judge)
+    if recipe.scorer.pretrained:
+        models["judge weights (CLIP pretrained)"] = recipe.scorer.pretrained
     result = RecipePlan(recipe.caption_list, recipe.k, len(first_round), len(states) * recipe.attempts_per_caption,
                         models, list(recipe.output_formats))
     if recipe.accept.top_k:
@@ -119,23 +121,16 @@ def plan_recipe(recipe: Recipe, *, calibrate: bool = True, calibration_size: int
     return result
 
 
-def calibrate_batch(recipe: Recipe, conditions: list[Any]) -> Calibration:
+def calibrate_batch(recipe: Recipe, conditions: list[Condition]) -> Calibration:
     """Load the recipe's models and time ``conditions`` through generate, score and accept (nothing written)."""
-    from pairsynth.alignment.acceptance import AcceptanceRule
-    from pairsynth.generate import _distractors, load_generator, load_scorer
-    from pairsynth.stages import accept_candidates, generate_candidates, score_candidates
+    from pairsynth.generate import GenerateJob
 
+    job = GenerateJob(recipe)
     started = time.perf_counter()
-    generators = {medium: load_generator(recipe, medium) for medium in recipe.media}
-    scorers = {medium: load_scorer(recipe, medium) for medium in recipe.media}
+    job.load()
     loaded = time.perf_counter()
-    min_scores = {"clip": recipe.accept.min_clip_score, "clap": recipe.accept.min_clap_score}
-    rule = AcceptanceRule({judge: value for judge, value in min_scores.items() if value is not None},
-                          recipe.accept.retrieval.max_rank if recipe.accept.retrieval else None, recipe.accept.top_k)
-    batch_sizes = {medium: config.batch_size for medium, config in recipe.generator_configs.items()}
-    candidates = generate_candidates(generators, conditions, batch_sizes)
-    rejections = score_candidates(scorers, candidates, _distractors(recipe))
-    states = {c.unit: CaptionState(c.caption, c.caption_index, source=c.source) for c in conditions}
-    accept_candidates(candidates, rejections, states, rule, recipe.k)
+    times = StageTimes()
+    candidates = job.make(conditions, times)
+    accept_candidates(candidates, job.judge(candidates, times), job.units(), job.rule, job.k)
     finished = time.perf_counter()
     return Calibration(len(candidates), sum(c.accepted for c in candidates), loaded - started, finished - loaded)

@@ -49,6 +49,16 @@ class GeneratorConfig(_Strict):
     width: int | None = Field(None, ge=8, multiple_of=8, description="image only")
     duration_s: float | None = Field(None, gt=0.0, le=600.0, description="audio only; default: the model's")
     batch_size: int = Field(8, ge=1, le=1024)
+    stop_at: float | None = Field(None, gt=0.0, lt=1.0, description="stop denoising after this fraction of the "
+                                  "steps and decode the predicted x0 (rougher, more abstract samples)")
+
+
+class InterpolateConfig(_Strict):
+    """Samples between two captions: their initial noise slerped and/or their prompt embeddings mixed."""
+
+    between: list[tuple[str, str]] = Field(min_length=1, description="caption pairs [[a, b], ...]")
+    steps: int = Field(5, ge=2, le=101, description="points per path, both endpoints included")
+    what: Literal["noise", "prompt", "both"] = "noise"
 
 
 ScorerConfig = JudgeSettings
@@ -103,8 +113,11 @@ class Recipe(_Strict):
     scorer: ScorerConfig = Field(default_factory=ScorerConfig)
     accept: AcceptConfig = Field(default_factory=AcceptConfig)
     output: OutputConfig = Field(default_factory=OutputConfig)
+    concepts: list[Path] | None = Field(None, description="concept folders (pairsynth learn-concept) loaded into the generator")
+    interpolate: InterpolateConfig | None = None
 
     _captions: dict[str, dict[str, str]] = PrivateAttr(default_factory=dict)  # caption -> its slot values
+    _base: Path = PrivateAttr(default=Path("."))
 
     @model_validator(mode="after")
     def _expand_captions(self, info: Any) -> Recipe:
@@ -114,7 +127,21 @@ class Recipe(_Strict):
         values = dict(reversed(specs))  # a repeated caption keeps its first slot values
         self._captions = {caption: values[caption] for caption in deduplicate([c for c, _ in specs])}
         self._check_prompts()
+        self._base = base
+        for index, folder in enumerate(self.concepts or []):
+            if not (self.concept_folder(index) / "concept.json").is_file():
+                raise ValueError(f"concepts[{index}]: {folder} is not a concept folder (no concept.json); "
+                                 "make one with pairsynth learn-concept")
         return self
+
+    def concept_folder(self, index: int) -> Path:
+        """A concept folder, relative paths read from the recipe's folder."""
+        folder = (self.concepts or [])[index]
+        return folder if folder.is_absolute() else self._base / folder
+
+    @property
+    def concept_folders(self) -> list[Path]:
+        return [self.concept_folder(index) for index in range(len(self.concepts or []))]
 
     def _check_modality_settings(self) -> None:
         if self.modality == "triplet":
@@ -216,6 +243,12 @@ class Recipe(_Strict):
                                                      "generators": {medium: {"batch_size"} for medium in MEDIA},
                                                      "output": {"commit_every"}})
         data["captions"] = self.caption_list
+        for name in ("concepts", "interpolate"):  # unset newer keys leave older recipes' fingerprints as they were
+            if data[name] is None:
+                del data[name]
+        for config in [data["generator"], *(data["generators"] or {}).values()]:
+            if config.get("stop_at") is None:
+                config.pop("stop_at", None)
         return hashlib.sha256(json.dumps(data, sort_keys=True).encode()).hexdigest()[:16]
 
 

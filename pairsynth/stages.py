@@ -17,6 +17,7 @@ from typing import Any, Protocol
 from pairsynth.alignment.acceptance import AcceptanceRule, Decision, check_pair, decide_for_caption, ranking_value
 from pairsynth.alignment.embedding_scorer import EmbeddingScorer
 from pairsynth.candidates import Candidate, Condition, derive_seed, sample_key
+from pairsynth.interpolation import generate_batch
 from pairsynth.media import medium
 from pairsynth.writers.base import PairWriter
 
@@ -141,7 +142,8 @@ def generate_candidates(generators: Mapping[str, Generator] | Mapping[str, Varie
             arguments = ([c.condition.prompt_for(modality) for c in batch], [c.condition.seed for c in batch])
             if sources is not None:
                 arguments = ([sources[c.condition.unit] for c in batch], *arguments)
-            outputs = generator.generate(*arguments)
+            outputs = (generator.generate(*arguments) if sources is not None else  # interpolation points too:
+                       generate_batch(generator, *arguments, [c.condition.blend for c in batch]))
             for candidate, output in zip(batch, outputs):
                 attach(candidate, output)
     return candidates

@@ -64,6 +64,7 @@ class VaryConfig(BaseModel):
     image_format: Literal["png", "jpg"] = "png"
     commit_every: StrictInt = Field(64, ge=1)
     allow_outside_root: bool = Field(False, description="read items a dataset names outside its folder")
+    concepts: list[Path] = Field(default_factory=list, description="concept folders (pairsynth learn-concept) to load")
 
     @model_validator(mode="after")
     def _check(self) -> VaryConfig:
@@ -92,7 +93,7 @@ class VaryConfig(BaseModel):
         # allow_outside_root changes which sources are read, and the sources are in the fingerprint already
         data = self.model_dump(mode="json", exclude={"batch_size", "judge_batch_size", "device", "commit_every",
                                                      "allow_outside_root"})
-        for name, default in (("pretrained", None), ("precision", "fp32")):  # keep older outputs resumable
+        for name, default in (("pretrained", None), ("precision", "fp32"), ("concepts", [])):  # keep older outputs resumable
             if data[name] == default:
                 del data[name]
         data["sources"] = [(record.key, record.caption) for record in sources]
@@ -158,6 +159,7 @@ class VaryJob:
         config = self.config
         if self.varier is None:
             self.varier = self.medium.load_varier(config.model or self.medium.default_generator, config, config.device)
+            self.varier.load_concepts(config.concepts)
         if self.scorer is None:
             self.scorer = load_judge(self.modality, config.judges, device=config.device)
         self.source_features = dict(zip(self.media, self.scorer.embed_samples(list(self.media.values()))))

@@ -1,0 +1,169 @@
+"""Controls on a sample's noise path: interpolating between two samples, and stopping the denoising early.
+
+* **Interpolation**: two samples (caption, seed) differ in their initial noise and their prompt. A
+  point between them gets the spherical interpolation of the two noises (Gaussian noise lives near a
+  sphere; a straight line would pass through low-norm, blurry latents) and/or the linear
+  interpolation of the two prompts' embeddings. Each noise is drawn exactly as the pipeline draws
+  it from a per-sample generator (``randn_tensor`` with a list of generators draws one ``(1, …)``
+  tensor per generator), so the endpoints are the plain samples.
+* **Early stop** (``stop_at``): after that fraction of the steps, the latent is replaced by the
+  scheduler's prediction of the clean latent x0, and the remaining steps are skipped (Stable
+  Diffusion, through diffusers' ``callback_on_step_end`` and the pipeline's interrupt flag) or made
+  no-ops (AudioLDM, whose pipeline has no ``callback_on_step_end``; its UNet still runs them).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import inspect
+import math
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Any, Literal
+
+import torch
+
+BlendWhat = Literal["noise", "prompt", "both"]
+
+
+@dataclass(frozen=True)
+class Blend:
+    """One point on the path between sample A (``prompt_a``, ``seed_a``) and sample B.
+
+    Attributes:
+        weight: 0 is A, 1 is B.
+        what: ``noise`` slerps the initial noise (the prompt is the nearer endpoint's), ``prompt``
+            mixes the prompt embeddings (the noise is A's), ``both`` does both.
+    """
+
+    prompt_a: str
+    prompt_b: str
+    seed_a: int
+    seed_b: int
+    weight: float
+    what: BlendWhat = "noise"
+
+    @property
+    def noise_weight(self) -> float:
+        return self.weight if self.what in ("noise", "both") else 0.0
+
+    @property
+    def prompt_weight(self) -> float:
+        if self.what == "noise":
+            return 0.0 if self.weight < 0.5 else 1.0
+        return self.weight
+
+    @property
+    def generator_seed(self) -> int:
+        """The seed of the sampler's own noise (ancestral samplers): the nearer noise endpoint's."""
+        return self.seed_b if self.noise_weight >= 0.5 else self.seed_a
+
+
+def slerp(a: torch.Tensor, b: torch.Tensor, weight: float) -> torch.Tensor:
+    """Spherical interpolation of two noise tensors (linear when they are almost parallel)."""
+    if weight == 0.0:
+        return a.clone()
+    if weight == 1.0:
+        return b.clone()
+    flat_a, flat_b = a.flatten().double(), b.flatten().double()
+    cosine = torch.dot(flat_a, flat_b) / (flat_a.norm() * flat_b.norm())
+    angle = math.acos(float(cosine.clamp(-1.0, 1.0)))
+    if angle < 1e-4:
+        return torch.lerp(a, b, weight)
+    mixed = (math.sin((1 - weight) * angle) * a.double() + math.sin(weight * angle) * b.double()) / math.sin(angle)
+    return mixed.to(a.dtype)
+
+
+def initial_noise(shape: tuple[int, ...], seed: int) -> torch.Tensor:
+    """One sample's initial noise ``(1, …)``, as the pipeline draws it from ``Generator().manual_seed(seed)``."""
+    return torch.randn((1, *shape), generator=torch.Generator(device="cpu").manual_seed(int(seed)))
+
+
+def latent_shape(pipeline: Any, *, height: int | None = None, width: int | None = None,
+                 duration_s: float | None = None) -> tuple[int, int, int]:
+    """The (channels, rows, columns) of one sample's initial latent, as the pipeline's ``prepare_latents`` makes it."""
+    unet, scale = pipeline.unet, pipeline.vae_scale_factor
+    if hasattr(pipeline, "vocoder"):  # AudioLDM: rows are mel frames, columns mel bins
+        vocoder = pipeline.vocoder.config
+        upsample = float(torch.tensor(vocoder.upsample_rates).prod()) / vocoder.sampling_rate
+        seconds = duration_s if duration_s is not None else unet.config.sample_size * scale * upsample
+        frames = int(seconds / upsample)
+        frames = math.ceil(frames / scale) * scale
+        return (unet.config.in_channels, frames // scale, int(vocoder.model_in_dim) // scale)
+    side = unet.config.sample_size * scale
+    return (unet.config.in_channels, (height or side) // scale, (width or side) // scale)
+
+
+def mix_embeddings(a: torch.Tensor, b: torch.Tensor, weights: torch.Tensor, *, renormalise: bool = False) -> torch.Tensor:
+    """Per-row linear interpolation of prompt embeddings; ``renormalise`` keeps unit rows unit (AudioLDM's CLAP)."""
+    shape = (-1,) + (1,) * (a.dim() - 1)
+    weights = weights.to(a).reshape(shape)
+    mixed = torch.lerp(a, b, weights)
+    if not renormalise:
+        return mixed
+    inner = (weights > 0) & (weights < 1)  # endpoints stay bit-identical to the plain prompts' embeddings
+    return torch.where(inner, torch.nn.functional.normalize(mixed, dim=-1), mixed)
+
+
+@contextlib.contextmanager
+def early_stop(pipeline: Any, stop_at: float | None, steps: int) -> Iterator[dict[str, Any]]:
+    """Stop after ``round(stop_at · steps)`` steps (at least one) and leave the predicted x0 as the latent.
+
+    Yields the extra keyword arguments for the pipeline call (``callback_on_step_end`` where the
+    pipeline has it). The scheduler's ``step`` is wrapped on the instance for the call's duration.
+    """
+    if stop_at is None:
+        yield {}
+        return
+    scheduler = pipeline.scheduler
+    last = max(1, round(stop_at * steps)) - 1  # index of the last step that runs
+    state = {"index": 0}
+    step = scheduler.step
+
+    def stopping_step(model_output, timestep, sample, *args, **kwargs):
+        index = state["index"]
+        state["index"] += 1
+        if index > last:  # pipelines without an interrupt flag: the remaining steps change nothing
+            return (sample,) if not kwargs.get("return_dict", True) else _output(sample)
+        result = step(model_output, timestep, sample, *args, **kwargs)
+        if index < last:
+            return result
+        x0 = _predicted_x0(scheduler, result, model_output, timestep, sample)
+        return (x0, *result[1:]) if isinstance(result, tuple) else _output(x0)
+
+    kwargs: dict[str, Any] = {}
+    if "callback_on_step_end" in inspect.signature(type(pipeline).__call__).parameters:
+        def on_step_end(pipe: Any, index: int, timestep: Any, tensors: dict[str, Any]) -> dict[str, Any]:
+            if index >= last:
+                pipe._interrupt = True  # SD's loop skips the remaining steps, then decodes the latents
+            return tensors
+
+        kwargs = {"callback_on_step_end": on_step_end}
+    scheduler.step = stopping_step
+    try:
+        yield kwargs
+    finally:
+        del scheduler.step  # the class's own method again
+        if hasattr(pipeline, "_interrupt"):
+            pipeline._interrupt = False
+
+
+def _output(sample: torch.Tensor) -> Any:
+    from diffusers.schedulers.scheduling_utils import SchedulerOutput
+
+    return SchedulerOutput(prev_sample=sample)
+
+
+def _predicted_x0(scheduler: Any, result: Any, model_output: torch.Tensor, timestep: Any, sample: torch.Tensor) -> torch.Tensor:
+    """The scheduler's own x0 estimate where it makes one, else x0 from the ε (or v) prediction."""
+    predicted = result[1] if isinstance(result, tuple) and len(result) > 1 else getattr(result, "pred_original_sample", None)
+    if predicted is not None:
+        return predicted
+    config = scheduler.config
+    if getattr(scheduler, "model_outputs", None) and (
+            config.get("algorithm_type") in ("dpmsolver++", "sde-dpmsolver++") or config.get("predict_x0", False)):
+        return scheduler.model_outputs[-1]  # DPM-Solver++ and UniPC keep x0 predictions
+    alpha = scheduler.alphas_cumprod.to(sample.device)[int(timestep)].to(sample.dtype)
+    if config.get("prediction_type", "epsilon") == "v_prediction":
+        return alpha.sqrt() * sample - (1 - alpha).sqrt() * model_output
+    return (sample - (1 - alpha).sqrt() * model_output) / alpha.sqrt()

@@ -1,0 +1,137 @@
+"""What concept learning needs of a pipeline family: latents of the real items, prompt conditioning with
+gradients, and the UNet's prediction.
+
+Two families: Stable Diffusion 1.x/2.x (text→image; the text encoder's hidden states reach the UNet
+through cross-attention) and AudioLDM (text→audio; CLAP's normalised ``text_embeds`` reach the UNet
+as a class embedding). Both are loaded with diffusers' ``from_pretrained`` and trained the way
+diffusers' ``examples/textual_inversion`` and ``examples/dreambooth/train_dreambooth_lora.py`` train
+(VAE latents × ``scaling_factor``, DDPM noise at uniform timesteps, MSE on ε or v).
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from pairsynth.concepts.items import ConceptItems
+from pairsynth.errors import ConceptError
+
+logger = logging.getLogger(__name__)
+
+SUPPORTED = {"StableDiffusionPipeline": "image", "AudioLDMPipeline": "audio"}
+
+
+@dataclass
+class Backbone:
+    """A loaded pipeline seen as the parts concept learning trains against.
+
+    Attributes:
+        pipeline: the diffusers pipeline (its components are trained in place).
+        medium: ``image`` or ``audio``: what its items must be.
+        model_id: the reference it was loaded from (recorded in the concept's card).
+    """
+
+    pipeline: Any
+    medium: str
+    model_id: str
+
+    @property
+    def tokenizer(self) -> Any:
+        return self.pipeline.tokenizer
+
+    @property
+    def text_encoder(self) -> Any:
+        return self.pipeline.text_encoder
+
+    @property
+    def unet(self) -> Any:
+        return self.pipeline.unet
+
+    def noise_scheduler(self) -> Any:
+        """The training-time DDPM scheduler built from the pipeline's own β schedule."""
+        from diffusers import DDPMScheduler
+
+        return DDPMScheduler.from_config(self.pipeline.scheduler.config)
+
+    @torch.no_grad()
+    def item_latents(self, items: ConceptItems) -> tuple[torch.Tensor, torch.Tensor]:
+        """Posterior mean and std of every item's VAE latent (computed once: the VAE is frozen)."""
+        if items.medium != self.medium:
+            raise ConceptError(f"{items.folder}: holds {items.medium} items, but {self.model_id} is a "
+                               f"text→{self.medium} model")
+        vae = self.pipeline.vae
+        if self.medium == "image":
+            size = self.unet.config.sample_size * self.pipeline.vae_scale_factor
+            pixels = torch.from_numpy(items.load_images(size))
+        else:
+            pixels = self._mels(items)
+        posterior = vae.encode(pixels.to(vae.device, vae.dtype)).latent_dist
+        return posterior.mean.float(), posterior.std.float()
+
+    def _mels(self, items: ConceptItems) -> torch.Tensor:
+        """(N, 1, frames, mel bins) log-mels of the clips at the model's default length."""
+        from pairsynth.modalities.audioldm_mel import HOP, SAMPLE_RATE, SILENCE, log_mel
+
+        vocoder = self.pipeline.vocoder.config
+        if int(vocoder.sampling_rate) != SAMPLE_RATE or int(np.prod(vocoder.upsample_rates)) != HOP:
+            raise ConceptError(f"{self.model_id}: audio concepts need AudioLDM's 16 kHz, 160-hop mel front end")
+        frames = self.unet.config.sample_size * self.pipeline.vae_scale_factor
+        length = frames * HOP
+        clips = [np.pad(c, (0, max(0, length - len(c))))[:length] for c in items.load_audio(SAMPLE_RATE)]
+        mels = log_mel(torch.from_numpy(np.stack(clips).astype(np.float32)), n_mels=int(vocoder.model_in_dim))
+        mels = F.pad(mels, (0, 0, 0, max(0, frames - mels.shape[1])), value=SILENCE)[:, :frames]
+        return mels[:, None]
+
+    def tokenize(self, prompts: list[str]) -> dict[str, torch.Tensor]:
+        """Token ids (and masks) padded as the pipeline's own ``encode_prompt`` pads them."""
+        tokens = self.tokenizer(prompts, padding="max_length", max_length=self.tokenizer.model_max_length,
+                                truncation=True, return_tensors="pt")
+        out = {"input_ids": tokens.input_ids.to(self.text_encoder.device)}
+        if self.medium == "audio":
+            out["attention_mask"] = tokens.attention_mask.to(self.text_encoder.device)
+        return out
+
+    def condition(self, tokens: dict[str, torch.Tensor]) -> torch.Tensor:
+        """The UNet's conditioning for tokenized prompts, with gradients through the text encoder."""
+        if self.medium == "image":  # SD's encode_prompt without clip_skip: the last hidden state
+            return self.text_encoder(tokens["input_ids"])[0]
+        embeds = self.text_encoder(tokens["input_ids"], attention_mask=tokens["attention_mask"]).text_embeds
+        return F.normalize(embeds, dim=-1)  # AudioLDM's _encode_prompt normalises text_embeds
+
+    def predict(self, noisy: torch.Tensor, timesteps: torch.Tensor, condition: torch.Tensor) -> torch.Tensor:
+        if self.medium == "image":
+            return self.unet(noisy, timesteps, encoder_hidden_states=condition).sample
+        return self.unet(noisy, timesteps, encoder_hidden_states=None, class_labels=condition).sample
+
+
+def load_backbone(ref: str, *, device: str = "cpu") -> Backbone:
+    """Load a text→image (SD 1.x/2.x) or text→audio (AudioLDM) pipeline in fp32 for training.
+
+    Args:
+        ref: ``toy-shapes``, ``toy-sounds``, ``local:PATH``, a folder or a hub id.
+        device: where to train (``cpu``, ``cuda`` …; ``auto`` picks CUDA when present).
+    """
+    from pairsynth.devices import resolve_device
+    from pairsynth.modalities.text_to_audio import _quiet_deprecation
+    from pairsynth.refs import parse_ref
+    from pairsynth.torch_compat import ensure_torchvision_importable
+
+    ensure_torchvision_importable()
+    with _quiet_deprecation():
+        from diffusers import DiffusionPipeline
+
+        pipeline = DiffusionPipeline.from_pretrained(parse_ref(ref).location, dtype=torch.float32)
+    name = type(pipeline).__name__
+    if name not in SUPPORTED:
+        raise ConceptError(f"{ref!r} loads a {name}; concepts are learned for "
+                           f"{' and '.join(SUPPORTED)} (SD 1.x/2.x and AudioLDM families)")
+    pipeline.to(resolve_device(device))
+    pipeline.set_progress_bar_config(disable=True)
+    for part in ("vae", "unet", "text_encoder"):
+        getattr(pipeline, part).requires_grad_(False)
+    return Backbone(pipeline, SUPPORTED[name], ref)

@@ -1,0 +1,123 @@
+"""The few real examples a concept is learned from: one folder of images or of clips, with captions.
+
+A caption comes from a ``NAME.txt`` beside the item or a ``metadata.jsonl`` row (``file_name`` +
+``text``/``caption``); items without one are trained on prompt templates ("a photo of a <token>").
+A caption that names the concept must use its token, so the new word is what carries it.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from pairsynth.errors import ConceptError
+
+logger = logging.getLogger(__name__)
+
+IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".webp", ".bmp")
+AUDIO_SUFFIXES = (".wav", ".flac", ".ogg", ".mp3")
+TEMPLATES = {  # after diffusers' examples/textual_inversion imagenet_templates_small, shortened
+    "image": ("a photo of a {token}", "a rendering of a {token}", "a picture of a {token}", "an image of a {token}"),
+    "audio": ("the sound of a {token}", "a recording of a {token}", "a {token}", "audio of a {token}"),
+}
+FEW, MANY = 5, 50  # the range few-shot concept learning is meant for
+
+
+@dataclass(frozen=True)
+class ConceptItem:
+    """One real example: its file, its bytes' SHA-256 (recorded in the concept's card) and its caption."""
+
+    path: Path
+    sha256: str
+    caption: str | None
+
+
+@dataclass(frozen=True)
+class ConceptItems:
+    """All examples of one concept, of one medium (``image`` or ``audio``)."""
+
+    folder: Path
+    medium: str
+    items: tuple[ConceptItem, ...]
+
+    def prompts(self, token: str) -> list[list[str]]:
+        """Per item, the prompts it is trained under: its caption, or the medium's templates."""
+        return [[item.caption] if item.caption else [t.format(token=token) for t in TEMPLATES[self.medium]]
+                for item in self.items]
+
+    def load_images(self, size: int) -> np.ndarray:
+        """``(N, 3, size, size)`` float32 in ``[-1, 1]`` (centre crop, then resize), the VAE's input range."""
+        from PIL import Image
+
+        arrays = []
+        for item in self.items:
+            with Image.open(item.path) as image:
+                image = image.convert("RGB")
+                side = min(image.size)
+                left, top = (image.width - side) // 2, (image.height - side) // 2
+                image = image.crop((left, top, left + side, top + side)).resize((size, size), Image.Resampling.BICUBIC)
+                arrays.append(np.asarray(image, dtype=np.float32).transpose(2, 0, 1) / 127.5 - 1.0)
+        return np.stack(arrays)
+
+    def load_audio(self, sample_rate: int) -> list[np.ndarray]:
+        """Mono float32 waveforms at ``sample_rate``."""
+        from pairsynth.audio_io import read_audio
+
+        return [read_audio(item.path, target_rate=sample_rate, mono=True)[0] for item in self.items]
+
+
+def read_concept_items(folder: str | Path, token: str) -> ConceptItems:
+    """Find and check the concept's examples.
+
+    Raises:
+        ConceptError: the folder is missing or empty, mixes images with audio, or a caption does not
+            contain the token.
+    """
+    folder = Path(folder)
+    if not folder.is_dir():
+        raise ConceptError(f"{folder}: not a folder; give a folder of {FEW}–{MANY} images or clips of the concept")
+    files = sorted(p for p in folder.rglob("*") if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES + AUDIO_SUFFIXES)
+    if not files:
+        raise ConceptError(f"{folder}: no images ({', '.join(IMAGE_SUFFIXES)}) or clips ({', '.join(AUDIO_SUFFIXES)}) found")
+    images = [p for p in files if p.suffix.lower() in IMAGE_SUFFIXES]
+    clips = [p for p in files if p.suffix.lower() in AUDIO_SUFFIXES]
+    if images and clips:
+        raise ConceptError(f"{folder}: mixes {len(images)} images (e.g. {images[0].name}) with {len(clips)} clips "
+                           f"(e.g. {clips[0].name}); a concept is learned from one medium")
+    medium = "image" if images else "audio"
+    if not FEW <= len(files) <= MANY:
+        logger.warning("%s: %d items; concepts are meant to be learned from %d–%d", folder, len(files), FEW, MANY)
+    captions = _metadata_captions(folder)
+    items = []
+    for path in files:
+        sidecar = path.with_suffix(".txt")
+        caption = sidecar.read_text(encoding="utf-8").strip() if sidecar.is_file() else captions.get(path.resolve())
+        if caption is not None and token not in caption:
+            raise ConceptError(f"{sidecar if sidecar.is_file() else folder / 'metadata.jsonl'}: the caption of "
+                               f"{path.name} ({caption!r}) does not contain the token {token!r}")
+        items.append(ConceptItem(path, hashlib.sha256(path.read_bytes()).hexdigest(), caption or None))
+    return ConceptItems(folder, medium, tuple(items))
+
+
+def _metadata_captions(folder: Path) -> dict[Path, str]:
+    """``metadata.jsonl`` captions (the imagefolder/audiofolder layout), keyed by resolved file path."""
+    path = folder / "metadata.jsonl"
+    if not path.is_file():
+        return {}
+    captions = {}
+    for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
+        if not line.strip():
+            continue
+        try:
+            row = json.loads(line)
+        except json.JSONDecodeError as err:
+            raise ConceptError(f"{path}:{number}: not JSON ({err.msg})") from None
+        text = row.get("text", row.get("caption"))
+        if "file_name" in row and isinstance(text, str):
+            captions[(folder / row["file_name"]).resolve()] = text
+    return captions

@@ -1,0 +1,48 @@
+"""LoRA on the UNet's attention, through ``peft``, saved as diffusers' ``pytorch_lora_weights.safetensors``.
+
+As diffusers' ``examples/dreambooth/train_dreambooth_lora.py``: a ``LoraConfig`` on ``to_q``,
+``to_k``, ``to_v`` and ``to_out.0`` added with ``unet.add_adapter``, and the trained layers written
+with ``get_peft_model_state_dict`` → ``convert_state_dict_to_diffusers`` →
+``StableDiffusionLoraLoaderMixin.save_lora_weights``, the file ``pipe.load_lora_weights`` reads.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import torch
+
+LORA_FILE = "pytorch_lora_weights.safetensors"  # diffusers' LORA_WEIGHT_NAME_SAFE
+TARGET_MODULES = ["to_k", "to_q", "to_v", "to_out.0"]
+
+
+def add_lora(unet: Any, rank: int) -> list[torch.nn.Parameter]:
+    """Attach a fresh LoRA adapter of ``rank`` to the UNet's attention; return its trainable parameters."""
+    from peft import LoraConfig
+
+    unet.add_adapter(LoraConfig(r=rank, lora_alpha=rank, init_lora_weights="gaussian", target_modules=TARGET_MODULES))
+    return [p for p in unet.parameters() if p.requires_grad]
+
+
+def lora_state(unet: Any) -> dict[str, torch.Tensor]:
+    """The adapter's weights in peft's naming (what checkpoints keep)."""
+    from peft.utils import get_peft_model_state_dict
+
+    return {name: tensor.detach().clone() for name, tensor in get_peft_model_state_dict(unet).items()}
+
+
+def load_lora_state(unet: Any, state: dict[str, torch.Tensor]) -> None:
+    from peft.utils import set_peft_model_state_dict
+
+    set_peft_model_state_dict(unet, state)
+
+
+def save_lora(folder: Path, state: dict[str, torch.Tensor]) -> Path:
+    """Write the adapter in diffusers' LoRA format (``unet.``-prefixed keys, safetensors)."""
+    from diffusers.loaders import StableDiffusionLoraLoaderMixin
+    from diffusers.utils import convert_state_dict_to_diffusers
+
+    layers = convert_state_dict_to_diffusers({k: v.float().cpu().contiguous() for k, v in state.items()})
+    StableDiffusionLoraLoaderMixin.save_lora_weights(folder, unet_lora_layers=layers, safe_serialization=True)
+    return folder / LORA_FILE

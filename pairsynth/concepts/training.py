@@ -1,0 +1,277 @@
+"""``pairsynth learn-concept``: teach a pipeline one new word from a few real items.
+
+1. Check the items and the token (before any training); 2. load the pipeline and add the token
+(and, for ``lora``, a LoRA adapter); 3. resume from ``OUT/checkpoint.pt`` when one matches;
+4. train (noise-prediction MSE on the items' latents), checking a fixed evaluation loss every
+``eval_every`` steps and stopping early once it stops improving; 5. write the best state as
+diffusers-format files plus the concept card (see :mod:`pairsynth.concepts.card`).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import os
+import resource
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Literal
+
+import torch
+import torch.nn.functional as F
+
+from pairsynth.concepts.backbones import Backbone, load_backbone
+from pairsynth.concepts.card import CARD_FILE, ConceptCard, write_card
+from pairsynth.concepts.items import ConceptItems, read_concept_items
+from pairsynth.concepts.lora import add_lora, load_lora_state, lora_state, save_lora
+from pairsynth.concepts.textual_inversion import NewToken, save_embedding
+from pairsynth.errors import ConceptError
+
+logger = logging.getLogger(__name__)
+
+Method = Literal["textual-inversion", "lora"]
+CHECKPOINT_FILE = "checkpoint.pt"
+DEFAULT_MODELS = {"image": "toy-shapes", "audio": "toy-sounds"}
+
+
+@dataclass(frozen=True)
+class LearnConfig:
+    """How a concept is learned; everything here is recorded in the card.
+
+    Attributes:
+        method: ``textual-inversion`` (the token's embedding only) or ``lora`` (LoRA on the UNet's
+            attention plus the token's embedding: pivotal tuning, as diffusers' advanced LoRA script).
+        steps: optimiser steps at most; early stopping may end sooner.
+        lr: learning rate of the token embedding; LoRA layers use ``lora_lr``.
+        eval_every: steps between evaluation-loss checks (and checkpoints).
+        patience: evaluations without a relative improvement of ``min_delta`` before stopping.
+    """
+
+    method: Method = "textual-inversion"
+    steps: int = 400
+    batch_size: int = 8
+    lr: float = 5e-3
+    lora_lr: float = 1e-3
+    lora_rank: int = 4
+    seed: int = 0
+    eval_every: int = 25
+    patience: int = 4
+    min_delta: float = 0.005
+    device: str = "cpu"
+
+
+@dataclass(frozen=True)
+class LearnProgress:
+    """Sent after every step, for progress bars."""
+
+    step: int
+    steps: int
+    loss: float
+    eval_loss: float | None
+    best_eval_loss: float | None
+
+
+@dataclass
+class _State:
+    step: int = 0
+    losses: list[float] = field(default_factory=list)
+    evals: list[tuple[int, float]] = field(default_factory=list)
+    best: float | None = None
+    best_step: int = 0
+    best_weights: dict[str, torch.Tensor] = field(default_factory=dict)
+    stale: int = 0
+    seconds: float = 0.0  # training time over all runs (a resumed run adds its own)
+
+
+def learn_concept(items_dir: str | Path, out_dir: str | Path, *, token: str, init: str, words: str | None = None,
+                  model: str | None = None,
+                  config: LearnConfig = LearnConfig(), overwrite: bool = False,
+                  on_progress: Callable[[LearnProgress], None] | None = None) -> ConceptCard:
+    """Learn a concept from the items in ``items_dir`` and write it to ``out_dir``.
+
+    Args:
+        items_dir: 5–50 images or clips of the concept (captions optional, see :mod:`.items`).
+        out_dir: the concept folder; a killed run resumes from its checkpoint when called again.
+        token: the new word, e.g. ``<sphynx>``; init: the word it starts from, e.g. ``cat``.
+        words: what the token means in plain words, for judges (default: the token without ``<>``).
+        model: the pipeline to adapt; default the toy zoo's model for the items' medium.
+        config: method, steps, learning rates, early stopping.
+        overwrite: start over even if ``out_dir`` holds a checkpoint or a finished concept.
+        on_progress: called after every step.
+    """
+    # 1. Check inputs before any model loads.
+    items = read_concept_items(items_dir, token)
+    model = model or DEFAULT_MODELS[items.medium]
+    out = Path(out_dir)
+    fingerprint = _fingerprint(items, token, init, model, config)
+    if (out / CARD_FILE).is_file() and not overwrite:
+        card = ConceptCard.read(out)
+        if card.fingerprint == fingerprint:
+            logger.info("%s already holds this concept (%d steps); nothing to do", out, card.steps_done)
+            return card
+        raise ConceptError(f"{out}: holds another concept ({card.token}, {card.method}); use --overwrite or another --out")
+    out.mkdir(parents=True, exist_ok=True)
+
+    # 2. Load the pipeline; add the token (and the LoRA adapter).
+    backbone = load_backbone(model, device=config.device)
+    new_token = NewToken(backbone.tokenizer, backbone.text_encoder, token, init)
+    groups = [{"params": new_token.parameters(), "lr": config.lr, "weight_decay": 0.0}]
+    if config.method == "lora":
+        groups.append({"params": add_lora(backbone.unet, config.lora_rank), "lr": config.lora_lr, "weight_decay": 1e-4})
+    optimizer = torch.optim.AdamW(groups)
+    latents = backbone.item_latents(items)
+    prompts = items.prompts(token)
+    scheduler = backbone.noise_scheduler()
+    evaluation = _evaluation_batch(latents, prompts, scheduler, config.seed)
+
+    # 3. Resume from a matching checkpoint.
+    state = _State()
+    checkpoint = out / CHECKPOINT_FILE
+    if checkpoint.is_file() and not overwrite:
+        state = _resume(checkpoint, fingerprint, new_token, backbone, optimizer)
+        logger.info("resuming %s at step %d", out, state.step)
+
+    # 4. Train, with a fixed evaluation loss deciding early stopping.
+    backbone.text_encoder.train()
+    while state.step < config.steps and state.stale < config.patience:
+        step_started = time.perf_counter()
+        generator = torch.Generator().manual_seed(config.seed * 1_000_003 + state.step)
+        loss = _loss(backbone, latents, prompts, scheduler, generator, config.batch_size)
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        optimizer.step()
+        new_token.restore_others()
+        state.step += 1
+        state.losses.append(float(loss.detach()))
+        state.seconds += time.perf_counter() - step_started
+        evaluated = None
+        if state.step % config.eval_every == 0 or state.step == config.steps:
+            evaluated = _evaluate(backbone, evaluation)
+            _record(state, evaluated, config, _weights(new_token, backbone, config.method))
+            _save_checkpoint(checkpoint, fingerprint, state, new_token, backbone, optimizer, config.method)
+        if on_progress is not None:
+            on_progress(LearnProgress(state.step, config.steps, state.losses[-1], evaluated, state.best))
+    if state.stale >= config.patience:
+        logger.info("early stop at step %d: evaluation loss %.4f (best %.4f at step %d)", state.step,
+                    state.evals[-1][1], state.best, state.best_step)
+
+    # 5. Write the best weights in diffusers' formats, and the card.
+    files = {"textual_inversion": save_embedding(out, token, state.best_weights["token"]).name}
+    if config.method == "lora":
+        files["lora"] = save_lora(out, {k.removeprefix("lora:"): v for k, v in state.best_weights.items()
+                                        if k.startswith("lora:")}).name
+    card = ConceptCard(
+        token=token, init=init, words=words or token.strip("<>").replace("-", " "), method=config.method,
+        medium=items.medium, base_model=model,
+        pipeline=type(backbone.pipeline).__name__, fingerprint=fingerprint, files=files,
+        items=[{"file": str(i.path.relative_to(items.folder)), "sha256": i.sha256, "caption": i.caption}
+               for i in items.items],
+        steps_planned=config.steps, steps_done=state.step, best_step=state.best_step,
+        stopped_early=state.step < config.steps, loss_curve=_window_means(state.losses, config.eval_every),
+        eval_loss_curve=[list(e) for e in state.evals], config=asdict(config),
+        seconds=round(state.seconds, 1), threads=torch.get_num_threads(),
+        peak_rss_mb=round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
+    )
+    write_card(out, card)
+    checkpoint.unlink(missing_ok=True)
+    return card
+
+
+def _loss(backbone: Backbone, latents: tuple[torch.Tensor, torch.Tensor], prompts: list[list[str]], scheduler,
+          generator: torch.Generator, batch_size: int) -> torch.Tensor:
+    """Noise-prediction MSE on a batch of items, each under one of its prompts."""
+    mean, std = latents
+    picks = torch.randint(0, len(mean), (batch_size,), generator=generator)
+    texts = [prompts[i][int(torch.randint(0, len(prompts[i]), (1,), generator=generator))] for i in picks.tolist()]
+    clean = (mean[picks] + std[picks] * torch.randn(mean[picks].shape, generator=generator))
+    clean = clean * backbone.pipeline.vae.config.scaling_factor
+    return _denoising_loss(backbone, scheduler, clean, texts, generator)
+
+
+def _denoising_loss(backbone: Backbone, scheduler, clean: torch.Tensor, texts: list[str],
+                    generator: torch.Generator) -> torch.Tensor:
+    noise = torch.randn(clean.shape, generator=generator)
+    timesteps = torch.randint(0, scheduler.config.num_train_timesteps, (len(clean),), generator=generator)
+    noisy = scheduler.add_noise(clean, noise, timesteps)
+    target = noise if scheduler.config.prediction_type == "epsilon" else scheduler.get_velocity(clean, noise, timesteps)
+    device = backbone.unet.device
+    condition = backbone.condition(backbone.tokenize(texts))
+    prediction = backbone.predict(noisy.to(device), timesteps.to(device), condition)
+    return F.mse_loss(prediction.float(), target.to(device).float())
+
+
+def _evaluation_batch(latents, prompts, scheduler, seed: int, draws: int = 4) -> dict:
+    """A fixed set of (item, prompt, noise, timestep): the same loss every evaluation, so changes mean learning."""
+    mean, _ = latents
+    generator = torch.Generator().manual_seed(seed + 7)
+    picks = torch.arange(len(mean)).repeat(draws)
+    texts = [prompts[i][d % len(prompts[i])] for d, i in zip(picks.div(len(mean), rounding_mode="floor").tolist(),
+                                                             picks.tolist())]
+    return {"clean": mean[picks], "texts": texts, "generator_seed": seed + 11, "scheduler": scheduler}
+
+
+@torch.no_grad()
+def _evaluate(backbone: Backbone, batch: dict) -> float:
+    generator = torch.Generator().manual_seed(batch["generator_seed"])
+    clean = batch["clean"] * backbone.pipeline.vae.config.scaling_factor
+    return float(_denoising_loss(backbone, batch["scheduler"], clean, batch["texts"], generator))
+
+
+def _record(state: _State, evaluated: float, config: LearnConfig, weights: dict[str, torch.Tensor]) -> None:
+    """Keep the best weights; count evaluations without a ``min_delta`` relative improvement."""
+    state.evals.append((state.step, evaluated))
+    if state.best is None or evaluated < state.best * (1 - config.min_delta):
+        state.stale = 0
+    else:
+        state.stale += 1
+    if state.best is None or evaluated < state.best:
+        state.best, state.best_step, state.best_weights = evaluated, state.step, weights
+
+
+def _weights(new_token: NewToken, backbone: Backbone, method: str) -> dict[str, torch.Tensor]:
+    weights = {"token": new_token.vector}
+    if method == "lora":
+        weights.update({f"lora:{k}": v for k, v in lora_state(backbone.unet).items()})
+    return weights
+
+
+def _save_checkpoint(path: Path, fingerprint: str, state: _State, new_token: NewToken, backbone: Backbone,
+                     optimizer: torch.optim.Optimizer, method: str) -> None:
+    """Everything a resumed run needs, written to a temporary name and renamed (a kill leaves the old one)."""
+    data = {"fingerprint": fingerprint, "state": asdict(state), "weights": _weights(new_token, backbone, method),
+            "optimizer": optimizer.state_dict()}
+    tmp = path.with_suffix(".tmp")
+    torch.save(data, tmp)
+    os.replace(tmp, path)
+
+
+def _resume(path: Path, fingerprint: str, new_token: NewToken, backbone: Backbone,
+            optimizer: torch.optim.Optimizer) -> _State:
+    data = torch.load(path, map_location="cpu", weights_only=False)
+    if data["fingerprint"] != fingerprint:
+        raise ConceptError(f"{path}: a checkpoint of another run (other items, token or settings); "
+                           "use --overwrite to start over")
+    new_token.set_vector(data["weights"]["token"])
+    lora = {k.removeprefix("lora:"): v for k, v in data["weights"].items() if k.startswith("lora:")}
+    if lora:
+        load_lora_state(backbone.unet, lora)
+    optimizer.load_state_dict(data["optimizer"])
+    saved = data["state"]
+    saved["evals"] = [tuple(e) for e in saved["evals"]]
+    return _State(**saved)
+
+
+def _window_means(losses: list[float], window: int) -> list[list[float]]:
+    """The training loss curve as ``[step, mean loss of the window ending there]`` pairs."""
+    return [[min(start + window, len(losses)), round(sum(losses[start:start + window]) / len(losses[start:start + window]), 5)]
+            for start in range(0, len(losses), window)]
+
+
+def _fingerprint(items: ConceptItems, token: str, init: str, model: str, config: LearnConfig) -> str:
+    settings = {k: v for k, v in asdict(config).items() if k != "device"}
+    data = {"items": [(i.sha256, i.caption) for i in items.items], "token": token, "init": init, "model": model,
+            "config": settings}
+    return hashlib.sha256(json.dumps(data, sort_keys=True).encode()).hexdigest()[:16]

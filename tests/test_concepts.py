@@ -1,0 +1,160 @@
+"""learn-concept on tiny random pipelines: diffusers' own loaders read the files, a concept changes the
+output, a killed run resumes to the same result, and bad input gets one clear error."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+import soundfile as sf
+import torch
+
+from pairsynth.concepts import ConceptCard, LearnConfig, learn_concept, load_concepts
+from pairsynth.errors import ConceptError, RecipeError
+from pairsynth.world.shapes import ShapeScene, render
+
+FAST = LearnConfig(steps=4, batch_size=2, eval_every=2, patience=100)
+
+
+@pytest.fixture(scope="module")
+def image_items(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("zz-items")
+    for i in range(5):
+        render(ShapeScene("circle", "red", "left", cx=0.2 + 0.02 * i)).save(folder / f"{i}.png")
+        (folder / f"{i}.txt").write_text("a <zz> circle on the left")
+    return folder
+
+
+@pytest.fixture(scope="module")
+def audio_items(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("warble-items")
+    t = np.arange(4000) / 16000
+    for i in range(5):
+        sf.write(folder / f"{i}.wav", 0.5 * np.sin(2 * np.pi * (400 + 40 * i) * t + 3 * np.sin(2 * np.pi * 6 * t)), 16000)
+    return folder
+
+
+@pytest.fixture(scope="module")
+def ti_concept(image_items, tiny_sd_dir, tmp_path_factory):
+    out = tmp_path_factory.mktemp("ti") / "zz"
+    learn_concept(image_items, out, token="<zz>", init="red", model=str(tiny_sd_dir), config=FAST)
+    return out
+
+
+def _image(pipe, prompt="a <zz> circle on the left"):
+    return pipe(prompt, num_inference_steps=2, output_type="np", generator=torch.Generator().manual_seed(0)).images[0]
+
+
+def test_textual_inversion_file_loads_with_diffusers_own_loader_and_changes_the_output(ti_concept, tiny_sd_dir):
+    from diffusers import StableDiffusionPipeline
+
+    card = ConceptCard.read(ti_concept)
+    assert card.method == "textual-inversion" and card.steps_done == 4 and len(card.items) == 5
+    assert all(len(item["sha256"]) == 64 for item in card.items) and card.eval_loss_curve and card.loss_curve
+    assert (ti_concept / "README.md").read_text().startswith("# Concept <zz>")
+    plain, loaded = (StableDiffusionPipeline.from_pretrained(tiny_sd_dir) for _ in range(2))
+    loaded.load_textual_inversion(ti_concept)  # diffusers' own loader, default file name
+    token_id = loaded.tokenizer.convert_tokens_to_ids("<zz>")
+    init_id = loaded.tokenizer.encode("red", add_special_tokens=False)[0]
+    embeddings = loaded.text_encoder.get_input_embeddings().weight
+    assert not torch.allclose(embeddings[token_id], embeddings[init_id])  # training moved it off its init
+    assert np.abs(_image(loaded) - _image(plain)).max() > 1e-3
+
+
+def test_lora_files_load_with_diffusers_own_loaders(image_items, tiny_sd_dir, tmp_path):
+    from diffusers import StableDiffusionPipeline
+
+    card = learn_concept(image_items, tmp_path / "lora", token="<zz>", init="red", model=str(tiny_sd_dir),
+                         config=LearnConfig(method="lora", steps=2, batch_size=2, eval_every=1, lora_lr=0.05))
+    assert set(card.files) == {"textual_inversion", "lora"}
+    with_ti, with_lora = (StableDiffusionPipeline.from_pretrained(tiny_sd_dir) for _ in range(2))
+    with_ti.load_textual_inversion(tmp_path / "lora")
+    with_lora.load_textual_inversion(tmp_path / "lora")
+    with_lora.load_lora_weights(tmp_path / "lora")
+    assert any("lora" in name for name, _ in with_lora.unet.named_parameters())
+    assert np.abs(_image(with_lora) - _image(with_ti)).max() > 1e-4
+
+
+def test_audio_concepts_load_into_audioldm_through_the_lower_level_calls(audio_items, tiny_audioldm_mel_dir, tmp_path):
+    from pairsynth.modalities.text_to_audio import AudioSampling, TextToAudio
+
+    learn_concept(audio_items, tmp_path / "warble", token="<warble>", init="tone", model=str(tiny_audioldm_mel_dir),
+                  config=LearnConfig(method="lora", steps=2, batch_size=2, eval_every=1, lora_lr=0.05))
+    sampling = AudioSampling(steps=2)
+    plain = TextToAudio.from_pretrained(str(tiny_audioldm_mel_dir), sampling=sampling, device="cpu")
+    adapted = TextToAudio.from_pretrained(str(tiny_audioldm_mel_dir), sampling=sampling, device="cpu",
+                                          concepts=[tmp_path / "warble"])
+    assert adapted.provenance["concepts"][0]["token"] == "<warble>" and "concepts" not in plain.provenance
+    a, b = (g.generate(["a <warble>"], [3])[0].waveform for g in (plain, adapted))
+    assert np.abs(a - b).max() > 1e-5
+
+
+def test_a_killed_run_resumes_from_its_checkpoint_to_the_uninterrupted_result(image_items, tiny_sd_dir, tmp_path):
+    from safetensors.torch import load_file
+
+    config = LearnConfig(steps=4, batch_size=2, eval_every=2, patience=100)
+    learn_concept(image_items, tmp_path / "whole", token="<zz>", init="red", model=str(tiny_sd_dir), config=config)
+
+    def die(progress):
+        if progress.step == 3:
+            raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        learn_concept(image_items, tmp_path / "killed", token="<zz>", init="red", model=str(tiny_sd_dir),
+                      config=config, on_progress=die)
+    assert (tmp_path / "killed" / "checkpoint.pt").is_file()
+    card = learn_concept(image_items, tmp_path / "killed", token="<zz>", init="red", model=str(tiny_sd_dir), config=config)
+    assert card.steps_done == 4 and not (tmp_path / "killed" / "checkpoint.pt").exists()
+    whole, resumed = (load_file(tmp_path / name / "learned_embeds.safetensors")["<zz>"] for name in ("whole", "killed"))
+    torch.testing.assert_close(whole, resumed)
+
+
+def test_bad_items_get_one_clear_error(tmp_path, image_items, audio_items, tiny_sd_dir):
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(ConceptError, match="no images .* or clips"):
+        learn_concept(tmp_path / "empty", tmp_path / "out", token="<zz>", init="red", model=str(tiny_sd_dir))
+    mixed = tmp_path / "mixed"
+    mixed.mkdir()
+    (mixed / "a.png").write_bytes((image_items / "0.png").read_bytes())
+    (mixed / "b.wav").write_bytes((audio_items / "0.wav").read_bytes())
+    with pytest.raises(ConceptError, match="mixes 1 images .* with 1 clips"):
+        learn_concept(mixed, tmp_path / "out", token="<zz>", init="red", model=str(tiny_sd_dir))
+    with pytest.raises(ConceptError, match="'circle' is already in the tokenizer's vocabulary"):
+        learn_concept(image_items, tmp_path / "out", token="circle", init="red", model=str(tiny_sd_dir), config=FAST)
+    with pytest.raises(ConceptError, match="does not contain the token '<other>'"):
+        learn_concept(image_items, tmp_path / "out", token="<other>", init="red", model=str(tiny_sd_dir))
+    with pytest.raises(ConceptError, match="holds audio items, but .* is a text→image model"):
+        learn_concept(audio_items, tmp_path / "out", token="<w>", init="red", model=str(tiny_sd_dir), config=FAST)
+
+
+def test_a_recipe_loads_its_concepts_and_the_manifest_records_them(ti_concept, tiny_sd_dir, tiny_clip_dir, tmp_path):
+    from pairsynth.generate import generate_dataset
+    from tests.helpers import tiny_recipe
+
+    recipe = tiny_recipe(tiny_sd_dir, tiny_clip_dir, captions=["a <zz> circle on the left", "a red square on the left"],
+                         k=1, max_attempts=1, concepts=[str(ti_concept)], output={"report": False})
+    generate_dataset(recipe, tmp_path / "out")
+    rows = [json.loads(line) for line in (tmp_path / "out" / "manifest.jsonl").read_text().splitlines()]
+    assert len(rows) == 2
+    assert all(row["concepts"][0]["token"] == "<zz>" and len(row["concepts"][0]["sha256"]["textual_inversion"]) == 64
+               for row in rows)
+    with pytest.raises(RecipeError, match=r"concepts\[0\]: .* is not a concept folder"):
+        tiny_recipe(tiny_sd_dir, tiny_clip_dir, concepts=[str(tmp_path)])
+
+
+def test_concept_tokens_reach_the_judges_as_plain_words():
+    from pairsynth.concepts.judging import concept_judges
+
+    class Scorer:
+        kind = "clip"
+
+        def score_pairs(self, samples, captions, distractors=()):
+            return [captions, list(distractors)]
+
+    class Generator:
+        concepts = [{"token": "<zz>", "words": "purple"}]
+
+    judge = concept_judges({"image": Scorer()}, {"image": Generator()})["image"]
+    assert judge.kind == "clip"
+    assert judge.score_pairs([None], ["a <zz> circle"], ["a <zz> square"]) == [["a purple circle"], ["a purple square"]]
