@@ -11,7 +11,7 @@ import hashlib
 import json
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError, model_validator
 
@@ -113,7 +113,7 @@ class Recipe(_Strict):
     scorer: ScorerConfig = Field(default_factory=ScorerConfig)
     accept: AcceptConfig = Field(default_factory=AcceptConfig)
     output: OutputConfig = Field(default_factory=OutputConfig)
-    concepts: list[Path] | None = Field(None, description="concept folders (pairsynth learn-concept) loaded into the generator")
+    concepts: list[Annotated[Path, Field(strict=False)]] | None = Field(None, description="concept folders (pairsynth learn-concept) loaded into the generator")
     interpolate: InterpolateConfig | None = None
 
     _captions: dict[str, dict[str, str]] = PrivateAttr(default_factory=dict)  # caption -> its slot values
