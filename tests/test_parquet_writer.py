@@ -68,8 +68,8 @@ def audio_candidate(index: int) -> Candidate:
     rate = 16_000
     t = np.arange(rate // 4) / rate
     wave = (0.5 * np.sin(2 * np.pi * (220 + 110 * index) * t)).astype(np.float32)
-    condition = Condition(f"a tone number {index}", index, 0, seed=index)
-    candidate = Candidate(condition, key=f"{index:020x}", provenance={"model": "tone"}, audio=wave, sample_rate=rate)
+    condition = Condition(caption=f"a tone number {index}", caption_index=index, sample_index=0, seed=index)
+    candidate = Candidate(condition=condition, key=f"{index:020x}", provenance={"model": "tone"}, audio=wave, sample_rate=rate)
     candidate.scores["clap"] = PairScores("clap", "toy", 0.31 + index / 100)
     return candidate
 
