@@ -66,16 +66,62 @@ class ModelKind:
                 "transformers": f"a transformers {self.name or 'model'}"}.get(self.family, "not a model folder")
 
 
-def check_recipe_models(recipe: Recipe, *, loaded: Collection[str] = ()) -> None:
+def check_generate(recipe: Recipe, out_dir: str | Path, *, generators: Collection[str] | None = None,
+                   scorers: Collection[str] | None = None) -> None:
+    """Step 1 of ``generate``: the recipe's models and the output folder (the recipe checked itself).
+
+    Args:
+        recipe: the validated recipe.
+        out_dir: the output folder.
+        generators, scorers: the media whose models the caller passes in already loaded.
+    """
+    check_recipe_models(recipe, generators=generators or (), scorers=scorers or ())
+    check_device(recipe.device, "device")
+    check_output_dir(out_dir)
+
+
+def check_vary(config: VaryConfig, source: str | Path, out_dir: str | Path, *, varier: object = None,
+               scorer: object = None) -> None:
+    """Step 1 of ``vary``, before the sources are read: the output folder, the model and both judges."""
+    check_output_dir(out_dir, inputs=[source])
+    check_vary_models(config, model_loaded=varier is not None, judges_loaded=scorer is not None)
+    check_device(config.device, "device")
+
+
+def check_score(settings: ScoreSettings, dataset: str | Path, out: str | Path, *,
+                scorers: Collection[str] | None = None) -> None:
+    """Step 1 of ``score``: both judges (whichever media the dataset holds) and the report folder."""
+    check_score_models(settings, loaded=scorers or ())
+    check_device(settings.device, "--device")
+    check_output_dir(out, inputs=[dataset])
+
+
+def check_device(spec: str, where: str) -> None:
+    """The device exists on this machine (a CUDA or MPS device asked for where there is none fails here)."""
+    from pairsynth.devices import resolve_device
+    from pairsynth.errors import PairsynthError
+
+    try:
+        device = resolve_device(spec)
+    except PairsynthError as err:
+        raise type(err)(f"{where}: {err}") from None
+    import torch
+
+    if device.type == "mps" and not torch.backends.mps.is_available():
+        raise PairsynthError(f"{where}: device {spec!r} asked for, but this machine has no Apple MPS device")
+
+
+def check_recipe_models(recipe: Recipe, *, generators: Collection[str] = (), scorers: Collection[str] = ()) -> None:
     """Every model reference in a recipe, used or not, names a model of the kind its field needs.
 
     Args:
         recipe: the validated recipe.
-        loaded: media (``image``, ``audio``) whose generator and judge the caller passes in already
-            loaded; their references are not used and not checked.
+        generators, scorers: media (``image``, ``audio``) whose generator or judge the caller passes
+            in already loaded; those references are not used and not checked.
     """
+    loaded = set(scorers)
     for medium in recipe.media:
-        if medium not in loaded:
+        if medium not in generators:
             where = "generator.model" if recipe.modality != "triplet" else f"generators.{medium}.model"
             check_model_ref(recipe.generator_model(medium), f"text-to-{medium}", where,
                             revision=recipe.generator_configs[medium].revision)
@@ -87,23 +133,25 @@ def check_recipe_models(recipe: Recipe, *, loaded: Collection[str] = ()) -> None
         check_model_ref(recipe.scorer.clap, "clap", "scorer.clap", unused=unused["clap"])
 
 
-def check_vary_models(config: VaryConfig, modality: str | None = None, *, loaded: bool = False) -> None:
+def check_vary_models(config: VaryConfig, modality: str | None = None, *, model_loaded: bool = False,
+                      judges_loaded: bool = False) -> None:
     """``vary``'s model and both judges before the dataset is read; with ``modality``, the model's medium.
 
     Args:
         config: the variation settings.
         modality: ``None`` before the sources are read (the model may be an image or an audio
             pipeline; the judges are checked); ``image`` or ``audio`` once they are (the model only).
-        loaded: the caller passes the varier in already loaded; ``--model`` is not checked.
+        model_loaded, judges_loaded: the caller passes the varier / the judge in already loaded.
     """
     from pairsynth.vary import DEFAULT_MODELS
 
     if modality is None:
-        if config.model is not None and not loaded:
+        if config.model is not None and not model_loaded:
             check_model_ref(config.model, "image-to-image", "--model", any_medium=True)
-        check_model_ref(config.clip, "clip", "--clip")
-        check_model_ref(config.clap, "clap", "--clap")
-    elif not loaded:
+        if not judges_loaded:
+            check_model_ref(config.clip, "clip", "--clip")
+            check_model_ref(config.clap, "clap", "--clap")
+    elif not model_loaded:
         check_model_ref(config.model or DEFAULT_MODELS[modality], f"{modality}-to-{modality}", "--model")
 
 

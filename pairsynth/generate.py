@@ -10,9 +10,9 @@ from pathlib import Path
 
 from pairsynth.alignment.acceptance import AcceptanceRule
 from pairsynth.alignment.embedding_scorer import EmbeddingScorer
+from pairsynth.checks import check_generate
 from pairsynth.output_dir import OutputDir, disk_errors
 from pairsynth.recipe import Recipe
-from pairsynth.refs import parse_ref
 from pairsynth.stages import (CaptionState, Generator, Plan, StageTimes, accept_candidates, generate_candidates,
                               plan_chunk, score_candidates, write_candidates)
 from pairsynth.writers import ManifestWriter, PairWriter, WebDatasetWriter, dataset_writers
@@ -82,9 +82,7 @@ def generate_dataset(
     """
     started = time.perf_counter()
     # 1. Check inputs before any model loads: the captions were expanded and checked by the recipe.
-    for medium in recipe.media:
-        if medium not in (generators or {}):
-            parse_ref(recipe.generator_model(medium))
+    check_generate(recipe, out_dir, generators=generators, scorers=scorers)
     min_scores = {"clip": recipe.accept.min_clip_score, "clap": recipe.accept.min_clap_score}
     rule = AcceptanceRule({judge: value for judge, value in min_scores.items() if value is not None},
                           recipe.accept.retrieval.max_rank if recipe.accept.retrieval else None,

@@ -25,7 +25,8 @@ from pairsynth.alignment.embedding_scorer import EmbeddingScorer
 from pairsynth.candidates import Candidate
 from pairsynth.captions import check_template
 from pairsynth.config_files import describe_error
-from pairsynth.errors import PairsynthError, RecipeError
+from pairsynth.checks import check_vary, check_vary_models
+from pairsynth.errors import DatasetError, PairsynthError, RecipeError
 from pairsynth.generate import ProgressUpdate, RunSummary
 from pairsynth.output_dir import OutputDir, disk_errors
 from pairsynth.readers import PairRecord, ReadError, read_pairs
@@ -121,8 +122,10 @@ def vary_dataset(
     """
     started = time.perf_counter()
     # 1. Check inputs: read the sources; unreadable ones are kept aside with their reasons.
-    records, unreadable = _read_sources(source, config.layout)
+    check_vary(config, source, out_dir, varier=varier, scorer=scorer)
+    records, unreadable = _read_sources(source, config.layout, config.allow_outside_root)
     modality = _single_modality(records)
+    check_vary_models(config, modality, model_loaded=varier is not None)
     captions = {r.key: config.caption_template.format(caption=r.caption) for r in records}
     media = {r.key: r.image if modality == "image" else (r.audio, r.sample_rate) for r in records}
     paths = {r.key: r.source for r in records}
@@ -145,7 +148,8 @@ def vary_dataset(
             for error in unreadable:
                 key = error.key or hashlib.sha256(error.source.encode()).hexdigest()[:20]
                 manifest.write_row({"key": key, "caption": None, "modality": modality, "source": {"path": error.source},
-                                    "scores": {}, "accepted": False, "reason": "unreadable_input", "detail": error.reason})
+                                    "scores": {}, "accepted": False, "reason": "unreadable_input", "detail": error.reason,
+                                    "error": error.error})
 
         # 3. Load the models.
         if plan_chunk(list(states.values()), plan):
@@ -184,13 +188,14 @@ def vary_dataset(
         return summary
 
 
-def _read_sources(source: str | Path, layout: str) -> tuple[list[PairRecord], list[ReadError]]:
+def _read_sources(source: str | Path, layout: str, allow_outside_root: bool) -> tuple[list[PairRecord], list[ReadError]]:
     records: list[PairRecord] = []
     unreadable: list[ReadError] = []
-    for item in read_pairs(source, layout=layout):
+    for item in read_pairs(source, layout=layout, allow_outside_root=allow_outside_root):
         (unreadable if isinstance(item, ReadError) else records).append(item)
     if not records:
-        raise PairsynthError(f"{source}: no readable pairs ({len(unreadable)} unreadable)")
+        first = f"; the first: {unreadable[0].reason}" if unreadable else ""
+        raise DatasetError(f"{source}: no readable pairs ({len(unreadable)} unreadable{first})")
     for error in unreadable:
         logger.warning("skipping unreadable input %s: %s", error.source, error.reason)
     return records, unreadable
