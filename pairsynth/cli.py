@@ -59,7 +59,8 @@ def _progress_bar(target: int | None) -> Iterator[Callable]:
     """A rich progress bar over accepted pairs; yields the callback the library calls per commit."""
     columns = (TextColumn("[bold]accepted"), BarColumn(), MofNCompleteColumn(), TextColumn("{task.fields[stats]}"),
                TimeElapsedColumn(), TextColumn("ETA"), TimeRemainingColumn())
-    with Progress(*columns, console=console, transient=False) as bar:
+    # not drawn into a file or pipe (CI logs, tests): there it would only add lines around the real output
+    with Progress(*columns, console=console, transient=False, disable=not console.is_terminal) as bar:
         task = bar.add_task("accepted", total=target, stats="loading models…")
 
         def show(update) -> None:
@@ -70,7 +71,7 @@ def _progress_bar(target: int | None) -> Iterator[Callable]:
         try:
             yield show
         except BaseException:
-            bar.update(task, visible=False)  # the error line says it all; a bar stuck at "loading models…" does not
+            bar.live.transient = True  # the error line says it all; a bar stuck at "loading models…" does not
             raise
 
 
@@ -210,7 +211,7 @@ def score(
                                  distractors=distractors, seed=seed, duplicate_cosine=duplicate_cosine,
                                  fail_under=fail_under, layout=layout, allow_outside_root=allow_outside_root)
         with Progress(TextColumn("[bold]scored"), TextColumn("{task.completed} items"), TimeElapsedColumn(),
-                      console=console, transient=True) as bar:
+                      console=console, transient=True, disable=not console.is_terminal) as bar:
             task = bar.add_task("scored", total=None)
             outcome = score_dataset(dataset, out, settings, on_progress=lambda n: bar.update(task, completed=n))
         summary = outcome.summary

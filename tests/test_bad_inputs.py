@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
+import soundfile
 import yaml
 from typer.testing import CliRunner
 
@@ -87,6 +88,22 @@ def full_disk(monkeypatch: pytest.MonkeyPatch, workspace: Workspace) -> None:
     monkeypatch.setattr("pairsynth.checks.shutil.disk_usage", lambda path: shutil._ntuple_diskusage(10**9, 10**9, 4096))
 
 
+def empty_hub_cache(monkeypatch: pytest.MonkeyPatch, workspace: Workspace) -> None:
+    """Offline, with nothing cached: what a new user without a hub sees, whatever this machine has cached."""
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    monkeypatch.setattr("huggingface_hub.constants.HF_HUB_CACHE", str(workspace.root / "empty-hub-cache"))
+
+
+def flac_bytes() -> bytes:
+    from pairsynth.world.sounds import SAMPLE_RATE, sample_scene, synthesize
+
+    import random
+
+    buffer = io.BytesIO()
+    soundfile.write(buffer, synthesize(sample_scene(random.Random(0))), SAMPLE_RATE, format="FLAC")
+    return buffer.getvalue()
+
+
 def internal_failure(monkeypatch: pytest.MonkeyPatch, workspace: Workspace | None = None) -> None:
     def broken(*args, **kwargs):
         raise RuntimeError("cannot reshape tensor of 0 elements")
@@ -127,7 +144,15 @@ GENERATE = [
         "is not a model folder; expected a text→image diffusers pipeline"),
     Bad("model-folder-missing", gen(generator={"model": "local:/nowhere/sd"}), "model folder '/nowhere/sd'"),
     Bad("model-is-a-file", lambda w, out: gen(generator={"model": str(w.data / "s0.png")})(w, out), "is a file; a model is a folder"),
-    Bad("hub-id-offline", gen(generator={"model": "nobody/no-such-model"}), "hub model 'nobody/no-such-model' is not in the local cache"),
+    Bad("hub-id-offline", gen(generator={"model": "nobody/no-such-model"}), "hub model 'nobody/no-such-model' is not in the local cache",
+        patch=empty_hub_cache),
+    Bad("clip-weights-offline", gen(scorer={"clip": "ViT-B-32/laion2b_s34b_b79k"}),
+        "scorer.clip: 'ViT-B-32/laion2b_s34b_b79k': its weights (laion/CLIP-ViT-B-32-laion2B-s34B-b79K) are not in the "
+        "local cache", patch=empty_hub_cache),
+    Bad("clip-tag-unknown", gen(scorer={"clip": "ViT-B-32/no_such_tag"}), "open_clip has no pretrained tag 'no_such_tag' for ViT-B-32"),
+    Bad("audio-duration-too-short", gen(modality="audio", captions=["a high beeping tone"],
+                                        generator={"model": "toy-sounds", "duration_s": 0.01}),
+        "generator.duration_s: 0.01 s is shorter than this model's shortest clip"),
     Bad("model-unknown-scheme", gen(generator={"model": "s3://bucket/sd"}), "unknown scheme 's3'"),
     Bad("clip-checkpoint-missing", gen(scorer={"clip": "ViT-B-32", "pretrained": "/nowhere/clip.pt"}),
         "scorer.pretrained: checkpoint '/nowhere/clip.pt' does not exist"),
@@ -173,6 +198,9 @@ VARY = [
     Bad("out-inside-dataset", lambda w, out: ["vary", str(w.data), "--out", str(w.data / "var")],
         "is inside the dataset"),
     Bad("out-is-the-dataset", lambda w, out: ["vary", str(w.data), "--out", str(w.data)], "is the dataset itself"),
+    Bad("image-model-for-audio", vary("--model", "toy-shapes", data=lambda w: w.folder(
+        "sounds", [{"file_name": "a.flac", "text": "a high beeping tone"}], {"a.flac": flac_bytes()})),
+        "--model: 'toy-shapes' is a diffusers StableDiffusionPipeline; it makes images; expected an AudioLDMPipeline"),
     Bad("nothing-readable", vary(data=lambda w: w.folder("empty", [{"file_name": "e.png", "text": "x"}], {"e.png": b""})),
         "no readable pairs (1 unreadable; the first: empty or not an image: e.png (0 bytes))"),
     Bad("items-outside-root", vary(data=lambda w: w.folder("out1", [{"file_name": "../data/s0.png", "text": "escaped"}])),
@@ -196,6 +224,8 @@ SCORE = [
     Bad("items-outside-root", score(data=lambda w: w.folder("evil", [{"file_name": "/etc/hostname.png", "text": "x"},
                                                                     {"file_name": "../data/s1.png", "text": "y"}])),
         "the first: outside the dataset folder: /etc/hostname.png"),
+    Bad("empty-tar", score(data=lambda w: w.write("shards/a.tar", b"").parent),
+        "the first: not a tar archive: a.tar (0 bytes)"),
     Bad("clip-wrong-kind", score("--clip", "toy-shapes"), "--clip: 'toy-shapes' is a diffusers StableDiffusionPipeline"),
     Bad("clap-unknown-unused", score("--clap", "toy-nope"), "--clap: unknown toy model 'toy-nope'"),
     Bad("clip-unknown-arch", score("--clip", "ViT-Q-99"), "'ViT-Q-99' is neither an existing folder nor a hub id"),
@@ -303,16 +333,23 @@ def test_a_damaged_shard_counts_its_samples_once_in_the_gate(workspace):
 
 
 def test_text_from_data_is_printed_escaped_and_never_as_markup(workspace):
+    import logging
+
+    from pairsynth.cli import _escape_control_characters
+
     evil = workspace.root / "evil"
     evil.mkdir()
-    (evil / "a\x1b[2Jb.png").write_bytes(png_bytes())  # no caption beside it: logged as unreadable
     (evil / "ok.png").write_bytes(png_bytes())
     (evil / "ok.txt").write_text("a red circle on the left")
-    out = workspace.root / "[red]report"
-    result = run_cli(["score", str(evil), "--out", str(out), "--device", "cpu"])
+    result = run_cli(["score", str(evil), "--out", str(workspace.root / "[red]report"), "--device", "cpu"])
     assert result.exit_code == 0, result.output
-    assert "\x1b" not in result.output and "a\\x1b[2Jb.png" in result.output
-    assert "[red]report/index.html" in result.output  # shown as written, not taken for a colour
+    assert "[red]report/index.html" in result.output.replace("\n", "")  # shown as written, not taken for a colour
+    missing = run_cli(["score", str(workspace.root / "gone\x1b[2J[bold]"), "--out", str(workspace.root / "r")])
+    assert "\x1b" not in missing.output and "gone\\x1b[2J[bold]' does not exist" in missing.output
+    # log lines (pytest holds the root logger here, so the CLI's handler is checked on its own)
+    record = logging.LogRecord("pairsynth.readers", logging.INFO, __file__, 1, "unreadable item %s: %s",
+                               ("a\x1b[2Jb.png", "no caption\u202e"), None)
+    assert _escape_control_characters(record) and record.getMessage() == "unreadable item a\\x1b[2Jb.png: no caption\\u202e"
 
 
 def test_allow_outside_root_reads_what_the_dataset_names_outside_its_folder(workspace):
