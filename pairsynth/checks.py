@@ -11,6 +11,7 @@ from __future__ import annotations
 import errno
 import json
 import logging
+import math
 import os
 import shutil
 import tempfile
@@ -19,7 +20,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from pairsynth.errors import ModelRefError, OutputDirError
+from pairsynth.errors import ModelRefError, OutputDirError, PairsynthError
 from pairsynth.refs import ModelRef, parse_ref
 
 if TYPE_CHECKING:
@@ -66,19 +67,67 @@ class ModelKind:
                 "transformers": f"a transformers {self.name or 'model'}"}.get(self.family, "not a model folder")
 
 
-def check_recipe_models(recipe: Recipe, *, loaded: Collection[str] = ()) -> None:
+def check_generate(recipe: Recipe, out_dir: str | Path, *, generators: Collection[str] | None = None,
+                   scorers: Collection[str] | None = None) -> None:
+    """Step 1 of ``generate``: the recipe's models and the output folder (the recipe checked itself).
+
+    Args:
+        recipe: the validated recipe.
+        out_dir: the output folder.
+        generators, scorers: the media whose models the caller passes in already loaded.
+    """
+    check_recipe_models(recipe, generators=generators or (), scorers=scorers or ())
+    check_device(recipe.device, "device")
+    check_output_dir(out_dir)
+
+
+def check_vary(config: VaryConfig, source: str | Path, out_dir: str | Path, *, varier: object = None,
+               scorer: object = None) -> None:
+    """Step 1 of ``vary``, before the sources are read: the output folder, the model and both judges."""
+    check_output_dir(out_dir, inputs=[source])
+    check_vary_models(config, model_loaded=varier is not None, judges_loaded=scorer is not None)
+    check_device(config.device, "device")
+
+
+def check_score(settings: ScoreSettings, dataset: str | Path, out: str | Path, *,
+                scorers: Collection[str] | None = None) -> None:
+    """Step 1 of ``score``: both judges (whichever media the dataset holds) and the report folder."""
+    check_score_models(settings, loaded=scorers or ())
+    check_device(settings.device, "--device")
+    check_output_dir(out, inputs=[dataset])
+
+
+def check_device(spec: str, where: str) -> None:
+    """The device exists on this machine (a CUDA or MPS device asked for where there is none fails here)."""
+    from pairsynth.devices import resolve_device
+
+    try:
+        device = resolve_device(spec)
+    except PairsynthError as err:
+        raise type(err)(f"{where}: {err}") from None
+    import torch
+
+    if device.type == "mps" and not torch.backends.mps.is_available():
+        raise PairsynthError(f"{where}: device {spec!r} asked for, but this machine has no Apple MPS device")
+
+
+def check_recipe_models(recipe: Recipe, *, generators: Collection[str] = (), scorers: Collection[str] = ()) -> None:
     """Every model reference in a recipe, used or not, names a model of the kind its field needs.
 
     Args:
         recipe: the validated recipe.
-        loaded: media (``image``, ``audio``) whose generator and judge the caller passes in already
-            loaded; their references are not used and not checked.
+        generators, scorers: media (``image``, ``audio``) whose generator or judge the caller passes
+            in already loaded; those references are not used and not checked.
     """
+    loaded = set(scorers)
     for medium in recipe.media:
-        if medium not in loaded:
-            where = "generator.model" if recipe.modality != "triplet" else f"generators.{medium}.model"
-            check_model_ref(recipe.generator_model(medium), f"text-to-{medium}", where,
-                            revision=recipe.generator_configs[medium].revision)
+        if medium not in generators:
+            where = "generator" if recipe.modality != "triplet" else f"generators.{medium}"
+            config = recipe.generator_configs[medium]
+            ref = check_model_ref(recipe.generator_model(medium), f"text-to-{medium}", f"{where}.model",
+                                  revision=config.revision)
+            if config.duration_s is not None and ref.is_local:
+                check_duration(Path(ref.location), config.duration_s, f"{where}.duration_s")
     unused = {"clip": "image" not in recipe.media, "clap": "audio" not in recipe.media}
     if "image" not in loaded:
         check_model_ref(recipe.scorer.clip, "clip", "scorer.clip", unused=unused["clip"])
@@ -87,24 +136,26 @@ def check_recipe_models(recipe: Recipe, *, loaded: Collection[str] = ()) -> None
         check_model_ref(recipe.scorer.clap, "clap", "scorer.clap", unused=unused["clap"])
 
 
-def check_vary_models(config: VaryConfig, modality: str | None = None, *, loaded: bool = False) -> None:
+def check_vary_models(config: VaryConfig, modality: str | None = None, *, model_loaded: bool = False,
+                      judges_loaded: bool = False) -> None:
     """``vary``'s model and both judges before the dataset is read; with ``modality``, the model's medium.
 
     Args:
         config: the variation settings.
         modality: ``None`` before the sources are read (the model may be an image or an audio
             pipeline; the judges are checked); ``image`` or ``audio`` once they are (the model only).
-        loaded: the caller passes the varier in already loaded; ``--model`` is not checked.
+        model_loaded, judges_loaded: the caller passes the varier / the judge in already loaded.
     """
-    from pairsynth.vary import DEFAULT_MODELS
+    from pairsynth.media import MEDIA
 
     if modality is None:
-        if config.model is not None and not loaded:
+        if config.model is not None and not model_loaded:
             check_model_ref(config.model, "image-to-image", "--model", any_medium=True)
-        check_model_ref(config.clip, "clip", "--clip")
-        check_model_ref(config.clap, "clap", "--clap")
-    elif not loaded:
-        check_model_ref(config.model or DEFAULT_MODELS[modality], f"{modality}-to-{modality}", "--model")
+        if not judges_loaded:
+            check_model_ref(config.clip, "clip", "--clip")
+            check_model_ref(config.clap, "clap", "--clap")
+    elif not model_loaded:
+        check_model_ref(config.model or MEDIA[modality].default_generator, f"{modality}-to-{modality}", "--model")
 
 
 def check_score_models(settings: ScoreSettings, *, loaded: Collection[str] = ()) -> None:
@@ -138,6 +189,20 @@ def check_model_ref(text: str, role: str, where: str, *, revision: str | None = 
     if problem:
         raise ModelRefError(f"{where}: {text!r} is {kind.describe()}; {problem}{hint}")
     return ref
+
+
+def check_duration(folder: Path, duration_s: float, where: str) -> None:
+    """A clip must span at least one latent frame of the pipeline's VAE (the adapter's own check, from the JSON files)."""
+    try:
+        vocoder = json.loads((folder / "vocoder" / "config.json").read_text(encoding="utf-8"))
+        vae = json.loads((folder / "vae" / "config.json").read_text(encoding="utf-8"))
+        hop = math.prod(vocoder["upsample_rates"]) / vocoder["sampling_rate"]
+        shortest = hop * 2 ** (len(vae["block_out_channels"]) - 1)
+    except (OSError, ValueError, KeyError, TypeError, ZeroDivisionError):
+        return  # an unusual folder: the adapter checks again once it has loaded the pipeline
+    if duration_s < shortest:
+        raise PairsynthError(f"{where}: {duration_s:g} s is shorter than this model's shortest clip, "
+                             f"{shortest:g} s; give at least {shortest:g}")
 
 
 def check_pretrained(pretrained: str | None, where: str) -> None:
@@ -227,12 +292,29 @@ def _is_open_clip_arch(arch: str) -> bool:
 
 
 def _check_open_clip_tag(text: str, arch: str, tag: str) -> None:
+    """A known tag, and, offline, weights in the local hub cache (open_clip would fail on them after the generator loaded)."""
     import open_clip
 
     tags = open_clip.list_pretrained_tags_by_model(arch)
-    if tag and tag not in tags and not Path(tag).expanduser().is_file():
+    if not tag or Path(tag).expanduser().is_file():
+        return
+    if tag not in tags:
         raise ModelRefError(f"{text!r}: open_clip has no pretrained tag {tag!r} for {arch}; "
                             f"its tags are: {', '.join(tags) or 'none'}")
+    hub = open_clip.get_pretrained_cfg(arch, tag).get("hf_hub", "")
+    if not hub or not _offline():
+        return
+    import huggingface_hub
+
+    repo_id, filename = os.path.split(hub)
+    names = [filename] if filename else ["open_clip_model.safetensors", "open_clip_pytorch_model.bin"]
+    if not any(isinstance(huggingface_hub.try_to_load_from_cache(repo_id, name), str) for name in names):
+        raise ModelRefError(f"{text!r}: its weights ({repo_id}) are not in the local cache and the hub is off "
+                            "(HF_HUB_OFFLINE=1): download them once with the hub on, or set HF_HUB_OFFLINE=0")
+
+
+def _offline() -> bool:
+    return os.environ.get("HF_HUB_OFFLINE", "").lower() in ("1", "true", "yes", "on")
 
 
 def _kind(ref: ModelRef, role: str, revision: str | None) -> ModelKind:
@@ -277,8 +359,7 @@ def _hub_file(ref: ModelRef, filename: str, revision: str | None) -> Path | None
     import huggingface_hub
     from huggingface_hub import errors as hub_errors
 
-    offline = os.environ.get("HF_HUB_OFFLINE", "").lower() in ("1", "true", "yes", "on")
-    if offline:
+    if _offline():
         cached = huggingface_hub.try_to_load_from_cache(ref.location, filename, revision=revision)
         if isinstance(cached, str):
             return Path(cached)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import errno
 import logging
 import os
 from collections.abc import Callable, Iterator
@@ -12,10 +13,11 @@ from typing import Annotated, Optional
 import typer
 from rich.console import Console
 from rich.logging import RichHandler
+from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
 from pairsynth.alignment import qa as qa_defaults
-from pairsynth.errors import PairsynthError
+from pairsynth.errors import PairsynthError, printable
 from pairsynth.judges import JudgeSettings
 
 HELP = """Synthesize aligned training pairs with diffusion models: image–caption, audio–caption, and
@@ -34,8 +36,10 @@ def _setup(verbose: bool) -> None:
     # on network time-outs before falling back to local files. A user with a hub sets them to 0.
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+    handler = RichHandler(console=console, show_path=False)
+    handler.addFilter(_escape_control_characters)
     logging.basicConfig(level=logging.INFO if verbose else logging.WARNING, format="%(message)s",
-                        handlers=[RichHandler(console=console, show_path=False)])
+                        handlers=[handler])
     logging.getLogger("pairsynth").setLevel(logging.INFO)
     for noisy in ("diffusers", "transformers", "httpx", "root"):
         logging.getLogger(noisy).setLevel(logging.INFO if verbose else logging.ERROR)
@@ -46,12 +50,24 @@ def _setup(verbose: bool) -> None:
     transformers_logging.disable_progress_bar()
 
 
+def _escape_control_characters(record: logging.LogRecord) -> bool:
+    """Log lines quote file names, keys and captions from data: escape their control characters."""
+    record.msg, record.args = printable(record.getMessage()), ()
+    return True
+
+
+def _shown(text: object) -> str:
+    """Text from data or the user, safe inside a console markup string: no markup, no control characters."""
+    return escape(printable(text))
+
+
 @contextmanager
 def _progress_bar(target: int | None) -> Iterator[Callable]:
     """A rich progress bar over accepted pairs; yields the callback the library calls per commit."""
     columns = (TextColumn("[bold]accepted"), BarColumn(), MofNCompleteColumn(), TextColumn("{task.fields[stats]}"),
                TimeElapsedColumn(), TextColumn("ETA"), TimeRemainingColumn())
-    with Progress(*columns, console=console, transient=False) as bar:
+    # not drawn into a file or pipe (CI logs, tests): there it would only add lines around the real output
+    with Progress(*columns, console=console, transient=False, disable=not console.is_terminal) as bar:
         task = bar.add_task("accepted", total=target, stats="loading models…")
 
         def show(update) -> None:
@@ -59,16 +75,21 @@ def _progress_bar(target: int | None) -> Iterator[Callable]:
             bar.update(task, total=update.target, completed=update.accepted,
                        stats=f"{update.candidates} candidates, {rate:.0%} accepted")
 
-        yield show
+        try:
+            yield show
+        except BaseException:
+            bar.live.transient = True  # the error line says it all; a bar stuck at "loading models…" does not
+            raise
 
 
 def _print_summary(summary, out: Path) -> None:
     console.print(f"[green]{summary.accepted}[/] pairs from {summary.candidates} candidates in "
-                  f"{summary.elapsed_s:.1f} s → {out}")
+                  f"{summary.elapsed_s:.1f} s → {_shown(out)}")
     if summary.times.seconds:
         console.print(f"[dim]time: {summary.times}[/]", soft_wrap=True)
     for state in summary.shortfall:
-        console.print(f"[yellow]short:[/] {state.key!r}: {state.accepted}/{summary.k} after {state.attempts} attempts")
+        console.print(f"[yellow]short:[/] {_shown(repr(state.key))}: {state.accepted}/{summary.k} after "
+                      f"{state.attempts} attempts")
     _print_outputs(out)
 
 
@@ -88,7 +109,7 @@ def _print_outputs(out: Path) -> None:
                        ("manifest.jsonl", "every candidate, with scores and reasons"),
                        ("report/index.html", "the report: open it in a browser")):
         if (out / name).exists():
-            console.print(f"  {out / name}  [dim]{what}[/]")
+            console.print(f"  {_shown(out / name)}  [dim]{what}[/]")
 
 
 @app.command()
@@ -101,8 +122,7 @@ def generate(
     verbose: Annotated[bool, typer.Option("--verbose", "-v")] = False,
 ) -> None:
     """Generate pairs from a recipe until each caption has k accepted pairs."""
-    _setup(verbose)
-    _fail_cleanly(lambda: _run_generate(recipe, out, overwrite, overrides))
+    _fail_cleanly(lambda: _run_generate(recipe, out, overwrite, overrides), verbose)
 
 
 @app.command()
@@ -111,14 +131,17 @@ def demo(
     verbose: Annotated[bool, typer.Option("--verbose", "-v")] = False,
 ) -> None:
     """Run the shipped example recipes on the toy zoo: image–caption and audio–caption pairs, offline."""
-    _setup(verbose)
     from pairsynth.demo import DEMO_RECIPES, recipe_path
 
-    for name in DEMO_RECIPES:
-        console.rule(f"{name}: {recipe_path(name)}")
-        _fail_cleanly(lambda: _run_generate(recipe_path(name), out / name, overwrite=True))
-    console.print(f"\nOpen {out / DEMO_RECIPES[0] / 'report' / 'index.html'} and {out / DEMO_RECIPES[1] / 'report' / 'index.html'} "
-                  "in a browser; load the datasets with the snippets in the README.")
+    def run() -> None:
+        for name in DEMO_RECIPES:
+            console.rule(f"{name}: {_shown(recipe_path(name))}")
+            _run_generate(recipe_path(name), out / name, overwrite=True)
+        reports = [_shown(out / name / "report" / "index.html") for name in DEMO_RECIPES[:2]]
+        console.print(f"\nOpen {reports[0]} and {reports[1]} in a browser; load the datasets with the snippets in "
+                      "the README.")
+
+    _fail_cleanly(run, verbose)
 
 
 @app.command()
@@ -133,7 +156,6 @@ def vary(
     pretrained: Annotated[Optional[str], typer.Option(help="open_clip tag or checkpoint, for a bare CLIP ARCH")] = None,
     precision: Annotated[str, typer.Option(help="judge precision: fp32, or bf16/fp16 autocast")] = "fp32",
     judge_batch_size: Annotated[int, typer.Option(help="samples per judge forward pass")] = 64,
-    device: Annotated[str, typer.Option(help="auto, cpu, cuda, cuda:N or mps")] = "auto",
     caption_template: Annotated[str, typer.Option(help="prompt and new caption, e.g. '{caption}, at night'")] = "{caption}",
     steps: Annotated[int, typer.Option()] = 20,
     guidance_scale: Annotated[float, typer.Option()] = 5.0,
@@ -141,25 +163,28 @@ def vary(
     band: Annotated[tuple[float, float], typer.Option(help="keep source↔variation cosine in [LOW, HIGH)")] = (0.80, 0.995),
     seed: Annotated[int, typer.Option()] = 0,
     batch_size: Annotated[int, typer.Option()] = 8,
+    device: Annotated[str, typer.Option(help="auto, cpu, cuda, cuda:N or mps")] = "auto",
     overwrite: Annotated[bool, typer.Option(help="discard what --out holds instead of resuming")] = False,
+    allow_outside_root: Annotated[bool, typer.Option(
+        help="read files the dataset names outside its folder (../x.png, absolute paths, symlinks out)")] = False,
     verbose: Annotated[bool, typer.Option("--verbose", "-v")] = False,
 ) -> None:
     """Make variations of existing pairs; keep those that still match their caption and their source."""
-    _setup(verbose)
 
     def run() -> None:
         from pairsynth.vary import vary_config, vary_dataset
 
         config = vary_config(per_pair=per_pair, strength=strength, model=model, clip=clip, clap=clap,
                              pretrained=pretrained, precision=precision, judge_batch_size=judge_batch_size,
-                             device=device, steps=steps,
+                             steps=steps,
                              caption_template=caption_template, guidance_scale=guidance_scale, min_score=min_score,
-                             similarity_band=band, seed=seed, batch_size=batch_size)
+                             similarity_band=band, seed=seed, batch_size=batch_size, device=device,
+                             allow_outside_root=allow_outside_root)
         with _progress_bar(None) as show:
             summary = vary_dataset(source, out, config, overwrite=overwrite, on_progress=show)
         _print_summary(summary, out)
 
-    _fail_cleanly(run)
+    _fail_cleanly(run, verbose)
 
 
 @app.command()
@@ -184,6 +209,8 @@ def score(
     seed: Annotated[int, typer.Option(help="seeds the distractor sample")] = 0,
     device: Annotated[str, typer.Option()] = "auto",
     batch_size: Annotated[int, typer.Option()] = 64,
+    allow_outside_root: Annotated[bool, typer.Option(
+        help="read files the dataset names outside its folder (../x.png, absolute paths, symlinks out)")] = False,
     verbose: Annotated[bool, typer.Option("--verbose", "-v")] = False,
 ) -> None:
     """Score every pair of a dataset with CLIP/CLAP and write an alignment QA report.
@@ -191,31 +218,30 @@ def score(
     A pair passes when its media are usable (readable; not blank, silent or clipped) and every judge's
     score reaches --threshold. With --fail-under the command is a gate: `--threshold 25 --fail-under 0.9`
     exits 1 when fewer than 90% of all pairs (unreadable ones included) pass. Exit 2: the dataset or a
-    judge model cannot be read at all.
+    judge model cannot be read at all, or not one of its pairs can.
     """
-    _setup(verbose)
-    from pairsynth.score import ScoreSettings, score_dataset
-
-    settings = ScoreSettings(clip=clip, clap=clap, pretrained=pretrained, precision=precision, device=device, batch_size=batch_size, threshold=threshold,
-                             distractors=distractors, seed=seed, duplicate_cosine=duplicate_cosine,
-                             fail_under=fail_under, layout=layout)
-    outcome = []
 
     def run() -> None:
-        with Progress(TextColumn("[bold]scored"), TextColumn("{task.completed} items"), TimeElapsedColumn(),
-                      console=console, transient=True) as bar:
-            task = bar.add_task("scored", total=None)
-            outcome.append(score_dataset(dataset, out, settings, on_progress=lambda n: bar.update(task, completed=n)))
+        from pairsynth.score import ScoreSettings, score_dataset
 
-    _fail_cleanly(run)
-    summary = outcome[0].summary
-    rate = summary["pass_rate"] or 0.0
-    console.print(f"{summary['candidates']} pairs: [bold]{summary['accepted']}[/] ({rate:.1%}) reach score "
-                  f"{threshold:g}; {len(summary['unreadable'])} unreadable → {out / 'index.html'}")
-    if outcome[0].gate_passed is False:
-        console.print(f"[red]gate failed:[/] {rate:.1%} of pairs reach {threshold:g}, "
-                      f"fewer than --fail-under {fail_under:g}")
-        raise typer.Exit(1)
+        settings = ScoreSettings(clip=clip, clap=clap, pretrained=pretrained, precision=precision, device=device,
+                                 batch_size=batch_size, threshold=threshold,
+                                 distractors=distractors, seed=seed, duplicate_cosine=duplicate_cosine,
+                                 fail_under=fail_under, layout=layout, allow_outside_root=allow_outside_root)
+        with Progress(TextColumn("[bold]scored"), TextColumn("{task.completed} items"), TimeElapsedColumn(),
+                      console=console, transient=True, disable=not console.is_terminal) as bar:
+            task = bar.add_task("scored", total=None)
+            outcome = score_dataset(dataset, out, settings, on_progress=lambda n: bar.update(task, completed=n))
+        summary = outcome.summary
+        rate = summary["pass_rate"] or 0.0
+        console.print(f"{summary['candidates']} pairs: [bold]{summary['accepted']}[/] ({rate:.1%}) reach score "
+                      f"{threshold:g}; {len(summary['unreadable'])} unreadable → {_shown(out / 'index.html')}")
+        if outcome.gate_passed is False:
+            console.print(f"[red]gate failed:[/] {rate:.1%} of pairs reach {threshold:g}, "
+                          f"fewer than --fail-under {fail_under:g}")
+            raise typer.Exit(1)
+
+    _fail_cleanly(run, verbose)
 
 
 @app.command()
@@ -229,12 +255,53 @@ def models() -> None:
                       f"real default: {model.real_default}")
 
 
-def _fail_cleanly(action) -> None:
+_INPUT_ERRNOS = frozenset({errno.ENOENT, errno.EACCES, errno.EPERM, errno.EISDIR, errno.ENOTDIR, errno.EEXIST,
+                           errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.ENAMETOOLONG, errno.ELOOP})
+"""OS errors a user causes and can fix (a path, a permission, a full disk), whatever raised them."""
+
+
+def _fail_cleanly(action: Callable[[], None], verbose: bool) -> None:
+    """Run a command; turn any exception into one ``error: …`` line (``--verbose``: and its traceback).
+
+    Exit 2: bad input (pairsynth's own errors, and OS errors about a path or the disk); exit 1: an
+    internal failure, which is a bug; exit 130: interrupted.
+    """
     try:
+        _setup(verbose)
         action()
+    except (typer.Exit, typer.Abort):
+        raise
     except PairsynthError as err:
-        console.print(f"[red]error:[/] {err}", highlight=False, soft_wrap=True)
+        _error(str(err))
         raise typer.Exit(2) from None
+    except KeyboardInterrupt:
+        _error("interrupted; run the same command again to resume from the last commit")
+        raise typer.Exit(130) from None
+    except OSError as err:
+        if err.errno not in _INPUT_ERRNOS:
+            _internal(err, verbose)
+        if verbose:
+            console.print_exception()
+        where = f"{err.filename}: " if err.filename else ""
+        _error(f"{where}{err.strerror or err}")
+        raise typer.Exit(2) from None
+    except Exception as err:  # noqa: BLE001 - the last resort: one line, never a stack trace unasked
+        _internal(err, verbose)
+
+
+def _internal(err: BaseException, verbose: bool) -> None:
+    if verbose:
+        console.print_exception()
+    hint = "" if verbose else " (re-run with --verbose for the traceback)"
+    message = " ".join(str(err).split()) or "no message"
+    _error(f"internal error, a bug in pairsynth: {type(err).__name__}: {message[:500]}{hint}")
+    raise typer.Exit(1) from None
+
+
+def _error(message: str) -> None:
+    """One ``error:`` line per line of the message, never wrapped, with data made safe to print."""
+    for line in message.splitlines() or [""]:
+        console.print(f"[red]error:[/] {_shown(line)}", highlight=False, soft_wrap=True)
 
 
 @app.command()
@@ -248,7 +315,6 @@ def plan(
     verbose: Annotated[bool, typer.Option("--verbose", "-v")] = False,
 ) -> None:
     """Show what a recipe will do (captions, candidates, models, formats) and estimate its time; writes nothing."""
-    _setup(verbose)
 
     def run() -> None:
         from pairsynth.planning import plan_recipe
@@ -259,7 +325,7 @@ def plan(
             console.print("[dim]calibrating: loading the models and running one batch…[/]")
         _print_plan(plan_recipe(loaded, calibrate=calibrate), show)
 
-    _fail_cleanly(run)
+    _fail_cleanly(run, verbose)
 
 
 def _print_plan(result, show: int) -> None:
@@ -298,6 +364,7 @@ def init(
     kind: Annotated[str, typer.Argument(help="image, audio or triplet")] = "image",
     out: Annotated[Path, typer.Option("--out", "-o", help="where to write the recipe")] = Path("recipe.yaml"),
     force: Annotated[bool, typer.Option(help="replace an existing file")] = False,
+    verbose: Annotated[bool, typer.Option("--verbose", "-v")] = False,
 ) -> None:
     """Write a commented starter recipe (toy zoo models: runs offline as written)."""
     from pairsynth.starters import write_starter
@@ -307,7 +374,7 @@ def init(
         console.print(f"wrote {path}: look with [bold]pairsynth plan {path}[/], "
                       f"run with [bold]pairsynth generate {path} --out out/{kind}[/]")
 
-    _fail_cleanly(run)
+    _fail_cleanly(run, verbose)
 
 
 @app.command()
@@ -332,7 +399,6 @@ def probe(
     verbose: Annotated[bool, typer.Option("--verbose", "-v")] = False,
 ) -> None:
     """Does the synthetic data help? Train on a few real examples with and without it; report paired gains."""
-    _setup(verbose)
 
     def run() -> None:
         from pairsynth.probe.classifiers import TrainSettings
@@ -360,4 +426,4 @@ def probe(
                               f"{100 * gain['mean']:+.1f} points, {interval}, {gain['draws']} draws")
         console.print(f"→ {out / 'index.html'}")
 
-    _fail_cleanly(run)
+    _fail_cleanly(run, verbose)

@@ -14,12 +14,12 @@ from typing import Any
 from pairsynth.alignment.acceptance import AcceptanceRule, Decision
 from pairsynth.alignment.embedding_scorer import EmbeddingScorer
 from pairsynth.candidates import Candidate, Condition
+from pairsynth.checks import check_generate
 from pairsynth.concepts.judging import concept_judges
 from pairsynth.interpolation import attach_blends, endpoint_captions, path_points
 from pairsynth.judges import load_judge
 from pairsynth.media import medium
 from pairsynth.recipe import Recipe
-from pairsynth.refs import parse_ref
 from pairsynth.run import Backend, OutputSpec, ProgressUpdate, RunSummary, run_job
 from pairsynth.stages import CaptionState, Generator, Plan, StageTimes, generate_candidates, score_candidates
 
@@ -52,10 +52,8 @@ class GenerateJob:
         self.distractors = recipe_distractors(recipe)
         self.points = path_points(recipe.interpolate)  # interpolate: one more unit per point of each path
 
-    def check(self) -> None:
-        for name in self.recipe.media:
-            if name not in self.generators:
-                parse_ref(self.recipe.generator_model(name))
+    def check(self, out_dir: Path) -> None:
+        check_generate(self.recipe, out_dir, generators=self.generators, scorers=self.scorers)
 
     def fingerprint(self) -> str:
         return self.recipe.fingerprint()

@@ -94,8 +94,9 @@ class Job(Protocol):
     rule: AcceptanceRule
     output: OutputSpec
 
-    def check(self) -> None:
-        """Raise on bad input before anything is locked or loaded."""
+    def check(self, out_dir: Path) -> None:
+        """Raise on bad input (``out_dir`` included) before anything is locked or loaded; a job may
+        read its inputs here, and fill in what depends on them (``rule``, ``output``)."""
 
     def fingerprint(self) -> str:
         """What decides the outputs; a directory written under another fingerprint is refused."""
@@ -168,7 +169,7 @@ def run_job(job: Job, out_dir: str | Path, *, overwrite: bool = False, backend: 
     """
     started = time.perf_counter()
     # 1. Check inputs before any model loads.
-    job.check()
+    job.check(Path(out_dir))
     times = StageTimes()
     output = OutputDir(out_dir)
     backend = backend or LocalBackend()

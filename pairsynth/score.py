@@ -24,7 +24,8 @@ from pairsynth.alignment.acceptance import ACCEPTED, AcceptanceRule, check_pair
 from pairsynth.alignment.embedding_scorer import EmbeddingScorer
 from pairsynth.alignment.qa_report import DuplicateGroup, JudgeSetup, QaReport, QaRow, write_qa_report
 from pairsynth.alignment.scores import PairScores
-from pairsynth.errors import PairsynthError
+from pairsynth.checks import check_score
+from pairsynth.errors import DatasetError, PairsynthError
 from pairsynth.judges import JudgeSettings, load_judge
 from pairsynth.media import MEDIA
 from pairsynth.readers import LAYOUTS, PairRecord, ReadError, detect_layout, read_manifest, read_pairs
@@ -52,6 +53,7 @@ class ScoreSettings:
         gallery_size: worst and best pairs shown (each).
         fail_under: the gate: the run fails when fewer than this share of pairs reach the threshold.
         layout: the dataset layout, or ``auto``.
+        allow_outside_root: read files the dataset names outside its folder (refused by default).
     """
 
     clip: str = JudgeSettings().clip
@@ -67,6 +69,7 @@ class ScoreSettings:
     gallery_size: int = 12
     fail_under: float | None = None
     layout: str = "auto"
+    allow_outside_root: bool = False
 
     @property
     def judges(self) -> JudgeSettings:
@@ -128,7 +131,9 @@ def score_dataset(path: str | Path, out: str | Path, settings: ScoreSettings = S
     """
     # 1. Check inputs before any model loads.
     settings.check()
+    check_score(settings, path, out, scorers=scorers)
     layout = detect_layout(path) if settings.layout == "auto" else settings.layout
+    outside = settings.allow_outside_root
     # A judge loads when the first item of its medium is read (an image dataset needs no CLAP), so a
     # bad model reference fails after one item, before any real work.
     judges = _Judges(settings, dict(scorers or {}))
@@ -139,7 +144,7 @@ def score_dataset(path: str | Path, out: str | Path, settings: ScoreSettings = S
     owners: dict[str, list[int]] = {}  # medium -> entry index of each feature row
     pending: dict[str, list[tuple[int, Any]]] = {}
     seen: Counter[str] = Counter()
-    for item in read_pairs(path, layout=layout):
+    for item in read_pairs(path, layout=layout, allow_outside_root=outside):
         entries.append(_entry(item, seen))
         for medium, sample in _samples(item, entries[-1]):
             pending.setdefault(medium, []).append((len(entries) - 1, sample))
@@ -174,9 +179,20 @@ def score_dataset(path: str | Path, out: str | Path, settings: ScoreSettings = S
         fail_under=settings.fail_under,
         settings={"distractors": settings.distractors, "seed": settings.seed},
     )
-    summary = write_qa_report(out, report, lambda keys: read_pairs(path, layout=layout, keys=keys),
+    summary = write_qa_report(out, report, lambda keys: read_pairs(path, layout=layout, keys=keys,
+                                                                   allow_outside_root=outside),
                               gallery_size=settings.gallery_size)
+    _check_readable(path, entries, Path(out))
     return ScoreOutcome(Path(out), summary, summary["gate"]["passed"])
+
+
+def _check_readable(path: str | Path, entries: list[_Entry], out: Path) -> None:
+    """A dataset without one readable pair cannot be scored: exit 2, not a 0 % pass rate (the report is written)."""
+    if any(entry.error is None for entry in entries):
+        return
+    first = f"; the first: {entries[0].error}" if entries else ""
+    count = f"{len(entries)} items, all unreadable" if len(entries) != 1 else "1 item, unreadable"
+    raise DatasetError(f"{path}: not one readable pair ({count}{first}); every reason is in {out / 'index.html'}")
 
 
 class _Judges:

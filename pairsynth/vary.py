@@ -24,7 +24,8 @@ from pairsynth.alignment.embedding_scorer import EmbeddingScorer
 from pairsynth.candidates import Candidate, Condition
 from pairsynth.captions import check_template
 from pairsynth.config_files import describe_error
-from pairsynth.errors import PairsynthError, RecipeError
+from pairsynth.checks import check_vary, check_vary_models
+from pairsynth.errors import DatasetError, PairsynthError, RecipeError
 from pairsynth.judges import JudgeSettings, Precision, load_judge
 from pairsynth.media import MODALITIES, medium
 from pairsynth.readers import PairRecord, ReadError, read_pairs
@@ -121,24 +122,27 @@ class VaryJob:
 
     def __init__(self, source: str | Path, config: VaryConfig, *, varier: Varier | None = None,
                  scorer: EmbeddingScorer | None = None) -> None:
-        self.config = config
-        self.records, self.unreadable = _read_sources(source, config.layout, config.allow_outside_root)
-        self.modality = _single_modality(self.records)
-        self.medium = medium(self.modality)
+        self.source, self.config = source, config
         self.varier, self.scorer = varier, scorer
+        self.k = config.per_pair
+        self.plan = Plan(k=config.per_pair, budget=config.attempts, seed=config.seed, chunk_size=config.commit_every)
+        self.source_features: dict[str, np.ndarray] = {}
+
+    def check(self, out_dir: Path) -> None:
+        """The output folder, the models and judges; then the sources, whose medium picks the model."""
+        config = self.config
+        check_vary(config, self.source, out_dir, varier=self.varier, scorer=self.scorer)
+        self.records, self.unreadable = _read_sources(self.source, config.layout, config.allow_outside_root)
+        self.modality = _single_modality(self.records)
+        check_vary_models(config, self.modality, model_loaded=self.varier is not None)
+        self.medium = medium(self.modality)
         self.captions = {r.key: config.caption_template.format(caption=r.caption) for r in self.records}
         self.media = {r.key: self.medium.record_input(r) for r in self.records}
         self.paths = {r.key: r.source for r in self.records}
-        self.k = config.per_pair
         judge = self.medium.judge
         self.rule = AcceptanceRule({judge: config.min_score} if config.min_score is not None else {}, config.max_rank)
-        self.plan = Plan(k=config.per_pair, budget=config.attempts, seed=config.seed, chunk_size=config.commit_every)
         self.output = OutputSpec(formats=["webdataset", self.medium.folder], image_format=config.image_format)
         self.distractors = {self.modality: list(dict.fromkeys(self.captions.values()))}
-        self.source_features: dict[str, np.ndarray] = {}
-
-    def check(self) -> None:
-        pass  # the config validated itself; the sources were read in __init__
 
     def fingerprint(self) -> str:
         return self.config.fingerprint(self.records)
@@ -153,7 +157,8 @@ class VaryJob:
         """The inputs that could not be read, recorded once with their reasons."""
         return [{"key": error.key or hashlib.sha256(error.source.encode()).hexdigest()[:20], "caption": None,
                  "modality": self.modality, "source": {"path": error.source}, "scores": {}, "accepted": False,
-                 "reason": "unreadable_input", "detail": error.reason} for error in self.unreadable]
+                 "reason": "unreadable_input", "detail": error.reason, "error": error.error}
+                for error in self.unreadable]
 
     def load(self) -> None:
         config = self.config
@@ -209,7 +214,8 @@ def _read_sources(source: str | Path, layout: str, allow_outside_root: bool) -> 
     for item in read_pairs(source, layout=layout, allow_outside_root=allow_outside_root):
         (unreadable if isinstance(item, ReadError) else records).append(item)
     if not records:
-        raise PairsynthError(f"{source}: no readable pairs ({len(unreadable)} unreadable)")
+        first = f"; the first: {unreadable[0].reason}" if unreadable else ""
+        raise DatasetError(f"{source}: no readable pairs ({len(unreadable)} unreadable{first})")
     for error in unreadable:
         logger.warning("skipping unreadable input %s: %s", error.source, error.reason)
     return records, unreadable

@@ -230,13 +230,17 @@ def test_the_gate_exits_non_zero_when_too_few_pairs_reach_the_threshold(photo_fo
     assert missing.exit_code == 2 and "does not exist" in missing.output
 
 
-def test_a_dataset_with_nothing_readable_still_gets_a_report_that_fails_the_gate(tmp_path):
+def test_a_dataset_with_nothing_readable_is_an_error_after_its_report_is_written(tmp_path):
+    from pairsynth.errors import DatasetError
+
     (tmp_path / "data").mkdir()
     (tmp_path / "data" / "a.png").write_bytes(b"not a png")
     (tmp_path / "data" / "a.txt").write_text("a caption")
-    outcome = score_dataset(tmp_path / "data", tmp_path / "report", ScoreSettings(fail_under=0.5))
-    assert outcome.gate_passed is False and outcome.summary["judges"] == {}
-    assert outcome.summary["unreadable"][0]["source"].endswith("a.png")
+    with pytest.raises(DatasetError, match="not one readable pair .1 item, unreadable; the first: not an image file"):
+        score_dataset(tmp_path / "data", tmp_path / "report", ScoreSettings(fail_under=0.5))
+    summary = json.loads((tmp_path / "report" / "summary.json").read_text())
+    assert summary["gate"]["passed"] is False and summary["judges"] == {}
+    assert summary["unreadable"][0]["source"].endswith("a.png")
     assert "Unreadable items" in (tmp_path / "report" / "index.html").read_text()
 
 

@@ -80,9 +80,9 @@ def test_edited_captions_guide_and_label_the_variations(photo_folder, models, tm
 
 
 def test_bad_vary_settings_are_one_line_errors():
-    with pytest.raises(RecipeError, match="similarity_band must be two cosines"):
+    with pytest.raises(RecipeError, match="--band LOW HIGH must be two cosines"):
         vary_config(similarity_band=(0.9, 0.5))
-    with pytest.raises(RecipeError, match="strength: Input should be less than or equal to 1"):
+    with pytest.raises(RecipeError, match="--strength: Input should be less than or equal to 1"):
         vary_config(strength=1.5)
 
 
