@@ -45,7 +45,8 @@ MODELS = {
 
 # --flag → the config field it sets, and the nested stage config it sets it on (None: the model's own)
 OVERRIDES = {"steps": (None, "steps"), "batch_size": (None, "batch_size"), "vae_steps": ("vae", "steps"),
-             "vocoder_steps": ("vocoder", "steps"), "judged_clips": (None, "judged_clips")}
+             "vocoder_steps": ("vocoder", "steps"), "judged_clips": (None, "judged_clips"),
+             "init_from": (None, "init_from")}
 
 
 def _resolve(module, dotted: str) -> Callable:
@@ -94,6 +95,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--vae-steps", type=int, default=None, help="toy-shapes / toy-sounds: steps of the VAE stage")
     parser.add_argument("--vocoder-steps", type=int, default=None, help="toy-sounds only: steps of its vocoder stage")
     parser.add_argument("--judged-clips", type=int, default=None, help="toy-sounds-clap only: generated, judge-labelled clips to train on")
+    parser.add_argument("--init-from", default=None, help="toy-sounds-clap only: fine-tune from this exported folder")
     parser.add_argument("--resume", action="store_true", help="continue from the last checkpoint in --work-dir")
     parser.add_argument("--work-dir", type=Path, default=None, help=f"checkpoints and logs (default {DEFAULT_WORK_ROOT}/<model>)")
     parser.add_argument("--seed", type=int, default=0)

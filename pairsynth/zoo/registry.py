@@ -81,6 +81,7 @@ def zoo_model(name: str) -> ZooModel:
     if not model.available:
         raise ModelRefError(
             f"toy model {name!r} has no weights at {model.path}; train it with "
-            f"`python -m pairsynth_train {name}`"
+            f"`python -m pairsynth_train {name} --out {model.path}` from a source checkout "
+            "(pairsynth_train/ is not installed)"
         )
     return model
