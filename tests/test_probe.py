@@ -13,6 +13,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import soundfile
+import torch
 from PIL import Image
 from typer.testing import CliRunner
 
@@ -144,9 +145,17 @@ def test_probe_on_espeak_spoken_words(words, tmp_path):
     assert result["metrics"]["accuracy"]["real+synthetic+classic"]["draws"] == 2
 
 
-def test_linear_probe_on_frozen_clip_embeddings(photos):
+def test_linear_probe_on_frozen_clip_embeddings(photos, tiny_clip_dir):
+    from pairsynth.probe.features import EmbeddingSpace
+    from pairsynth.probe.protocol import load_judge
+
     real_dir, synthetic_dir = photos
-    config = ProbeConfig(shots=(2,), draws=1, classifier="linear", views=1, train=FAST)
+    judge = load_judge("image", f"local-dir:{tiny_clip_dir}")
+    space = EmbeddingSpace(judge, "image", views=2)
+    stored = space.encode(read_labeled(real_dir).examples[:3])
+    assert stored.shape == (3, 3, space.dimension)  # clean view + 2 augmented views per example
+    assert not torch.allclose(stored[:, 0], stored[:, 1])  # the augmented views differ from the clean one
+    config = ProbeConfig(shots=(2,), draws=1, classifier="linear", views=1, train=FAST, judge=f"local-dir:{tiny_clip_dir}")
     summary = run_probe(real_dir, [synthetic_dir], config)
     assert summary["config"]["classifier"] == "linear"
     assert 0.0 <= summary["results"][0]["metrics"]["accuracy"]["real"]["mean"] <= 1.0
