@@ -211,3 +211,20 @@ def test_probe_command_prints_gains_and_fails_cleanly(photos, tmp_path):
                                   "--out", str(tmp_path / "no"), "--shots", "9"])
     assert refused.exit_code == 2
     assert "fewer than --shots 9" in refused.output and "Traceback" not in refused.output
+
+
+def test_probe_takes_in_memory_labeled_sets(photos):
+    from pairsynth.probe.labeled import LabeledExample, LabeledSet
+
+    rng = np.random.default_rng(0)
+
+    def blobs(name: str, count: int) -> LabeledSet:  # bright vs dark squares, made in the script
+        examples = [LabeledExample(f"{name}-{label}-{i}", label, "memory",
+                                   image=np.full((8, 8, 3), 200 if label == "bright" else 40, np.uint8)
+                                   + rng.integers(0, 20, (8, 8, 3)).astype(np.uint8))
+                    for label in ("bright", "dark") for i in range(count)]
+        return LabeledSet(name, examples, "image")
+
+    config = ProbeConfig(shots=(2,), draws=2, image_size=8, cnn_width=8, train=FAST)
+    summary = run_probe(blobs("real", 6), [blobs("generated", 3)], config)
+    assert summary["conditions"][2] == "real+generated" and summary["test"]["examples"] == 6
