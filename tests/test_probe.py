@@ -228,3 +228,44 @@ def test_probe_takes_in_memory_labeled_sets(photos):
     config = ProbeConfig(shots=(2,), draws=2, image_size=8, cnn_width=8, train=FAST)
     summary = run_probe(blobs("real", 6), [blobs("generated", 3)], config)
     assert summary["conditions"][2] == "real+generated" and summary["test"]["examples"] == 6
+
+
+def test_a_caption_to_label_map_labels_a_captioned_folder(tmp_path):
+    from pairsynth.probe.labeled import read_label_map
+
+    folder = tmp_path / "captioned"
+    folder.mkdir()
+    rows = []
+    for photo in PHOTOS[:2]:
+        for i, crop in enumerate(photo_crops(photo, 2, 0)):
+            Image.fromarray(crop).save(folder / f"{photo}{i}.png")
+            rows.append({"file_name": f"{photo}{i}.png", "text": f"crop of the {photo} photo"})
+    (folder / "metadata.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    with pytest.raises(UnlabeledDatasetError, match="caption 'crop of the astronaut photo'"):
+        read_labeled(folder)
+    as_json = tmp_path / "map.json"
+    as_json.write_text(json.dumps({f"crop of the {p} photo": p.upper() for p in PHOTOS}))
+    as_csv = tmp_path / "map.csv"
+    as_csv.write_text("caption,label\n" + "".join(f"crop of the {p} photo,{p.upper()}\n" for p in PHOTOS))
+    assert read_label_map(as_json) == read_label_map(as_csv)
+    labeled = read_labeled(folder, label_map=read_label_map(as_csv))
+    assert labeled.class_counts() == {"ASTRONAUT": 2, "COFFEE": 2}
+    (tmp_path / "bad.csv").write_text("only one column\n")
+    with pytest.raises(UnlabeledDatasetError, match="two columns"):
+        read_label_map(tmp_path / "bad.csv")
+
+
+def test_a_variation_inherits_the_label_of_the_real_example_it_came_from(photos, tmp_path):
+    real = read_labeled(photos[0])
+    output = tmp_path / "var"
+    (output / "imagefolder").mkdir(parents=True)
+    sources = [real.examples[0], real.examples[-1]]
+    rows, manifest = [], []
+    for i, source in enumerate(sources):
+        Image.fromarray(source.image).save(output / "imagefolder" / f"v{i}.png")
+        rows.append({"file_name": f"v{i}.png", "key": f"v{i}", "text": "an untitled crop"})
+        manifest.append({"key": f"v{i}", "caption": "an untitled crop", "source": {"key": source.key, "path": source.source}})
+    (output / "imagefolder" / "metadata.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    (output / "manifest.jsonl").write_text("".join(json.dumps(r) + "\n" for r in manifest))
+    synthetic = read_synthetic(output, real)
+    assert [e.label for e in synthetic.examples] == [s.label for s in sources] == ["astronaut", "coffee"]
