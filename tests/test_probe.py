@@ -13,6 +13,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import soundfile
+import torch
 from PIL import Image
 from typer.testing import CliRunner
 
@@ -144,9 +145,17 @@ def test_probe_on_espeak_spoken_words(words, tmp_path):
     assert result["metrics"]["accuracy"]["real+synthetic+classic"]["draws"] == 2
 
 
-def test_linear_probe_on_frozen_clip_embeddings(photos):
+def test_linear_probe_on_frozen_clip_embeddings(photos, tiny_clip_dir):
+    from pairsynth.probe.features import EmbeddingSpace
+    from pairsynth.probe.protocol import load_judge
+
     real_dir, synthetic_dir = photos
-    config = ProbeConfig(shots=(2,), draws=1, classifier="linear", views=1, train=FAST)
+    judge = load_judge("image", f"local-dir:{tiny_clip_dir}")
+    space = EmbeddingSpace(judge, "image", views=2)
+    stored = space.encode(read_labeled(real_dir).examples[:3])
+    assert stored.shape == (3, 3, space.dimension)  # clean view + 2 augmented views per example
+    assert not torch.allclose(stored[:, 0], stored[:, 1])  # the augmented views differ from the clean one
+    config = ProbeConfig(shots=(2,), draws=1, classifier="linear", views=1, train=FAST, judge=f"local-dir:{tiny_clip_dir}")
     summary = run_probe(real_dir, [synthetic_dir], config)
     assert summary["config"]["classifier"] == "linear"
     assert 0.0 <= summary["results"][0]["metrics"]["accuracy"]["real"]["mean"] <= 1.0
@@ -202,3 +211,61 @@ def test_probe_command_prints_gains_and_fails_cleanly(photos, tmp_path):
                                   "--out", str(tmp_path / "no"), "--shots", "9"])
     assert refused.exit_code == 2
     assert "fewer than --shots 9" in refused.output and "Traceback" not in refused.output
+
+
+def test_probe_takes_in_memory_labeled_sets(photos):
+    from pairsynth.probe.labeled import LabeledExample, LabeledSet
+
+    rng = np.random.default_rng(0)
+
+    def blobs(name: str, count: int) -> LabeledSet:  # bright vs dark squares, made in the script
+        examples = [LabeledExample(f"{name}-{label}-{i}", label, "memory",
+                                   image=np.full((8, 8, 3), 200 if label == "bright" else 40, np.uint8)
+                                   + rng.integers(0, 20, (8, 8, 3)).astype(np.uint8))
+                    for label in ("bright", "dark") for i in range(count)]
+        return LabeledSet(name, examples, "image")
+
+    config = ProbeConfig(shots=(2,), draws=2, image_size=8, cnn_width=8, train=FAST)
+    summary = run_probe(blobs("real", 6), [blobs("generated", 3)], config)
+    assert summary["conditions"][2] == "real+generated" and summary["test"]["examples"] == 6
+
+
+def test_a_caption_to_label_map_labels_a_captioned_folder(tmp_path):
+    from pairsynth.probe.labeled import read_label_map
+
+    folder = tmp_path / "captioned"
+    folder.mkdir()
+    rows = []
+    for photo in PHOTOS[:2]:
+        for i, crop in enumerate(photo_crops(photo, 2, 0)):
+            Image.fromarray(crop).save(folder / f"{photo}{i}.png")
+            rows.append({"file_name": f"{photo}{i}.png", "text": f"crop of the {photo} photo"})
+    (folder / "metadata.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    with pytest.raises(UnlabeledDatasetError, match="caption 'crop of the astronaut photo'"):
+        read_labeled(folder)
+    as_json = tmp_path / "map.json"
+    as_json.write_text(json.dumps({f"crop of the {p} photo": p.upper() for p in PHOTOS}))
+    as_csv = tmp_path / "map.csv"
+    as_csv.write_text("caption,label\n" + "".join(f"crop of the {p} photo,{p.upper()}\n" for p in PHOTOS))
+    assert read_label_map(as_json) == read_label_map(as_csv)
+    labeled = read_labeled(folder, label_map=read_label_map(as_csv))
+    assert labeled.class_counts() == {"ASTRONAUT": 2, "COFFEE": 2}
+    (tmp_path / "bad.csv").write_text("only one column\n")
+    with pytest.raises(UnlabeledDatasetError, match="two columns"):
+        read_label_map(tmp_path / "bad.csv")
+
+
+def test_a_variation_inherits_the_label_of_the_real_example_it_came_from(photos, tmp_path):
+    real = read_labeled(photos[0])
+    output = tmp_path / "var"
+    (output / "imagefolder").mkdir(parents=True)
+    sources = [real.examples[0], real.examples[-1]]
+    rows, manifest = [], []
+    for i, source in enumerate(sources):
+        Image.fromarray(source.image).save(output / "imagefolder" / f"v{i}.png")
+        rows.append({"file_name": f"v{i}.png", "key": f"v{i}", "text": "an untitled crop"})
+        manifest.append({"key": f"v{i}", "caption": "an untitled crop", "source": {"key": source.key, "path": source.source}})
+    (output / "imagefolder" / "metadata.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    (output / "manifest.jsonl").write_text("".join(json.dumps(r) + "\n" for r in manifest))
+    synthetic = read_synthetic(output, real)
+    assert [e.label for e in synthetic.examples] == [s.label for s in sources] == ["astronaut", "coffee"]

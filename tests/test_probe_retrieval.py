@@ -75,3 +75,14 @@ def test_retrieval_on_audio_says_it_is_not_supported(tmp_path, shapes_pairs):
     (clips / "metadata.jsonl").write_text(json.dumps({"file_name": "a.wav", "text": "a tone"}) + "\n")
     with pytest.raises(MixedMediaError, match="audio–caption retrieval is not supported"):
         run_retrieval(clips, [shapes_pairs[1]], ProbeConfig(shots=(1,), draws=1))
+
+
+def test_caption_tokens_are_renumbered_with_end_of_text_still_the_largest_id():
+    from pairsynth.probe.retrieval import caption_tokens
+
+    tokens = caption_tokens(["a red circle on the left", "a blue square", "a red square"])
+    rows = tokens(["a red circle on the left", "a blue square"])
+    assert tokens.context_length == 8 and rows.shape == (2, 8)  # <start> + 6 words + <end>
+    assert tokens.vocab_size == 11  # padding, start, end and 8 distinct words
+    assert (rows.argmax(dim=1) == torch.tensor([7, 4])).all()  # argmax pooling finds <end>
+    assert rows[1, 5:].tolist() == [0, 0, 0] and rows[0, 1] == rows[1, 1]  # padding 0, "a" shared

@@ -97,9 +97,12 @@ class ProbeData:
     test_source: str
 
 
-def load_probe_data(real: str | Path, synthetic: Sequence[str | Path], config: ProbeConfig, *,
-                    test: str | Path | None = None, label_map: Mapping[str, str] | None = None) -> ProbeData:
+def load_probe_data(real: str | Path | LabeledSet, synthetic: Sequence[str | Path | LabeledSet], config: ProbeConfig,
+                    *, test: str | Path | LabeledSet | None = None,
+                    label_map: Mapping[str, str] | None = None) -> ProbeData:
     """Steps 1–2: read and check every dataset, split the real data and draw the training subsets.
+
+    Each dataset may be a path or an already-read :class:`LabeledSet` (a script's own arrays).
 
     Raises:
         ProbeError: a missing label, a class absent from a synthetic set or the test set, too few
@@ -108,15 +111,15 @@ def load_probe_data(real: str | Path, synthetic: Sequence[str | Path], config: P
     config.check()
     if not synthetic:
         raise ProbeError("give at least one --synthetic dataset to compare with the real data")
-    real_set = read_labeled(real, label_map=label_map)
+    real_set = real if isinstance(real, LabeledSet) else read_labeled(real, label_map=label_map)
     classes = real_set.classes
     if len(classes) < 2:
-        raise ProbeError(f"{real}: one class ({classes[0]!r}); a classifier needs at least two")
-    test_set = read_labeled(test, label_map=label_map) if test is not None else None
+        raise ProbeError(f"{real_set.path}: one class ({classes[0]!r}); a classifier needs at least two")
+    test_set = test if isinstance(test, LabeledSet) or test is None else read_labeled(test, label_map=label_map)
     synthetic_sets = {}
-    for path in synthetic:
-        name = synthetic_name(Path(path), synthetic_sets)
-        synthetic_sets[name] = read_synthetic(path, real_set, label_map=label_map)
+    for part in synthetic:
+        name = synthetic_name(Path(part.path if isinstance(part, LabeledSet) else part), synthetic_sets)
+        synthetic_sets[name] = part if isinstance(part, LabeledSet) else read_synthetic(part, real_set, label_map=label_map)
     check_same_medium(real_set, [*([test_set] if test_set else []), *synthetic_sets.values()])
     for name, part in synthetic_sets.items():
         missing = [c for c in classes if c not in set(part.labels)]
@@ -128,26 +131,26 @@ def load_probe_data(real: str | Path, synthetic: Sequence[str | Path], config: P
             logger.warning("%s: classes not in the real data are ignored: %s", part.path, ", ".join(extra[:5]))
     if test_set is not None:
         test_examples = [e for e in test_set.examples if e.label in set(classes)]
-        check_test_set([e.label for e in test_examples], classes, str(test))
+        check_test_set([e.label for e in test_examples], classes, test_set.path)
         pool = real_set.examples
-        test_source = f"given: {test}"
+        test_source = f"given: {test_set.path}"
     else:
         split = stratified_split(real_set.labels, test_fraction=config.test_fraction, seed=config.seed)
         test_examples = [real_set.examples[i] for i in split.test]
         pool = [real_set.examples[i] for i in split.train]
-        test_source = f"held out: {config.test_fraction:g} of {real}, stratified, seed {config.seed}"
+        test_source = f"held out: {config.test_fraction:g} of {real_set.path}, stratified, seed {config.seed}"
     draws = few_shot_draws([e.label for e in pool], np.arange(len(pool)), config.shots, config.draws, config.seed)
     return ProbeData(real_set, test_examples, pool, synthetic_sets, classes, draws, test_source)
 
 
-def run_probe(real: str | Path, synthetic: Sequence[str | Path], config: ProbeConfig, *,
-              test: str | Path | None = None, label_map: Mapping[str, str] | None = None,
+def run_probe(real: str | Path | LabeledSet, synthetic: Sequence[str | Path | LabeledSet], config: ProbeConfig, *,
+              test: str | Path | LabeledSet | None = None, label_map: Mapping[str, str] | None = None,
               space: InputSpace | None = None, on_progress: Callable[[int, int], None] | None = None) -> dict[str, Any]:
     """Run the whole probe and return its summary (what ``summary.json`` holds).
 
     Args:
-        real: the labeled real dataset.
-        synthetic: one or more synthetic datasets (pairsynth outputs or labeled folders).
+        real: the labeled real dataset (a path, or a :class:`LabeledSet` built in a script).
+        synthetic: one or more synthetic datasets (pairsynth outputs, labeled folders or :class:`LabeledSet`\ s).
         config: shots, draws, classifier, ``p`` …
         test: a labeled real test set; default: a stratified split of ``real``.
         label_map: caption → label, for datasets labeled through their captions.

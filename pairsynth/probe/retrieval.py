@@ -1,8 +1,8 @@
 """``pairsynth probe --task retrieval``: do synthetic pairs help a small CLIP learn from a few real ones?
 
 Image–caption datasets exist to train CLIP-style models, so this probe trains one: open_clip's own
-``CLIP`` class with a tiny config (a 2-layer ViT on ``image_size``² images, a 2-layer text tower with
-open_clip's BPE tokenizer) and open_clip's ``ClipLoss``, from scratch, on ``shots`` real pairs per
+``CLIP`` class with a tiny config (a 2-layer ViT on ``image_size``² images, a 2-layer text tower over
+open_clip's BPE tokens) and open_clip's ``ClipLoss``, from scratch, on ``shots`` real pairs per
 caption — alone, with classic augmentation, and with synthetic pairs mixed in by DA-Fusion's rule
 (each real pair replaced, with probability ``p``, by a synthetic pair *of the same caption*). It then
 ranks held-out real pairs: image → caption among the test set's distinct captions, and caption →
@@ -18,7 +18,7 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import asdict
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
@@ -40,19 +40,52 @@ logger = logging.getLogger(__name__)
 
 METRICS = ("i2t_r1", "t2i_r1", "i2t_r5", "t2i_r5")
 REAL, CLASSIC = "real", "real+classic"
-CONTEXT_LENGTH = 32
-TINY_CLIP = {"embed_dim": 64, "vision": {"layers": 2, "width": 96, "head_width": 32, "patch_size": 8},
-             "text": {"layers": 2, "width": 96, "heads": 3}}
+MAX_CONTEXT = 77
+TINY_CLIP = {"embed_dim": 64, "vision": {"layers": 2, "width": 64, "head_width": 32, "patch_size": 8},
+             "text": {"layers": 2, "width": 64, "heads": 2}}
 
 
-def tiny_clip(image_size: int) -> torch.nn.Module:
-    """open_clip's ``CLIP`` with a tiny config (≈ 5M parameters, most in the 49,408-token embedding)."""
+@dataclass(frozen=True)
+class CaptionTokens:
+    """open_clip BPE tokens of every caption the probe sees, renumbered onto the ids that occur.
+
+    A 49,408-row token table would hold 90 % of a tiny CLIP's parameters and most of its optimizer's
+    time while a probe's captions use a few dozen tokens. Renumbering keeps the order of the ids, so
+    padding stays 0 and end-of-text stays the largest id, which open_clip's argmax pooling relies on.
+    """
+
+    rows: dict[str, torch.Tensor]
+    vocab_size: int
+    context_length: int
+
+    def __call__(self, captions: Sequence[str]) -> torch.Tensor:
+        return torch.stack([self.rows[c] for c in captions]) if captions else torch.zeros(0, self.context_length,
+                                                                                         dtype=torch.long)
+
+
+def caption_tokens(captions: Sequence[str]) -> CaptionTokens:
+    """Tokenize ``captions`` once with open_clip's own tokenizer and renumber the ids (see :class:`CaptionTokens`)."""
+    ensure_torchvision_importable()
+    import open_clip
+
+    unique = sorted(set(captions))
+    tokenizer = open_clip.tokenizer.SimpleTokenizer(context_length=MAX_CONTEXT)
+    tokens = tokenizer(unique).numpy()
+    context = int((tokens != 0).sum(axis=1).max())
+    tokens = tokens[:, :context]
+    used = np.unique(np.concatenate([[0], tokens.ravel()]))
+    compact = torch.from_numpy(np.searchsorted(used, tokens)).long()
+    return CaptionTokens(dict(zip(unique, compact)), len(used), context)
+
+
+def tiny_clip(image_size: int, tokens: CaptionTokens) -> torch.nn.Module:
+    """open_clip's ``CLIP`` with a tiny config (a 2-layer ViT and a 2-layer text tower, width 64)."""
     ensure_torchvision_importable()
     import open_clip
     from open_clip.model import CLIPTextCfg, CLIPVisionCfg
 
     vision = CLIPVisionCfg(image_size=image_size, **TINY_CLIP["vision"])
-    text = CLIPTextCfg(context_length=CONTEXT_LENGTH, vocab_size=49408, **TINY_CLIP["text"])
+    text = CLIPTextCfg(context_length=tokens.context_length, vocab_size=tokens.vocab_size, **TINY_CLIP["text"])
     return open_clip.CLIP(TINY_CLIP["embed_dim"], vision, text, output_dict=True)
 
 
@@ -68,9 +101,6 @@ def run_retrieval(real: str | Path, synthetic: Sequence[str | Path], config, *, 
         test: real pairs to test on; default: a split of ``real`` stratified by caption.
         on_progress: called with (runs done, runs in all).
     """
-    ensure_torchvision_importable()
-    import open_clip
-
     started = time.perf_counter()
     # 1. Check inputs
     config.check()
@@ -96,7 +126,8 @@ def run_retrieval(real: str | Path, synthetic: Sequence[str | Path], config, *, 
     draws = few_shot_draws([p.caption for p in pool], np.arange(len(pool)), config.shots, config.draws, config.seed)
     # 3. Encode: images once, captions once
     space = PixelSpace(config.image_size)
-    tokenizer = open_clip.tokenizer.SimpleTokenizer(context_length=CONTEXT_LENGTH)
+    every = [*pool, *test_pairs, *(pair for part in synthetic_sets.values() for pair in part)]
+    tokenizer = caption_tokens([pair.caption for pair in every])
     pool_x, test_x = space.encode(pool), space.encode(test_pairs)
     pool_t = tokenizer([p.caption for p in pool])
     test_captions = sorted({p.caption for p in test_pairs})
@@ -115,8 +146,8 @@ def run_retrieval(real: str | Path, synthetic: Sequence[str | Path], config, *, 
             seed = int(np.random.SeedSequence([config.seed, shots, draw]).generate_state(1)[0])
             real_part = (pool_x[rows], pool_t[rows], [pool[i].caption for i in rows])
             for condition, source, augment in conditions:
-                model, share = _train(space, real_part, stored.get(source), p=config.p, augment=augment,
-                                      config=config, seed=seed)
+                model, share = _train(space, tokenizer, real_part, stored.get(source), p=config.p,
+                                      augment=augment, config=config, seed=seed)
                 runs[shots][condition].append({**recall_at_k(model, space, test_x, test_t, test_caption_index),
                                                "synthetic_share": share})
                 done += 1
@@ -146,7 +177,7 @@ def run_retrieval(real: str | Path, synthetic: Sequence[str | Path], config, *, 
     }
 
 
-def _train(space: PixelSpace, real: tuple, synthetic: tuple | None, *, p: float, augment: bool, config,
+def _train(space: PixelSpace, tokens: CaptionTokens, real: tuple, synthetic: tuple | None, *, p: float, augment: bool, config,
            seed: int) -> tuple[torch.nn.Module, float]:
     """A tiny CLIP trained with ``ClipLoss`` on real pairs (+ synthetic ones mixed by DA-Fusion's rule), and
     the share of training pairs that were synthetic."""
@@ -154,7 +185,7 @@ def _train(space: PixelSpace, real: tuple, synthetic: tuple | None, *, p: float,
 
     torch.manual_seed(seed)
     generator = torch.Generator().manual_seed(seed)
-    model = tiny_clip(space.size)
+    model = tiny_clip(space.size, tokens)
     real_x, real_t, real_captions = real
     syn_x, syn_t, syn_captions = synthetic if synthetic is not None else (real_x[:0], real_t[:0], [])
     data = ConcatDataset([TensorDataset(real_x, real_t), TensorDataset(syn_x, syn_t)])

@@ -53,7 +53,7 @@ def stratified_split(labels: Sequence[str], *, test_fraction: float, seed: int) 
 
 
 def check_test_set(labels: Sequence[str], classes: Sequence[str], where: str) -> None:
-    """A given test set must hold at least one example of every class and one example per class overall."""
+    """Raise :class:`SplitError` unless a given test set (at ``where``) holds an example of every class."""
     present = set(labels)
     missing = [c for c in classes if c not in present]
     if len(labels) < len(classes):
