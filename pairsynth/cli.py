@@ -165,6 +165,8 @@ def score(
     seed: Annotated[int, typer.Option(help="seeds the distractor sample")] = 0,
     device: Annotated[str, typer.Option()] = "auto",
     batch_size: Annotated[int, typer.Option()] = 64,
+    reference: Annotated[Optional[Path], typer.Option(
+        help="real dataset to compare with: precision/recall/density/coverage, Fréchet distance, diversity")] = None,
     verbose: Annotated[bool, typer.Option("--verbose", "-v")] = False,
 ) -> None:
     """Score every pair of a dataset with CLIP/CLAP and write an alignment QA report.
@@ -179,7 +181,7 @@ def score(
 
     settings = ScoreSettings(clip=clip, clap=clap, device=device, batch_size=batch_size, threshold=threshold,
                              distractors=distractors, seed=seed, duplicate_cosine=duplicate_cosine,
-                             fail_under=fail_under, layout=layout)
+                             fail_under=fail_under, layout=layout, reference=reference)
     outcome = []
 
     def run() -> None:
