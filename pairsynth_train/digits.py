@@ -95,6 +95,7 @@ class DigitsTrainConfig:
     vae_lr: float = 2e-3
     kl_weight: float = 1e-6
     unet_steps: int = 2000
+    schedule_steps: int | None = None  # length of the LR schedule when a run stops before its end (default unet_steps)
     batch_size: int = 32
     lr: float = 6e-4
     warmup: int = 100
@@ -169,7 +170,8 @@ def train_toy_digits(out_dir: Path, work_dir: Path, config: DigitsTrainConfig, r
     with torch.no_grad():
         hidden_states = text_encoder(ids)[0]  # (2, 77, hidden): the caption and the empty caption
     ema = EMAModel(list(unet.parameters()), decay=config.ema_decay)
-    optimizer, schedule = adamw_with_cosine(list(unet.parameters()), config.lr, config.unet_steps, config.warmup, config.weight_decay)
+    optimizer, schedule = adamw_with_cosine(list(unet.parameters()), config.lr, config.schedule_steps or config.unet_steps,
+                                          config.warmup, config.weight_decay)
     trainee = Trainee({"unet": unet, "ema": ema}, optimizer, schedule, grad_clip=config.grad_clip, params=list(unet.parameters()))
     noise_scheduler = sd_components.make_training_scheduler()
 
@@ -255,7 +257,8 @@ def _write_card(out_dir: Path, config: DigitsTrainConfig, vae_result: dict, unet
             "Quick check at export (8×8 ink units, L2 over 64 pixels)": check,
             "Size": f"{folder_size_mb(out_dir):.2f} MB",
             "Reproduce": f"```\nOMP_NUM_THREADS=1 python -m pairsynth_train.digits --out pairsynth/zoo/weights/{NAME} "
-            f"--vae-steps {config.vae_steps} --steps {config.unet_steps}\n```",
+            f"--vae-steps {config.vae_steps} --steps {config.unet_steps}"
+            + (f" --schedule-steps {config.schedule_steps}" if config.schedule_steps else "") + "\n```",
         },
     )
 
@@ -270,6 +273,8 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--work-dir", type=Path, default=REPO_ROOT / ".zoo_runs" / NAME)
     parser.add_argument("--steps", type=int, default=None, help="UNet steps")
     parser.add_argument("--vae-steps", type=int, default=None)
+    parser.add_argument("--schedule-steps", type=int, default=None,
+                        help="LR schedule length, when stopping a run early at --steps (resume, then export)")
     parser.add_argument("--resume", action="store_true", help="continue from the last checkpoints in --work-dir")
     parser.add_argument("--threads", type=int, default=1)
     args = parser.parse_args(argv)
@@ -279,6 +284,7 @@ def main(argv: list[str] | None = None) -> None:
     config = DigitsTrainConfig()
     config.unet_steps = args.steps or config.unet_steps
     config.vae_steps = args.vae_steps or config.vae_steps
+    config.schedule_steps = args.schedule_steps
     log_path = configure_run_logging(args.work_dir, NAME)
     logger.info("training %s → %s (work dir %s, log %s, %d threads)", NAME, args.out, args.work_dir, log_path, args.threads)
     train_toy_digits(args.out, args.work_dir, config, resume=args.resume)
