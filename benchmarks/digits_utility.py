@@ -205,12 +205,15 @@ def variations(split, args, strength: float, draws: int, shots: int) -> tuple[di
                          steps=args.steps, guidance_scale=args.guidance, min_score=None, max_rank=None,
                          similarity_band=(-1.0, 1.0), seed=0, batch_size=64, device="cpu", commit_every=256)
     started = time.perf_counter()
+    while args.wait_for_pool and not (out / "progress.json").exists() or args.wait_for_pool and not json.loads(
+            (out / "progress.json").read_text()).get("complete"):
+        time.sleep(20)
     summary = vary_dataset(folder, out, config, scorer=PixelJudge())
     source_of = {row["key"]: row["source"]["key"] for row in read_manifest(out) if row["accepted"]}
     found: dict[int, list[torch.Tensor]] = {}
     for record in read_pairs(out, layout="pairsynth"):
         if getattr(record, "key", None) in source_of:
-            pixels = torch.as_tensor(record.image).permute(2, 0, 1)[None].float() / 127.5 - 1
+            pixels = torch.as_tensor(np.array(record.image)).permute(2, 0, 1)[None].float() / 127.5 - 1
             found.setdefault(int(source_of[record.key].removeprefix("train")), []).append(to_digits(pixels)[0])
     info = {"sources": len(rows), "made": sum(map(len, found.values())), "seconds": round(time.perf_counter() - started),
             "vary_elapsed_s": round(summary.elapsed_s)}
@@ -233,51 +236,77 @@ def class_filter(judge: DigitCnn, rows: np.ndarray, labels: np.ndarray, found: d
     return (torch.cat(images) if images else torch.zeros(0, 8, 8)), torch.tensor(targets, dtype=torch.long), made
 
 
-def run_part(path: Path, action) -> dict:
-    """Reuse a finished part's JSON, or compute it and store it atomically."""
-    if path.exists():
-        return json.loads(path.read_text())
-    result = action()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(".tmp")
-    tmp.write_text(json.dumps(result, indent=1))
-    os.replace(tmp, path)
-    return result
+class Draw:
+    """One (shot count, draw): its labeled rows, and each condition's test accuracy as a stored part."""
 
+    def __init__(self, split, shots: int, draw: int, args) -> None:
+        self.split, self.shots, self.draw, self.args = split, shots, draw, args
+        self.here = args.work / f"shot{shots}" / f"draw{draw}"
+        self.here.mkdir(parents=True, exist_ok=True)
+        self.rows = labeled_rows(split.train_labels, shots, draw)
+        self.train_x = torch.as_tensor(split.train_images, dtype=torch.float32)
+        self.train_y = torch.as_tensor(split.train_labels)
 
-def real_part(split, shots: int, draw: int, work: Path) -> dict:
-    """The four non-synthetic conditions of one (shot, draw); saves the judge (the real + affine model)."""
-    test_x, test_y = torch.as_tensor(split.test_images, dtype=torch.float32), torch.as_tensor(split.test_labels)
-    train_x, train_y = torch.as_tensor(split.train_images, dtype=torch.float32), torch.as_tensor(split.train_labels)
-    rows = labeled_rows(split.train_labels, shots, draw)
-    labeled = TrainSet(train_x[rows], train_y[rows])
-    oracle_rows = labeled_rows(split.train_labels, 10 * shots, draw)
-    started = time.perf_counter()
-    result = {"labeled": len(rows), "oracle_images": len(oracle_rows)}
-    result["real"] = accuracy(train_classifier(labeled, draw), test_x, test_y)
-    judge = train_classifier(labeled, draw, affine=True)
-    result["affine"] = accuracy(judge, test_x, test_y)
-    result["mixup"] = accuracy(train_classifier(labeled, draw, mixup=True), test_x, test_y)
-    result["oracle"] = accuracy(train_classifier(TrainSet(train_x[oracle_rows], train_y[oracle_rows]), draw), test_x, test_y)
-    torch.save(judge.state_dict(), work / f"shot{shots}" / f"draw{draw}" / "judge.pt")
-    result["seconds"] = round(time.perf_counter() - started, 1)
-    logger.info("shot %d draw %d: %s", shots, draw, result)
-    return result
+    def test(self, model: DigitCnn) -> float:
+        return accuracy(model, torch.as_tensor(self.split.test_images, dtype=torch.float32), torch.as_tensor(self.split.test_labels))
 
+    def labeled(self) -> TrainSet:
+        return TrainSet(self.train_x[self.rows], self.train_y[self.rows])
 
-def synthetic_part(split, shots: int, draw: int, work: Path, args, strength: float, found) -> dict:
-    test_x, test_y = torch.as_tensor(split.test_images, dtype=torch.float32), torch.as_tensor(split.test_labels)
-    train_x, train_y = torch.as_tensor(split.train_images, dtype=torch.float32), torch.as_tensor(split.train_labels)
-    rows = labeled_rows(split.train_labels, shots, draw)
-    judge = DigitCnn()
-    judge.load_state_dict(torch.load(work / f"shot{shots}" / f"draw{draw}" / "judge.pt"))
-    syn_x, syn_y, made = class_filter(judge.eval(), rows, split.train_labels, found)
-    mixed = TrainSet(train_x[rows], train_y[rows], syn_x, syn_y, args.p)
-    result = {"sources": len(rows), "made": made, "kept": len(syn_x), "strength": strength, "p": args.p,
-              "synthetic": accuracy(train_classifier(mixed, draw), test_x, test_y),
-              "synthetic_affine": accuracy(train_classifier(mixed, draw, affine=True), test_x, test_y)}
-    logger.info("shot %d draw %d strength %g: %s", shots, draw, strength, result)
-    return result
+    def done(self, name: str) -> dict | None:
+        path = self.here / f"{name}.json"
+        if path.exists():
+            return json.loads(path.read_text())
+        combined = self.here / "real.json"  # the four non-synthetic conditions stored together (earlier runs)
+        if name in REAL_CONDITIONS and combined.exists():
+            stored = json.loads(combined.read_text())
+            return {"accuracy": stored[name], "images": stored["oracle_images"]}
+        return None
+
+    def part(self, name: str, action) -> dict:
+        """A condition's stored result, or compute it (timed) and store it atomically."""
+        if (found := self.done(name)) is not None:
+            return found
+        started = time.perf_counter()
+        result = {**action(), "seconds": round(time.perf_counter() - started, 1)}
+        tmp = self.here / f"{name}.tmp"
+        tmp.write_text(json.dumps(result, indent=1))
+        os.replace(tmp, self.here / f"{name}.json")
+        logger.info("shot %d draw %d %s: %s", self.shots, self.draw, name, result)
+        return result
+
+    def affine(self) -> dict:
+        """Real + affine; the model is also the draw's labeled-only judge of variations."""
+        def run() -> dict:
+            judge = train_classifier(self.labeled(), self.draw, affine=True)
+            torch.save(judge.state_dict(), self.here / "judge.pt")
+            return {"accuracy": self.test(judge)}
+        return self.part("affine", run)
+
+    def real(self) -> dict:
+        return self.part("real", lambda: {"accuracy": self.test(train_classifier(self.labeled(), self.draw))})
+
+    def mixup(self) -> dict:
+        return self.part("mixup", lambda: {"accuracy": self.test(train_classifier(self.labeled(), self.draw, mixup=True))})
+
+    def oracle(self) -> dict:
+        rows = labeled_rows(self.split.train_labels, 10 * self.shots, self.draw)
+        data = TrainSet(self.train_x[rows], self.train_y[rows])
+        return self.part("oracle", lambda: {"accuracy": self.test(train_classifier(data, self.draw)), "images": len(rows)})
+
+    def synthetic(self, found: dict, strength: float, affine: bool) -> dict:
+        args = self.args
+        name = f"synthetic{'_affine' if affine else ''}-s{strength:g}-k{args.per_image}-steps{args.steps}-g{args.guidance:g}-p{args.p:g}"
+
+        def run() -> dict:
+            self.affine()
+            judge = DigitCnn()
+            judge.load_state_dict(torch.load(self.here / "judge.pt"))
+            syn_x, syn_y, made = class_filter(judge.eval(), self.rows, self.split.train_labels, found)
+            mixed = TrainSet(self.train_x[self.rows], self.train_y[self.rows], syn_x, syn_y, args.p)
+            return {"accuracy": self.test(train_classifier(mixed, self.draw, affine=affine)), "sources": len(self.rows),
+                    "made": made, "kept": len(syn_x)}
+        return self.part(name, run)
 
 
 def parse_args(argv=None) -> argparse.Namespace:
@@ -291,7 +320,10 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument("--steps", type=int, default=10, help="denoising steps (× strength are run)")
     parser.add_argument("--guidance", type=float, default=1.0, help="toy-digits has one caption: no guidance")
     parser.add_argument("--model", default=str(REPO / "pairsynth/zoo/weights/toy-digits"))
-    parser.add_argument("--part", choices=["all", "real"], default="all", help="real: only the non-synthetic rows")
+    parser.add_argument("--part", choices=["all", "real", "gen"], default="all",
+                        help="real: only the non-synthetic rows; gen: only make the variations, then stop")
+    parser.add_argument("--wait-for-pool", action="store_true",
+                        help="another process (--part gen) makes the variations: wait for them instead")
     parser.add_argument("--draw-list", default=None,
                         help="compute only these draws (e.g. 5,6,7: a second process shares the work; parts meet in --work)")
     parser.add_argument("--work", type=Path, default=REPO / ".bench_runs" / "digits_utility")
@@ -301,6 +333,8 @@ def parse_args(argv=None) -> argparse.Namespace:
 def _fmt(values: list[float]) -> str:
     from pairsynth.probe.stats import spread
 
+    if not values:
+        return "–"
     s = spread(values)
     return f"{s.mean:.1f} ± {s.std:.1f}" if s.std is not None else f"{s.mean:.1f}"
 
@@ -320,7 +354,7 @@ def main(argv=None) -> None:
     torch.set_num_threads(1)
     print(f"machine: {describe_machine()}")
     shots_list = [int(s) for s in args.shots.split(",")]
-    synthetic_shots = [int(s) for s in args.synthetic_shots.split(",")] if args.part == "all" else []
+    synthetic_shots = [int(s) for s in args.synthetic_shots.split(",")] if args.part != "real" else []
     strengths = [float(s) for s in args.strengths.split(",")]
     split = digits_split()
     print(f"split: {len(split.train_labels)} train-half / {len(split.test_labels)} test images; CNN "
@@ -328,54 +362,81 @@ def main(argv=None) -> None:
           f"{args.draws} draws; p = {args.p}; {args.per_image} variations made per labeled image, kept when the "
           f"labeled-only classifier agrees; strengths {args.strengths}, {args.steps} steps, guidance {args.guidance}")
     started = time.perf_counter()
-    real: dict[int, list[dict]] = {}
-    synthetic: dict[tuple[int, float], list[dict]] = {}
-    pools = {s: variations(split, args, s, args.draws, max(synthetic_shots)) for s in strengths} if synthetic_shots else {}
-    # draws outer, shot counts inner: a run cut short still has whole draws; the 20/class row comes last
-    first = [s for s in shots_list if s in GOALS or s in synthetic_shots]
     draw_list = [int(d) for d in args.draw_list.split(",")] if args.draw_list else list(range(args.draws))
-    for group in (first, [s for s in shots_list if s not in first]):
-        for draw in draw_list:
-            for shots in group:
-                here = args.work / f"shot{shots}" / f"draw{draw}"
-                here.mkdir(parents=True, exist_ok=True)
-                real.setdefault(shots, []).append(run_part(here / "real.json", lambda: real_part(split, shots, draw, args.work)))
-                for strength in strengths if shots in synthetic_shots else []:
-                    name = f"synthetic-s{strength:g}-k{args.per_image}-steps{args.steps}-g{args.guidance:g}-p{args.p:g}.json"
-                    synthetic.setdefault((shots, strength), []).append(run_part(
-                        here / name, lambda: synthetic_part(split, shots, draw, args.work, args, strength, pools[strength][0])))
+    first = [s for s in shots_list if s in GOALS or s in synthetic_shots]
+    later = [s for s in shots_list if s not in first]
+    draws = {(s, d): Draw(split, s, d, args) for s in shots_list for d in draw_list}
+    # Most needed first, so a run cut short still answers the goal: the affine baseline, then the
+    # synthetic + affine rows, then the other conditions, then the shot counts without a goal.
+    if args.part == "gen":
+        for strength in strengths:
+            variations(split, args, strength, args.draws, max(synthetic_shots))
+        return
+    for d in draw_list:
+        for s in first:
+            draws[s, d].affine()
+    pools = {}
+    for strength in strengths if synthetic_shots else []:
+        pools[strength] = variations(split, args, strength, args.draws, max(synthetic_shots))
+        for d in draw_list:
+            for s in synthetic_shots:
+                draws[s, d].synthetic(pools[strength][0], strength, affine=True)
+    for group in (first, later):
+        for d in draw_list:
+            for s in group:
+                draws[s, d].affine(), draws[s, d].real()
+                for strength in pools:
+                    draws[s, d].synthetic(pools[strength][0], strength, affine=False) if s in synthetic_shots else None
+                draws[s, d].mixup(), draws[s, d].oracle()
 
+    # the table: every stored part of every draw (other processes' included), for the draws asked for
+    every = {(s, d): Draw(split, s, d, args) for s in shots_list for d in range(args.draws)}
+
+    def values(s: int, name: str) -> list[float]:
+        return [p["accuracy"] for d in range(args.draws) if (p := every[s, d].done(name)) is not None]
+
+    def paired(s: int, a: str, b: str) -> tuple[list[float], list[float]]:
+        both = [(pa["accuracy"], pb["accuracy"]) for d in range(args.draws)
+                if (pa := every[s, d].done(a)) is not None and (pb := every[s, d].done(b)) is not None]
+        return [x for x, _ in both], [y for _, y in both]
+
+    tag = lambda strength, affine: (f"synthetic{'_affine' if affine else ''}-s{strength:g}-k{args.per_image}-steps{args.steps}"  # noqa: E731
+                                    f"-g{args.guidance:g}-p{args.p:g}")
     print(f"\nelapsed {time.perf_counter() - started:.0f} s (parts reused from {args.work} count 0 s); load after: "
           f"{', '.join(f'{x:.2f}' for x in os.getloadavg())}\n")
     print("| labeled per class | real only | + random affine | + mixup | 10× more real (oracle) |"
-          + "".join(f" + synthetic s={s:g} | + synthetic + affine s={s:g} |" for s in strengths))
+          + "".join(f" + synthetic s={x:g} | + synthetic + affine s={x:g} |" for x in strengths))
     print("| --- " * (5 + 2 * len(strengths)) + "|")
-    for shots, parts in real.items():
-        cells = [_fmt([p[c] for p in parts]) for c in REAL_CONDITIONS]
-        cells[3] += f" ({parts[0]['oracle_images'] // 10}/class)"
+    for s in shots_list:
+        cells = [_fmt(values(s, name)) for name in REAL_CONDITIONS]
+        oracle = next((p for d in range(args.draws) if (p := every[s, d].done("oracle"))), None)
+        cells[3] += f" ({oracle['images'] // 10}/class)" if oracle else ""
         for strength in strengths:
-            syn = synthetic.get((shots, strength))
-            cells += [_fmt([p["synthetic"] for p in syn]), _fmt([p["synthetic_affine"] for p in syn])] if syn else ["–", "–"]
-        print(f"| {shots} | " + " | ".join(cells) + " |")
-    print("\npaired gains (percentage points, mean [95 % t interval]):")
+            cells += [_fmt(values(s, tag(strength, False))), _fmt(values(s, tag(strength, True)))]
+        print(f"| {s} | " + " | ".join(cells) + " |")
+    print("(mean ± std over the draws; each cell's draw count is in the gains below)")
+    print("\npaired gains (percentage points, mean [95 % t interval] (draws)):")
     final = {}
-    for (shots, strength), syn in synthetic.items():
-        parts = real[shots]
-        kept = sum(p["kept"] for p in syn) / sum(p["sources"] for p in syn)
-        made = sum(p["made"] for p in syn) / sum(p["sources"] for p in syn)
-        aff = [p["affine"] for p in parts[:len(syn)]]
-        print(f"  {shots}/class, strength {strength:g}: {kept:.2f} kept of {made:.2f} made per labeled image; "
-              f"syn+affine − affine {_gain([p['synthetic_affine'] for p in syn], aff)}; "
-              f"syn − real {_gain([p['synthetic'] for p in syn], [p['real'] for p in parts[:len(syn)]])}")
+    for s in synthetic_shots or [x for x in shots_list if x in GOALS]:
+        for strength in strengths:
+            syn_aff, aff = paired(s, tag(strength, True), "affine")
+            if not syn_aff:
+                continue
+            parts = [p for d in range(args.draws) if (p := every[s, d].done(tag(strength, True)))]
+            kept = sum(p["kept"] for p in parts) / sum(p["sources"] for p in parts)
+            made = sum(p["made"] for p in parts) / sum(p["sources"] for p in parts)
+            syn, real_only = paired(s, tag(strength, False), "real")
+            print(f"  {s}/class, strength {strength:g}: {kept:.2f} of {made:.2f} variations per labeled image kept; "
+                  f"syn+affine − affine {_gain(syn_aff, aff)}" + (f"; syn − real {_gain(syn, real_only)}" if syn else ""))
+            mean_syn = float(np.mean(syn_aff))
+            if s not in final or mean_syn > final[s][0]:
+                final[s] = (mean_syn, float(np.mean(aff)), strength, len(syn_aff))
     for strength, (_, info) in pools.items():
         print(f"  variations at strength {strength:g}: {info}")
-        mean_syn = float(np.mean([p["synthetic_affine"] for p in syn]))
-        if shots not in final or mean_syn > final[shots][0]:
-            final[shots] = (mean_syn, float(np.mean(aff)), strength)
-    for shots, goal in GOALS.items():
-        if shots in final:
-            syn, aff, strength = final[shots]
-            print(f"  goal {shots}/class: ≥ {goal} — best strength {strength:g}: {syn:.1f} "
+    for s, goal in GOALS.items():
+        if s in final:
+            syn, aff, strength, n = final[s]
+            print(f"  goal {s}/class ≥ {goal}: {syn:.1f} at strength {strength:g} over {n} draws "
                   f"({'met' if syn >= goal else f'not met, short by {goal - syn:.1f}'})")
     if all(s in final for s in (5, 10)):
         print(f"digits 5/class: {final[5][0]:.1f} (affine {final[5][1]:.1f}), "
