@@ -366,8 +366,8 @@ def main(argv=None) -> None:
     first = [s for s in shots_list if s in GOALS or s in synthetic_shots]
     later = [s for s in shots_list if s not in first]
     draws = {(s, d): Draw(split, s, d, args) for s in shots_list for d in draw_list}
-    # Most needed first, so a run cut short still answers the goal: the affine baseline, then the
-    # synthetic + affine rows, then the other conditions, then the shot counts without a goal.
+    # Most needed first, so a run cut short still answers the goal: the affine baseline and real only,
+    # then the synthetic + affine rows, then the other conditions, then the shot counts without a goal.
     if args.part == "gen":
         for strength in strengths:
             variations(split, args, strength, args.draws, max(synthetic_shots))
@@ -375,6 +375,9 @@ def main(argv=None) -> None:
     for d in draw_list:
         for s in first:
             draws[s, d].affine()
+    for d in draw_list:  # while another process makes the variations
+        for s in first:
+            draws[s, d].real()
     pools = {}
     for strength in strengths if synthetic_shots else []:
         pools[strength] = variations(split, args, strength, args.draws, max(synthetic_shots))
