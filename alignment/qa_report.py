@@ -126,6 +126,7 @@ class QaReport:
     run: dict[str, Any] | None = None
     fail_under: float | None = None
     settings: dict[str, Any] = field(default_factory=dict)
+    fidelity: list[dict[str, Any]] | None = None  # per medium, vs a reference set (fidelity.FidelityResult.as_dict)
 
 
 MediaLoader = Callable[[set[str]], Iterable[Any]]
@@ -143,7 +144,9 @@ def summarize(report: QaReport) -> dict[str, Any]:
     score statistics, top1_rate, distractors_per_pair, histogram, sweep); ``cosine_unit``; ``flags``
     (count per flag); ``duplicates`` (searched, cosine_threshold, groups of keys); ``grouping`` and
     ``per_group``; ``unreadable`` (source, reason); ``generation`` (manifest parameters, or ``None``);
-    ``run`` (k, shortfall, per_caption, or ``None``); ``settings``. Per-pair rows are in ``scores.jsonl``.
+    ``run`` (k, shortfall, per_caption, or ``None``); ``settings``; ``fidelity`` (per medium against a
+    reference set: overall and per-group precision/recall/density/coverage/frechet, per-group diversity
+    and mode-collapse flags; ``None`` without ``--reference``). Per-pair rows are in ``scores.jsonl``.
     """
     rows = report.rows
     accepted = sum(row.passed for row in rows)
@@ -177,6 +180,7 @@ def summarize(report: QaReport) -> dict[str, Any]:
         "generation": report.generation,
         "run": report.run,
         "settings": report.settings,
+        "fidelity": report.fidelity,
     }
 
 

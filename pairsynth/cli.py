@@ -211,6 +211,8 @@ def score(
     batch_size: Annotated[int, typer.Option()] = 64,
     allow_outside_root: Annotated[bool, typer.Option(
         help="read files the dataset names outside its folder (../x.png, absolute paths, symlinks out)")] = False,
+    reference: Annotated[Optional[Path], typer.Option(
+        help="real dataset to compare with: precision/recall/density/coverage, Fréchet distance, diversity")] = None,
     verbose: Annotated[bool, typer.Option("--verbose", "-v")] = False,
 ) -> None:
     """Score every pair of a dataset with CLIP/CLAP and write an alignment QA report.
@@ -227,7 +229,8 @@ def score(
         settings = ScoreSettings(clip=clip, clap=clap, pretrained=pretrained, precision=precision, device=device,
                                  batch_size=batch_size, threshold=threshold,
                                  distractors=distractors, seed=seed, duplicate_cosine=duplicate_cosine,
-                                 fail_under=fail_under, layout=layout, allow_outside_root=allow_outside_root)
+                                 fail_under=fail_under, layout=layout, allow_outside_root=allow_outside_root,
+                                 reference=reference)
         with Progress(TextColumn("[bold]scored"), TextColumn("{task.completed} items"), TimeElapsedColumn(),
                       console=console, transient=True, disable=not console.is_terminal) as bar:
             task = bar.add_task("scored", total=None)

@@ -22,6 +22,7 @@ import numpy as np
 from pairsynth.alignment import qa
 from pairsynth.alignment.acceptance import ACCEPTED, AcceptanceRule, check_pair
 from pairsynth.alignment.embedding_scorer import EmbeddingScorer
+from pairsynth.alignment.fidelity import against_reference
 from pairsynth.alignment.qa_report import DuplicateGroup, JudgeSetup, QaReport, QaRow, write_qa_report
 from pairsynth.alignment.scores import PairScores
 from pairsynth.checks import check_score
@@ -70,6 +71,7 @@ class ScoreSettings:
     fail_under: float | None = None
     layout: str = "auto"
     allow_outside_root: bool = False
+    reference: str | Path | None = None  # fidelity/diversity vs this real dataset (issue 16, alignment/fidelity.py)
 
     @property
     def judges(self) -> JudgeSettings:
@@ -87,6 +89,7 @@ class ScoreSettings:
             (self.batch_size >= 1, "batch_size", self.batch_size, "at least 1"),
             (self.gallery_size >= 0, "gallery_size", self.gallery_size, "0 or more"),
             (self.layout in LAYOUTS, "layout", self.layout, f"one of {', '.join(LAYOUTS)}"),
+            (self.reference is None or Path(self.reference).exists(), "reference", self.reference, "an existing dataset"),
         ]
         for ok, name, value, accepted in checks:
             if not ok:
@@ -166,6 +169,9 @@ def score_dataset(path: str | Path, out: str | Path, settings: ScoreSettings = S
 
     # 4. Decide each pair against the threshold, and write the report.
     rows_out, grouping = _rows(entries, settings.threshold, duplicates)
+    # 5. Fidelity and diversity against a real reference set, embedded by the same judges (issue 16).
+    fidelity_results = None if settings.reference is None else against_reference(
+        settings.reference, features, owners, rows_out, grouping, judges.get, settings.batch_size)
     report = QaReport(
         title=f"Alignment QA: {Path(path).name or path}",
         source={"path": str(path), "layout": layout},
@@ -178,6 +184,7 @@ def score_dataset(path: str | Path, out: str | Path, settings: ScoreSettings = S
         generation=generation_parameters(read_manifest(path)) if layout == "pairsynth" else None,
         fail_under=settings.fail_under,
         settings={"distractors": settings.distractors, "seed": settings.seed},
+        fidelity=fidelity_results,  # issue 16
     )
     summary = write_qa_report(out, report, lambda keys: read_pairs(path, layout=layout, keys=keys,
                                                                    allow_outside_root=outside),

@@ -45,6 +45,12 @@ _MODELS = (
         "tiny Stable Diffusion pipeline for 32x32 renders of coloured shapes",
     ),
     ZooModel(
+        "toy-digits",
+        "text-to-image",
+        "stabilityai/sd-turbo",
+        "tiny Stable Diffusion pipeline of real 8x8 handwritten digits (scikit-learn train half, pixels only, no labels)",
+    ),
+    ZooModel(
         "toy-shapes-clip",
         "clip",
         "ViT-B-32/laion2b_s34b_b79k",
