@@ -164,6 +164,7 @@ def vary(
     seed: Annotated[int, typer.Option()] = 0,
     batch_size: Annotated[int, typer.Option()] = 8,
     device: Annotated[str, typer.Option(help="auto, cpu, cuda, cuda:N or mps")] = "auto",
+    concepts: Annotated[Optional[list[Path]], typer.Option("--concepts", help="a concept folder to load (repeatable)")] = None,
     overwrite: Annotated[bool, typer.Option(help="discard what --out holds instead of resuming")] = False,
     allow_outside_root: Annotated[bool, typer.Option(
         help="read files the dataset names outside its folder (../x.png, absolute paths, symlinks out)")] = False,
@@ -179,7 +180,7 @@ def vary(
                              steps=steps,
                              caption_template=caption_template, guidance_scale=guidance_scale, min_score=min_score,
                              similarity_band=band, seed=seed, batch_size=batch_size, device=device,
-                             allow_outside_root=allow_outside_root)
+                             allow_outside_root=allow_outside_root, concepts=concepts or [])
         with _progress_bar(None) as show:
             summary = vary_dataset(source, out, config, overwrite=overwrite, on_progress=show)
         _print_summary(summary, out)
@@ -428,5 +429,88 @@ def probe(
                 console.print(f"{result['shots']:>3} shots · {condition} vs {gain['over']}: {metric} "
                               f"{100 * gain['mean']:+.1f} points, {interval}, {gain['draws']} draws")
         console.print(f"→ {out / 'index.html'}")
+
+    _fail_cleanly(run, verbose)
+
+
+@app.command("learn-concept")
+def learn_concept_command(
+    items: Annotated[Path, typer.Argument(help="5–50 images or clips of the concept (NAME.txt captions optional)")],
+    token: Annotated[str, typer.Option(help="the new word, e.g. '<sphynx>'")],
+    init: Annotated[str, typer.Option(help="an existing word to start from, e.g. 'cat'")],
+    out: Annotated[Path, typer.Option("--out", "-o", help="the concept folder; re-run to resume")],
+    method: Annotated[str, typer.Option(help="textual-inversion or lora")] = "textual-inversion",
+    model: Annotated[Optional[str], typer.Option(help="pipeline to adapt; default: the toy zoo's for the medium")] = None,
+    steps: Annotated[int, typer.Option(help="optimiser steps at most (early stopping may end sooner)")] = 400,
+    words: Annotated[Optional[str], typer.Option(help="what the token means, for the judges; default: the token")] = None,
+    device: Annotated[str, typer.Option(help="cpu, cuda, cuda:N, mps or auto")] = "cpu",
+    overwrite: Annotated[bool, typer.Option(help="start over instead of resuming")] = False,
+    verbose: Annotated[bool, typer.Option("--verbose", "-v")] = False,
+) -> None:
+    """Teach a text→image or text→audio pipeline a new word (textual inversion or LoRA) from a few items."""
+
+    def run() -> None:
+        from pairsynth.concepts import LearnConfig, learn_concept
+        from pairsynth.errors import ConceptError
+
+        if method not in ("textual-inversion", "lora"):
+            raise ConceptError(f"--method {method!r}: use textual-inversion or lora")
+        config = LearnConfig(method=method, steps=steps, device=device)  # type: ignore[arg-type]
+        columns = (TextColumn("[bold]learning"), BarColumn(), MofNCompleteColumn(), TextColumn("{task.fields[stats]}"),
+                   TimeElapsedColumn())
+        with Progress(*columns, console=console) as bar:
+            task = bar.add_task("learning", total=steps, stats="loading the pipeline…")
+
+            def show(update) -> None:
+                best = f", best eval {update.best_eval_loss:.4f}" if update.best_eval_loss is not None else ""
+                bar.update(task, completed=update.step, stats=f"loss {update.loss:.4f}{best}")
+
+            card = learn_concept(items, out, token=token, init=init, words=words, model=model, config=config,
+                                 overwrite=overwrite, on_progress=show)
+        stop = " (early stop)" if card.stopped_early else ""
+        console.print(f"[green]{card.token}[/] learned in {card.steps_done} steps{stop}, {card.seconds:.0f} s → {_shown(out)}")
+
+    _fail_cleanly(run, verbose)
+
+
+@app.command()
+def balance(
+    source: Annotated[Path, typer.Argument(help="an imagefolder/audiofolder (or media + .txt captions)")],
+    out: Annotated[Path, typer.Option("--out", "-o", help="output directory; re-run to resume")],
+    target_per_class: Annotated[Optional[int], typer.Option(help="items wanted per class")] = None,
+    target_ratio: Annotated[Optional[float], typer.Option(help="or: this fraction of the largest class")] = None,
+    class_from: Annotated[str, typer.Option(help="auto, label, folder or caption")] = "auto",
+    template: Annotated[Optional[list[str]], typer.Option(help="prompt template with {label} (repeatable)")] = None,
+    concepts: Annotated[Optional[list[Path]], typer.Option("--concepts", help="a concept folder named after its class (repeatable)")] = None,
+    model: Annotated[Optional[str], typer.Option(help="text→X model; default: the toy zoo's")] = None,
+    steps: Annotated[int, typer.Option()] = 20,
+    guidance_scale: Annotated[float, typer.Option()] = 5.0,
+    clip: Annotated[str, typer.Option(help="the CLIP judge (images)")] = JudgeSettings().clip,
+    clap: Annotated[str, typer.Option(help="the CLAP judge (audio)")] = JudgeSettings().clap,
+    max_attempts: Annotated[int, typer.Option(help="candidates per missing item at most")] = 4,
+    seed: Annotated[int, typer.Option()] = 0,
+    device: Annotated[str, typer.Option(help="auto, cpu, cuda, cuda:N or mps")] = "auto",
+    overwrite: Annotated[bool, typer.Option(help="discard what --out holds instead of resuming")] = False,
+    verbose: Annotated[bool, typer.Option("--verbose", "-v")] = False,
+) -> None:
+    """Generate only what a dataset's rare classes miss, judged like generate; report counts before and after."""
+
+    def run() -> None:
+        from pydantic import ValidationError
+
+        from pairsynth.balance import BalanceConfig, BalanceError, balance_dataset
+
+        try:
+            config = BalanceConfig(target_per_class=target_per_class, target_ratio=target_ratio, class_from=class_from,
+                                   templates=template, concepts=concepts or [], seed=seed, device=device,
+                                   max_attempts=max_attempts, judges={"clip": clip, "clap": clap},
+                                   generator={"model": model, "steps": steps, "guidance_scale": guidance_scale})
+        except ValidationError as err:
+            raise BalanceError("; ".join(f"--{'-'.join(map(str, e['loc'])).replace('_', '-')}: {e['msg']}" for e in err.errors())) from None
+        with _progress_bar(None) as show:
+            result = balance_dataset(source, out, config, overwrite=overwrite, on_progress=show)
+        for name, before, added, after in result.table():
+            console.print(f"  {name}: {before} → [bold]{after}[/] (+{added})")
+        _print_summary(result.run, out)
 
     _fail_cleanly(run, verbose)

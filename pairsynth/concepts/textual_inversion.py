@@ -43,6 +43,7 @@ class NewToken:
         self.embeddings = text_encoder.get_input_embeddings().weight
         with torch.no_grad():
             self.embeddings[self.token_id] = self.embeddings[init_ids].mean(0)
+        self.init_norm = float(self.embeddings[self.token_id].norm())
         self._original = self.embeddings.detach().clone()
         self._others = torch.ones(len(tokenizer), dtype=torch.bool)
         self._others[self.token_id] = False
@@ -53,9 +54,16 @@ class NewToken:
         return [self.embeddings]
 
     @torch.no_grad()
-    def restore_others(self) -> None:
-        """Undo the step on every row but the new token's (weight decay and Adam moments touch them all)."""
+    def restore_others(self, keep_norm: bool = False) -> None:
+        """Undo the step on every row but the new token's (weight decay and Adam moments touch them all).
+
+        With ``keep_norm`` the new row is put back on the sphere of its init word's norm: in a small
+        text encoder a long vector would dominate the attention of every word after it.
+        """
         self.embeddings[self._others] = self._original[self._others]
+        if keep_norm:
+            row = self.embeddings[self.token_id]
+            self.embeddings[self.token_id] = row * (self.init_norm / row.norm().clamp_min(1e-8))
 
     @property
     def vector(self) -> torch.Tensor:

@@ -48,18 +48,20 @@ class LearnConfig:
         lr: learning rate of the token embedding; LoRA layers use ``lora_lr``.
         eval_every: steps between evaluation-loss checks (and checkpoints).
         patience: evaluations without a relative improvement of ``min_delta`` before stopping.
+        keep_norm: keep the new embedding at its init word's norm after every step.
     """
 
     method: Method = "textual-inversion"
     steps: int = 400
     batch_size: int = 8
     lr: float = 5e-3
-    lora_lr: float = 1e-3
+    lora_lr: float = 1e-4
     lora_rank: int = 4
     seed: int = 0
     eval_every: int = 25
-    patience: int = 4
+    patience: int = 6
     min_delta: float = 0.005
+    keep_norm: bool = True  # the new embedding keeps its init word's norm (see NewToken.restore_others)
     device: str = "cpu"
 
 
@@ -143,7 +145,7 @@ def learn_concept(items_dir: str | Path, out_dir: str | Path, *, token: str, ini
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         optimizer.step()
-        new_token.restore_others()
+        new_token.restore_others(config.keep_norm)
         state.step += 1
         state.losses.append(float(loss.detach()))
         state.seconds += time.perf_counter() - step_started

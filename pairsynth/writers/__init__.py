@@ -9,6 +9,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from pairsynth.writers.base import NullWriter, PairWriter
+from pairsynth.writers.class_folder import class_folder
 from pairsynth.writers.folder import FolderWriter
 from pairsynth.writers.manifest import ManifestWriter
 from pairsynth.writers.parquet import ParquetWriter
@@ -23,6 +24,9 @@ FORMATS: dict[str, WriterFactory] = {
     "audiofolder": lambda root, **media: FolderWriter(root, layout="audiofolder", **media),
     "tripletfolder": lambda root, **media: FolderWriter(root, layout="tripletfolder", **media),
     "parquet": ParquetWriter,
+    # pairsynth balance: laid out like the dataset it fills (class subfolders or a label column)
+    "balanced-imagefolder": lambda root, **media: class_folder(root, medium="image", **media),
+    "balanced-audiofolder": lambda root, **media: class_folder(root, medium="audio", **media),
 }
 
 

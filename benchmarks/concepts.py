@@ -1,0 +1,344 @@
+"""Scoreboard of issue 13 on the toy zoo: new concepts, interpolation, class balancing.
+
+    HF_HUB_OFFLINE=1 OMP_NUM_THREADS=1 python benchmarks/concepts.py --work /tmp/concepts-bench [--only ...]
+
+Sections (``--only``):
+- ``image-concept``: teach ``toy-shapes`` a colour it never saw (purple: 10 renders of the shapes
+  world, recoloured), then judge generated ``a <purple> circle on the left`` images by a pixel-hue
+  check and the shapes judges (circle, left); the plain model on ``a purple circle on the left`` is
+  the baseline.
+- ``audio-concept``: the same for a sound ``toy-sounds`` never heard (a warbling, vibrato tone
+  synthesized with the sounds world's code), judged on the waveform by a pitch-track check.
+- ``interpolation``: slerp of the initial noise between ``a red circle on the left`` and ``... on the
+  right``: the judged position must flip once, monotonically, along each seed pair's path.
+- ``balance``: an imagefolder with class counts 50/50/5 balanced to 50 per class.
+
+Learning runs resume from their checkpoints in ``--work``; the last line of each section is
+``NAME: FIGURE (goal GOAL: met|not met)``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import os
+import random
+import resource
+import sys
+import time
+from pathlib import Path
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+REPO_ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO_ROOT))
+
+import numpy as np  # noqa: E402
+import torch  # noqa: E402
+
+WEIGHTS = REPO_ROOT / "pairsynth" / "zoo" / "weights"
+PURPLE = (160, 50, 200)  # hue ≈ 284°, between the world's blue (227°) and red (0°)
+PURPLE_HUES = (255.0, 320.0)
+
+
+# --------------------------------------------------------------------------------------------- image
+def purple_items(folder: Path, count: int, seed: int = 0) -> None:
+    """``count`` circles from the shapes world's renderer, red recoloured to purple, captioned with the token.
+
+    The renderer draws the world's four colours only; a red render is recoloured exactly: each pixel
+    is ``grey·(1-a) + red·a`` (anti-aliased edges included), so ``a`` is recovered from the green
+    channel and the pixel recomposed with purple.
+    """
+    from pairsynth.world.shapes import COLOUR_RGB, render, sample_scene
+
+    folder.mkdir(parents=True, exist_ok=True)
+    rng = random.Random(seed)
+    red = np.array(COLOUR_RGB["red"], dtype=np.float32)
+    for index in range(count):
+        scene = dataclasses.replace(sample_scene(rng), shape="circle", colour="red")
+        pixels = np.asarray(render(scene), dtype=np.float32)
+        grey = float(scene.background)
+        alpha = np.clip((grey - pixels[..., 1]) / (grey - red[1]), 0.0, 1.0)[..., None]
+        recoloured = grey * (1 - alpha) + np.array(PURPLE, dtype=np.float32) * alpha
+        from PIL import Image
+
+        Image.fromarray(recoloured.round().astype(np.uint8)).save(folder / f"purple_{index:02d}.png")
+        (folder / f"purple_{index:02d}.txt").write_text(f"a <purple> circle on the {scene.position}\n")
+
+
+def is_purple(image: np.ndarray) -> bool:
+    """Pixel-hue check: the saturated pixels (the shape) have a mean hue in the purple range."""
+    from PIL import Image
+
+    hsv = np.asarray(Image.fromarray(image).convert("HSV"), dtype=np.float32)
+    saturated = hsv[..., 1] > 0.35 * 255
+    if saturated.sum() < 12:  # no shape drawn at all
+        return False
+    angles = hsv[..., 0][saturated] / 255.0 * 2 * np.pi
+    hue = float(np.degrees(np.arctan2(np.sin(angles).mean(), np.cos(angles).mean())) % 360)
+    return PURPLE_HUES[0] <= hue <= PURPLE_HUES[1]
+
+
+def judge_circle_left(images: list[np.ndarray]) -> list[bool]:
+    from pairsynth.zoo.training.evaluation import images_to_tensor
+    from pairsynth.zoo.training.judges import load_judges
+    from PIL import Image
+
+    judge = load_judges(WEIGHTS / "judges-shapes")
+    predictions = judge.predict(images_to_tensor([Image.fromarray(i) for i in images]))
+    return [p["shape"] == "circle" and p["position"] == "left" for p in predictions]
+
+
+def generate_images(concepts: list[Path], prompt: str, samples: int, steps: int, guidance: float) -> list[np.ndarray]:
+    from pairsynth.concepts import load_concepts
+    from pairsynth.media import to_uint8
+    from pairsynth.modalities.text_to_image import ImageSampling, TextToImage
+
+    adapter = TextToImage.from_pretrained("toy-shapes", sampling=ImageSampling(steps=steps, guidance_scale=guidance),
+                                          device="cpu")
+    load_concepts(adapter.pipeline, concepts)
+    images = []
+    for start in range(0, samples, 32):
+        seeds = list(range(start, min(start + 32, samples)))
+        images += [to_uint8(g.pixels) for g in adapter.generate([prompt] * len(seeds), seeds)]
+    return images
+
+
+def learn(items: Path, out: Path, token: str, init: str, method: str, steps: int) -> tuple[object, float, float]:
+    from pairsynth.concepts import LearnConfig, learn_concept
+
+    began = time.perf_counter()
+    card = learn_concept(items, out, token=token, init=init, config=LearnConfig(method=method, steps=steps))
+    return card, time.perf_counter() - began, resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def image_concept(args) -> list[str]:
+    items = args.work / "purple-items"
+    purple_items(items, 10)
+    lines = []
+    baseline = generate_images([], "a purple circle on the left", args.samples, args.steps, args.guidance)
+    base_ok = [is_purple(i) and j for i, j in zip(baseline, judge_circle_left(baseline))]
+    lines.append(f"image concept baseline (no concept, 'a purple circle on the left'): "
+                 f"{np.mean(base_ok):.1%} purple circles on the left ({args.samples} samples)")
+    for method in args.methods:
+        card, seconds, rss = learn(items, args.work / f"purple-{method}", "<purple>", args.image_init, method, args.learn_steps)
+        images = generate_images([args.work / f"purple-{method}"], "a <purple> circle on the left", args.samples,
+                                 args.steps, args.guidance)
+        purple = [is_purple(i) for i in images]
+        placed = judge_circle_left(images)
+        both = float(np.mean([p and q for p, q in zip(purple, placed)]))
+        lines.append(f"image concept {method}: learned in {card.seconds:.0f} s ({card.steps_done} steps, "
+                     f"{'early stop' if card.stopped_early else 'all steps'}; this run {seconds:.0f} s), "
+                     f"peak RSS {rss:.0f} MB; purple {np.mean(purple):.1%}, circle-left {np.mean(placed):.1%}, both {both:.1%}")
+        lines.append(f"image_concept_{method}: {both:.1%} purple circles on the left "
+                     f"(goal ≥ 90 %: {'met' if both >= 0.9 else 'not met'})")
+        if method == "textual-inversion":
+            lines.append(f"textual_inversion_time: {card.seconds / 60:.1f} min on {card.threads} thread(s) "
+                         f"(goal < 5 min: {'met' if card.seconds < 300 else 'not met'})")
+    return lines
+
+
+# --------------------------------------------------------------------------------------------- audio
+def warble_items(folder: Path, count: int, seed: int = 0) -> None:
+    """``count`` warbling tones (a vibrato the sounds world lacks), made with the world's synthesis helpers."""
+    import soundfile as sf
+
+    from pairsynth.world import sounds
+
+    folder.mkdir(parents=True, exist_ok=True)
+    rng = random.Random(seed)
+    t = np.arange(int(sounds.SAMPLE_RATE * sounds.DURATION_S)) / sounds.SAMPLE_RATE
+    for index in range(count):
+        low, high = sounds.PITCH_RANGES_HZ["high"]
+        centre, rate = rng.uniform(low, high), rng.uniform(5.0, 7.0)
+        onset, duration = rng.uniform(0.0, 0.1), rng.uniform(0.7, 0.85)
+        frequency = centre * 2 ** (0.3 * np.sin(2 * np.pi * rate * t))  # ±0.3 octave at 5-7 Hz
+        phase = 2 * np.pi * np.cumsum(frequency) / sounds.SAMPLE_RATE
+        local = t - onset
+        envelope = ((local >= 0) & (local < duration)) * sounds._fades(local, duration)
+        wave = rng.uniform(0.4, 0.7) * envelope * sounds._harmonic(phase)
+        sf.write(folder / f"warble_{index:02d}.wav", wave.astype(np.float32), sounds.SAMPLE_RATE)
+        (folder / f"warble_{index:02d}.txt").write_text("a high <warble>\n")
+
+
+def is_warble(wave: np.ndarray, rate: int = 16_000) -> bool:
+    """Waveform check: a tonal sound whose pitch track swings up and down (vibrato), not steady or rising."""
+    import librosa
+
+    spectrum = np.abs(librosa.stft(np.asarray(wave, np.float32), n_fft=1024, hop_length=160))
+    energy = spectrum.sum(0)
+    sounding = energy > 0.2 * energy.max() if energy.max() > 0 else np.zeros_like(energy, bool)
+    if sounding.sum() < 30:  # a noise burst sounds for 0.25-0.45 s
+        return False
+    frames = spectrum[:, sounding]
+    peaks = frames.argmax(0)
+    tonal = np.mean([frames[max(p - 2, 0):p + 3, i].sum() / frames[:, i].sum() for i, p in enumerate(peaks)]) > 0.2  # noise ≈ 0.1
+    track = np.log2(np.maximum(peaks, 1) * rate / 1024)
+    detrended = track - np.polyval(np.polyfit(np.arange(len(track)), track, 1), np.arange(len(track)))
+    swing = np.percentile(detrended, 95) - np.percentile(detrended, 5)
+    crossings = int(np.sum(np.diff(np.sign(detrended - np.median(detrended))) != 0))
+    return bool(tonal and swing > 0.3 and crossings >= 4)  # warbles swing ≈ 0.6 octave, chirps ≈ 0
+
+
+def audio_concept(args) -> list[str]:
+    from pairsynth.concepts import load_concepts
+    from pairsynth.modalities.text_to_audio import AudioSampling, TextToAudio
+
+    items = args.work / "warble-items"
+    warble_items(items, 10)
+    real = [is_warble(sf_read(p)) for p in sorted(items.glob("*.wav"))]
+    lines = [f"audio concept: the waveform check passes {np.mean(real):.0%} of the 10 real warbles"]
+
+    def clips(concepts, prompt):
+        adapter = TextToAudio.from_pretrained("toy-sounds", sampling=AudioSampling(steps=args.steps), device="cpu")
+        load_concepts(adapter.pipeline, concepts)
+        return [g.waveform for start in range(0, args.samples, 16)
+                for g in adapter.generate([prompt] * min(16, args.samples - start),
+                                          list(range(start, min(start + 16, args.samples))))]
+
+    baseline = np.mean([is_warble(w) for w in clips([], "a high warbling tone")])
+    lines.append(f"audio concept baseline (no concept, 'a high warbling tone'): {baseline:.1%} warbles")
+    for method in args.methods:
+        card, seconds, rss = learn(items, args.work / f"warble-{method}", "<warble>", args.audio_init, method, args.learn_steps)
+        share = float(np.mean([is_warble(w) for w in clips([args.work / f"warble-{method}"], "a high <warble>")]))
+        lines.append(f"audio concept {method}: learned in {card.seconds:.0f} s ({card.steps_done} steps), peak RSS "
+                     f"{rss:.0f} MB; {share:.1%} of {args.samples} clips judged warbling")
+        lines.append(f"audio_concept_{method}: {share:.1%} warbles (goal ≥ 90 %: {'met' if share >= 0.9 else 'not met'})")
+    return lines
+
+
+def sf_read(path: Path) -> np.ndarray:
+    import soundfile as sf
+
+    return sf.read(path, dtype="float32")[0]
+
+
+# ------------------------------------------------------------------------------------- interpolation
+def interpolation(args) -> list[str]:
+    """Judged position along each seed pair's path must flip once, left to right."""
+    from pairsynth.candidates import derive_seed
+    from pairsynth.media import to_uint8
+    from pairsynth.modalities.noise_paths import Blend
+    from pairsynth.modalities.text_to_image import ImageSampling, TextToImage
+    from pairsynth.zoo.training.evaluation import images_to_tensor
+    from pairsynth.zoo.training.judges import load_judges
+    from PIL import Image
+
+    a, b = "a red circle on the left", "a red circle on the right"
+    adapter = TextToImage.from_pretrained("toy-shapes", sampling=ImageSampling(steps=args.steps, guidance_scale=args.guidance),
+                                          device="cpu")
+    judge = load_judges(WEIGHTS / "judges-shapes")
+    weights = [i / (args.path_steps - 1) for i in range(args.path_steps)]
+    lines = []
+    for what in ("both", "noise"):
+        monotonic = 0
+        for pair in range(args.pairs):
+            blends = [Blend(a, b, derive_seed(0, a, pair), derive_seed(0, b, pair), w, what) for w in weights]
+            images = [Image.fromarray(to_uint8(g.pixels)) for g in adapter.generate_blended(blends)]
+            sides = [p["position"] for p in judge.predict(images_to_tensor(images))]
+            flips = sum(x != y for x, y in zip(sides, sides[1:]))
+            monotonic += sides[0] == "left" and sides[-1] == "right" and flips == 1
+        share = monotonic / args.pairs
+        lines.append(f"interpolation_{what}: {share:.1%} of {args.pairs} seed pairs flip left→right once along "
+                     f"{args.path_steps} points (goal ≥ 90 %: {'met' if share >= 0.9 else 'not met'})")
+    return lines
+
+
+# ------------------------------------------------------------------------------------------ balance
+def balance_section(args) -> list[str]:
+    """50/50/5 → 50/50/50 on the toy zoo, with a kill -9 midway; every new item judged to its class."""
+    import json
+    import shutil
+    import signal
+    import subprocess
+
+    from pairsynth.world.shapes import parse_caption, render, sample_scene
+
+    source = args.work / "lopsided"
+    counts = {"a red circle on the left": 50, "a blue square on the right": 50, "a green triangle on the left": 5}
+    if not (source / "metadata.jsonl").is_file():
+        source.mkdir(parents=True, exist_ok=True)
+        rng, rows = random.Random(0), []
+        for caption, count in counts.items():
+            wanted = parse_caption(caption)
+            for i in range(count):
+                scene = sample_scene(rng)
+                cx = scene.cx if (scene.cx < 0.5) == (wanted["position"] == "left") else 1 - scene.cx
+                scene = dataclasses.replace(scene, shape=wanted["shape"], colour=wanted["colour"],
+                                            position=wanted["position"], cx=cx)
+                name = f"{wanted['shape']}_{i:03d}.png"
+                render(scene).save(source / name)
+                rows.append({"file_name": name, "text": caption, "label": caption})
+        (source / "metadata.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    out = args.work / "balanced"
+    shutil.rmtree(out, ignore_errors=True)
+    command = [sys.executable, "-m", "pairsynth", "balance", str(source), "--out", str(out), "--target-per-class", "50",
+               "--template", "{label}", "--steps", str(args.steps), "--guidance-scale", str(args.guidance), "--device", "cpu"]
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    began = time.perf_counter()
+    process = subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    manifest = out / "manifest.jsonl"
+    while process.poll() is None and not (manifest.is_file() and manifest.read_text().count("\n") >= 16):
+        time.sleep(0.5)
+    killed = process.poll() is None
+    if killed:
+        process.send_signal(signal.SIGKILL)
+        process.wait()
+    subprocess.run(command, env=env, check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    seconds = time.perf_counter() - began
+    rows = [json.loads(line) for line in (out / "imagefolder" / "metadata.jsonl").read_text().splitlines()]
+    report = json.loads((out / "balance.json").read_text())
+    from PIL import Image
+
+    from pairsynth.zoo.training.evaluation import images_to_tensor
+    from pairsynth.zoo.training.judges import load_judges
+
+    judge = load_judges(WEIGHTS / "judges-shapes")
+    images = [Image.open(out / "imagefolder" / row["file_name"]).convert("RGB") for row in rows]
+    predictions = judge.predict(images_to_tensor(images)) if images else []
+    right = np.mean([p == parse_caption(row["label"]) for p, row in zip(predictions, rows)]) if rows else 0.0
+    after = {c["class"]: c["after"] for c in report["classes"]}
+    unique = len({row["key"] for row in rows}) == len(rows)
+    ok = list(after.values()) == [50, 50, 50] and unique
+    return [f"balance: before {list(counts.values())}, after {list(after.values())}; {len(rows)} new items, "
+            f"{'killed -9 once midway and resumed' if killed else 'finished before the kill'}, keys unique: {unique}; "
+            f"judges-shapes: {right:.1%} of new items show their class; {seconds:.0f} s",
+            f"balance_counts: {list(after.values())} (goal [50, 50, 50]: {'met' if ok else 'not met'})"]
+
+
+SECTIONS = {"image-concept": image_concept, "audio-concept": audio_concept, "interpolation": interpolation,
+            "balance": balance_section}
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--work", type=Path, default=Path("/tmp/pairsynth-concepts-bench"))
+    parser.add_argument("--only", nargs="*", default=None)
+    parser.add_argument("--methods", nargs="*", default=["textual-inversion", "lora"])
+    parser.add_argument("--learn-steps", type=int, default=400)
+    parser.add_argument("--image-init", default="red")
+    parser.add_argument("--audio-init", default="steady")
+    parser.add_argument("--samples", type=int, default=64)
+    parser.add_argument("--steps", type=int, default=20)
+    parser.add_argument("--guidance", type=float, default=3.0)
+    parser.add_argument("--pairs", type=int, default=20, help="interpolation: seed pairs")
+    parser.add_argument("--path-steps", type=int, default=5, help="interpolation: points per path")
+    parser.add_argument("--threads", type=int, default=1)
+    return parser.parse_args(argv)
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    torch.set_num_threads(args.threads)
+    args.work.mkdir(parents=True, exist_ok=True)
+    load = os.getloadavg()
+    print(f"torch {torch.__version__}, {args.threads} thread(s), load average at start "
+          f"{load[0]:.2f}/{load[1]:.2f}/{load[2]:.2f}", flush=True)
+    for name in args.only or SECTIONS:
+        for line in SECTIONS[name](args):
+            print(line, flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,299 @@
+"""``pairsynth balance``: fill a lopsided dataset's rare classes, up to a target count per class.
+
+1. Read the dataset and find each item's class (a ``label`` column, the item's subfolder, or its
+   caption); 2. count the classes and decide what each one misses; 3. run one unit per missing item
+   on the run engine (:mod:`pairsynth.run`): text→X from the class's prompt templates, the class's
+   concept token standing for its name when a concept folder of that name is given, judged like
+   ``generate`` (the class's prompt must outrank every other class's); 4. write the new items laid
+   out like the source (``<class>/`` subfolders or a label column), each row ``synthetic: true`` with
+   its lineage, and report the class counts before and after.
+
+A killed run resumes from its last commit (the engine's rules): no item lost, none duplicated.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+from collections import Counter
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from pairsynth.alignment.acceptance import AcceptanceRule, Decision
+from pairsynth.candidates import Candidate, Condition
+from pairsynth.errors import PairsynthError
+from pairsynth.judges import JudgeSettings, load_judge
+from pairsynth.media import medium
+from pairsynth.readers import PairRecord, read_pairs
+from pairsynth.recipe import GeneratorConfig
+from pairsynth.run import OutputSpec, RunSummary, run_job
+from pairsynth.stages import CaptionState, Plan, StageTimes, generate_candidates, score_candidates
+
+logger = logging.getLogger(__name__)
+
+ClassSource = Literal["auto", "label", "folder", "caption"]
+DEFAULT_TEMPLATES = {"label": "a photo of a {label}", "folder": "a photo of a {label}", "caption": "{label}"}
+DEFAULT_AUDIO_TEMPLATES = {"label": "the sound of a {label}", "folder": "the sound of a {label}", "caption": "{label}"}
+
+
+class BalanceError(PairsynthError, ValueError):
+    """The dataset or the balance settings cannot be used."""
+
+
+class BalanceConfig(BaseModel):
+    """What ``pairsynth balance`` takes; the CLI's flags fill it."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    target_per_class: int | None = Field(None, ge=1, description="items wanted per class")
+    target_ratio: float | None = Field(None, gt=0.0, le=1.0, description="or: this fraction of the largest class")
+    class_from: ClassSource = "auto"
+    templates: list[str] | None = Field(None, description="prompt templates with {label}; default by class source")
+    classes: list[str] | None = Field(None, description="fill only these classes")
+    concepts: list[Path] = Field(default_factory=list, description="concept folders, each named after its class")
+    generator: GeneratorConfig = Field(default_factory=GeneratorConfig)
+    judges: JudgeSettings = Field(default_factory=JudgeSettings)
+    max_attempts: int = Field(4, ge=1, description="candidates per missing item at most")
+    seed: int = Field(0, ge=0, lt=2**63)
+    device: str = "auto"
+    commit_every: int = Field(64, ge=1)
+    report: bool = True
+
+
+@dataclass(frozen=True)
+class ClassPlan:
+    """One class: how many items it has, how many it gets, and the prompts that make them."""
+
+    name: str
+    count: int
+    missing: int
+    prompts: tuple[str, ...]
+    concept: str | None = None  # the token standing for the class name
+
+
+@dataclass
+class Census:
+    """The dataset's classes as read: medium, where classes come from, and how they are laid out."""
+
+    medium: str
+    source: str
+    counts: Counter
+    subfolders: dict[str, str] = field(default_factory=dict)  # class -> its folder, for the folder layout
+    label_column: str | None = None
+
+
+class BalanceJob:
+    """A dataset's missing items as a run-engine job: one unit per missing item, ``k = 1`` each."""
+
+    def __init__(self, source: Path, census: Census, classes: Sequence[ClassPlan], config: BalanceConfig) -> None:
+        self.source, self.census, self.classes, self.config = source, census, list(classes), config
+        self.k = 1
+        self.plan = Plan(1, config.max_attempts, config.seed, chunk_size=config.commit_every)
+        self.rule = AcceptanceRule({}, 1, False)  # the class's prompt must outrank every other class's
+        self.output = OutputSpec(formats=[f"balanced-{census.medium}folder"], report=config.report)
+        self.distractors = {census.medium: list(dict.fromkeys(c.prompts[0] for c in self.classes_all()))}
+        self.generator: Any = None
+        self.scorer: Any = None
+        self._by_unit = {unit: (plan, index) for plan in self.classes for index, unit in enumerate(_units(plan))}
+
+    def classes_all(self) -> list[ClassPlan]:
+        return self.classes
+
+    def check(self) -> None:
+        pass  # checked while reading (see balance_dataset)
+
+    def fingerprint(self) -> str:
+        import hashlib
+
+        data = {"source": str(self.source.resolve()), "classes": [(c.name, c.count, c.missing, c.prompts, c.concept)
+                                                                  for c in self.classes],
+                "config": self.config.model_dump(mode="json", exclude={"device", "commit_every"})}
+        return hashlib.sha256(json.dumps(data, sort_keys=True).encode()).hexdigest()[:16]
+
+    def units(self) -> dict[str, CaptionState]:
+        states = {}
+        for unit, (plan, index) in self._by_unit.items():
+            states[unit] = CaptionState(plan.prompts[index % len(plan.prompts)], len(states), source=unit)
+        return states
+
+    def unit_of(self, row: Mapping[str, Any]) -> str | None:
+        return (row.get("source") or {}).get("unit")
+
+    def first_rows(self) -> list[dict[str, Any]]:
+        return []
+
+    def load(self) -> None:
+        config, m = self.config, medium(self.census.medium)
+        self.generator = m.load_generator(config.generator.model or m.default_generator, config.generator, config.device)
+        self.generator.load_concepts(config.concepts)
+        from pairsynth.concepts.judging import concept_judges
+
+        scorer = load_judge(self.census.medium, config.judges, device=config.device)
+        self.scorer = concept_judges({self.census.medium: scorer}, {self.census.medium: self.generator})[self.census.medium]
+
+    def make(self, conditions: Sequence[Condition], times: StageTimes) -> list[Candidate]:
+        candidates = generate_candidates({self.census.medium: self.generator}, conditions, self.config.generator.batch_size)
+        for candidate in candidates:
+            plan, _ = self._by_unit[candidate.condition.unit]
+            candidate.lineage = {"unit": candidate.condition.unit, "class": plan.name, "prompt": candidate.caption,
+                                 **({"concept": plan.concept} if plan.concept else {}),
+                                 "balance": {"class": plan.name, "subfolder": self.census.subfolders.get(plan.name),
+                                             "label_column": self.census.label_column}}
+        return candidates
+
+    def judge(self, candidates: Sequence[Candidate], times: StageTimes) -> list[Decision | None]:
+        return score_candidates({self.census.medium: self.scorer}, candidates, self.distractors)
+
+
+@dataclass
+class BalanceSummary:
+    """Class counts before and after, and the run's own summary."""
+
+    before: dict[str, int]
+    after: dict[str, int]
+    target: int
+    run: RunSummary
+
+    def table(self) -> list[tuple[str, int, int, int]]:
+        """``(class, before, added, after)`` rows, in the dataset's order."""
+        return [(name, count, self.after[name] - count, self.after[name]) for name, count in self.before.items()]
+
+
+def balance_dataset(source: str | Path, out_dir: str | Path, config: BalanceConfig, *, overwrite: bool = False,
+                    generator: Any = None, scorer: Any = None, on_progress: Any = None) -> BalanceSummary:
+    """Generate what the rare classes of ``source`` miss; see the module docstring.
+
+    Args:
+        source: an imagefolder/audiofolder (or a folder of media with ``.txt`` captions).
+        out_dir: the new items (laid out like ``source``), the manifest and the report; re-run to resume.
+        config: targets, class source, templates, concepts, generator and judges.
+        generator, scorer: already-loaded models to use instead of the configured ones (tests).
+    """
+    # 1.-2. Read the dataset, count classes, decide what each misses (before any model loads).
+    source = Path(source)
+    census = read_census(source, config.class_from)
+    plans = plan_classes(census, config)
+    job = BalanceJob(source, census, plans, config)
+    job.generator, job.scorer = generator, scorer
+    if generator is not None:
+        job.load = lambda: None  # type: ignore[method-assign]
+    # 3. Run the missing items on the engine.
+    summary = run_job(job, out_dir, overwrite=overwrite, on_progress=on_progress)
+    # 4. Count what was added, per class; write the before/after table.
+    added = Counter(plan.name for state in summary.captions if state.accepted
+                    for plan, _ in [job._by_unit[state.source]])
+    before = dict(census.counts)
+    result = BalanceSummary(before, {name: count + added[name] for name, count in before.items()},
+                            max((p.count + p.missing for p in plans), default=0), summary)
+    (Path(out_dir) / "balance.json").write_text(json.dumps(
+        {"class_from": census.source, "target": result.target,
+         "classes": [dict(zip(("class", "before", "added", "after"), row)) for row in result.table()]}, indent=2) + "\n")
+    for name, count, new, total in result.table():
+        logger.info("class %s: %d → %d (+%d)", name, count, total, new)
+    return result
+
+
+def read_census(source: Path, class_from: ClassSource) -> Census:
+    """Read ``source`` and count its classes.
+
+    Raises:
+        BalanceError: nothing readable, images mixed with audio, or no class source that fits.
+    """
+    from pairsynth.readers import ReadError
+
+    records = [item for item in read_pairs(source) if not isinstance(item, ReadError)]
+    if not records:
+        raise BalanceError(f"{source}: no readable pairs; balance reads an imagefolder/audiofolder "
+                           "(metadata.jsonl) or media files with .txt captions")
+    media = Counter(record.modality for record in records)
+    if len(media) > 1 or "triplet" in media:
+        raise BalanceError(f"{source}: mixes {', '.join(f'{n} {m}' for m, n in media.items())} items; "
+                           "balance fills one medium's classes")
+    name = next(iter(media))
+    folders = {record.key: _folder(source, record) for record in records}
+    if class_from == "auto":
+        class_from = ("label" if all(r.label is not None for r in records)
+                      else "folder" if all(folders.values()) else "caption")
+    if class_from == "label":
+        missing = [r.key for r in records if r.label is None]
+        if missing:
+            raise BalanceError(f"{source}: item {missing[0]} has no label/class/category column; "
+                               "use --class-from folder or caption")
+        classes = [str(r.label) for r in records]
+        column = next(c for c in ("label", "class", "category") if _has_column(source, c))
+        return Census(name, "label", Counter(classes), label_column=column)
+    if class_from == "folder":
+        missing = [r.key for r in records if not folders[r.key]]
+        if missing:
+            raise BalanceError(f"{source}: item {missing[0]} is not in a class subfolder; use --class-from label or caption")
+        classes = [folders[r.key] for r in records]
+        return Census(name, "folder", Counter(classes), subfolders={c: c for c in classes})
+    return Census(name, "caption", Counter(r.caption for r in records))
+
+
+def plan_classes(census: Census, config: BalanceConfig) -> list[ClassPlan]:
+    """What each class misses, and its prompts (a concept's token standing for the class name)."""
+    if (config.target_per_class is None) == (config.target_ratio is None):
+        raise BalanceError("give one of --target-per-class N or --target-ratio R")
+    largest = max(census.counts.values())
+    target = config.target_per_class or math.ceil(config.target_ratio * largest)  # type: ignore[operator]
+    known = list(census.counts)
+    for name in config.classes or []:
+        if name not in census.counts:
+            raise BalanceError(f"--class {name!r}: no such class in the dataset; classes: {', '.join(known)}")
+    tokens = _concept_tokens(config.concepts, known)
+    defaults = DEFAULT_TEMPLATES if census.medium == "image" else DEFAULT_AUDIO_TEMPLATES
+    templates = config.templates or [defaults[census.source]]
+    for template in templates:
+        if "{label}" not in template:
+            raise BalanceError(f"--template {template!r}: a template must contain {{label}}")
+    plans = []
+    for name, count in census.counts.items():
+        wanted = config.classes is None or name in config.classes
+        word = tokens.get(name, name.replace("_", " "))
+        prompts = tuple(t.replace("{label}", word) for t in templates)
+        plans.append(ClassPlan(name, count, max(0, target - count) if wanted else 0, prompts, tokens.get(name)))
+    return plans
+
+
+def _units(plan: ClassPlan) -> list[str]:
+    return [f"balance\x1f{plan.name}\x1f{index}" for index in range(plan.missing)]
+
+
+def _concept_tokens(folders: Sequence[Path], classes: Sequence[str]) -> dict[str, str]:
+    """Class → token of the concept folder named after it; a folder naming no class is an error."""
+    from pairsynth.concepts.card import ConceptCard
+
+    tokens = {}
+    for folder in folders:
+        card = ConceptCard.read(folder)
+        name = next((c for c in classes if c in (folder.name, card.words, card.token.strip("<>"))), None)
+        if name is None:
+            raise BalanceError(f"--concepts {folder}: no class named {folder.name!r} (or {card.words!r}) in the "
+                               f"dataset; classes: {', '.join(classes)}")
+        tokens[name] = card.token
+    return tokens
+
+
+def _folder(root: Path, record: PairRecord) -> str | None:
+    """The class subfolder an item sits in, directly under the dataset root (``None`` if at the root)."""
+    path = Path(record.source.split("#", 1)[0])
+    try:
+        parts = path.resolve().relative_to(root.resolve()).parts
+    except ValueError:
+        return None
+    return parts[0] if len(parts) > 1 else None
+
+
+def _has_column(root: Path, column: str) -> bool:
+    for metadata in root.rglob("metadata.jsonl"):
+        with open(metadata, encoding="utf-8") as handle:
+            first = handle.readline()
+        if first.strip() and column in json.loads(first):
+            return True
+    return False

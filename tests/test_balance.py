@@ -1,0 +1,77 @@
+"""pairsynth balance on tiny random models: only the rare classes are filled, the output is laid out like
+the source, a stopped run resumes without losing or duplicating items, and bad input gets one clear error."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from pairsynth.balance import BalanceConfig, BalanceError, balance_dataset
+from pairsynth.world.shapes import ShapeScene, render
+
+CLASSES = {"red circle": 4, "blue square": 4, "green triangle": 1}
+
+
+def _write_dataset(root, layout):
+    root.mkdir()
+    rows = []
+    for name, count in CLASSES.items():
+        colour, shape = name.split()
+        for i in range(count):
+            file_name = f"{name.replace(' ', '_')}/{i}.png" if layout == "folder" else f"{name.replace(' ', '_')}_{i}.png"
+            (root / file_name).parent.mkdir(exist_ok=True)
+            render(ShapeScene(shape, colour, "left", cx=0.2 + 0.01 * i)).save(root / file_name)
+            rows.append({"file_name": file_name, "text": f"a {name} on the left",
+                         **({"label": name} if layout == "label" else {})})
+    (root / "metadata.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    return root
+
+
+def _config(tiny_sd_dir, tiny_clip_dir, **values):
+    return BalanceConfig(generator={"model": f"local:{tiny_sd_dir}", "steps": 2, "guidance_scale": 3.0, "batch_size": 8},
+                         judges={"clip": f"local-dir:{tiny_clip_dir}"}, max_attempts=2, device="cpu",
+                         report=False, commit_every=2, **values)
+
+
+def test_only_the_rare_class_is_filled_laid_out_in_its_subfolder(tiny_sd_dir, tiny_clip_dir, tmp_path):
+    source = _write_dataset(tmp_path / "data", "folder")
+    summary = balance_dataset(source, tmp_path / "out", _config(tiny_sd_dir, tiny_clip_dir, target_per_class=4))
+    assert summary.before == {"red_circle": 4, "blue_square": 4, "green_triangle": 1}
+    assert [row[:2] for row in summary.table()] == [("red_circle", 4), ("blue_square", 4), ("green_triangle", 1)]
+    rows = [json.loads(line) for line in (tmp_path / "out" / "imagefolder" / "metadata.jsonl").read_text().splitlines()]
+    assert rows and all(row["file_name"].startswith("green_triangle/") and row["synthetic"] for row in rows)
+    assert all((tmp_path / "out" / "imagefolder" / row["file_name"]).is_file() for row in rows)
+    assert all(row["source"]["class"] == "green_triangle" and row["text"] == "a photo of a green triangle" for row in rows)
+    assert summary.after["green_triangle"] == 1 + len(rows) <= 4
+    manifest = [json.loads(line) for line in (tmp_path / "out" / "manifest.jsonl").read_text().splitlines()]
+    assert len(manifest) <= 3 * 2 and {row["source"]["class"] for row in manifest} == {"green_triangle"}
+    report = json.loads((tmp_path / "out" / "balance.json").read_text())
+    assert report["classes"][2] == {"class": "green_triangle", "before": 1, "added": len(rows), "after": 1 + len(rows)}
+
+
+def test_a_stopped_run_resumes_without_losing_or_duplicating_items(tiny_sd_dir, tiny_clip_dir, tmp_path):
+    source = _write_dataset(tmp_path / "data", "label")
+    config = _config(tiny_sd_dir, tiny_clip_dir, target_ratio=1.0, templates=["a {label} on the left"])
+
+    def stop(update):
+        raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        balance_dataset(source, tmp_path / "out", config, on_progress=stop)
+    balance_dataset(source, tmp_path / "out", config)
+    fresh = balance_dataset(source, tmp_path / "fresh", config)
+    rows = [json.loads(line) for line in (tmp_path / "out" / "imagefolder" / "metadata.jsonl").read_text().splitlines()]
+    fresh_rows = [json.loads(line) for line in (tmp_path / "fresh" / "imagefolder" / "metadata.jsonl").read_text().splitlines()]
+    assert sorted(r["key"] for r in rows) == sorted(r["key"] for r in fresh_rows)  # none lost, none duplicated
+    assert all(row["label"] == "green triangle" and "/" not in row["file_name"] for row in rows)
+    assert fresh.after["green triangle"] == 1 + len(fresh_rows)
+
+
+def test_bad_input_gets_one_clear_error(tiny_sd_dir, tiny_clip_dir, tmp_path):
+    source = _write_dataset(tmp_path / "data", "label")
+    with pytest.raises(BalanceError, match="'purple circle': no such class in the dataset; classes: red circle"):
+        balance_dataset(source, tmp_path / "out", _config(tiny_sd_dir, tiny_clip_dir, target_per_class=4,
+                                                          classes=["purple circle"]))
+    with pytest.raises(BalanceError, match="give one of --target-per-class N or --target-ratio R"):
+        balance_dataset(source, tmp_path / "out", _config(tiny_sd_dir, tiny_clip_dir))
