@@ -96,12 +96,13 @@ def prompt_arguments(pipeline: Any, prompts: Sequence[str], negative_prompt: str
     """
     as_strings = {"prompt": list(prompts),
                   "negative_prompt": [negative_prompt] * len(prompts) if negative_prompt else None}
+    flux = _encodes_like_flux(pipeline)
+    if not flux and not _encodes_prompts_separately(pipeline):
+        return as_strings
     distinct = list(dict.fromkeys(prompts))
     device = getattr(pipeline, "_execution_device", pipeline.device)  # where __call__ encodes, offloading included
-    if _encodes_like_flux(pipeline):
+    if flux:
         return _flux_arguments(pipeline, prompts, distinct, device, negative_prompt)
-    if not _encodes_prompts_separately(pipeline):
-        return as_strings
     # SD3 names its other encoders' prompts as required arguments; None means "the same prompt".
     others = {name: None for name in ("prompt_2", "prompt_3") if name in inspect.signature(pipeline.encode_prompt).parameters}
     with torch.inference_mode():  # the pipeline's own encoding, negatives included (SDXL zeroes an empty one)

@@ -151,7 +151,7 @@ class TextToAudio(PipelineAdapter):
 
     @property
     def _is_stable_audio(self) -> bool:
-        return hasattr(self.pipeline, "projection_model")
+        return is_stable_audio(self.pipeline)
 
     def _stable_audio_embeddings(self, prompts: list[str]) -> dict[str, Any]:
         """Stable Audio's T5 states: each distinct prompt, and the negative prompt, encoded once.
@@ -211,6 +211,11 @@ class TextToAudio(PipelineAdapter):
         }
 
 
+def is_stable_audio(pipeline: Any) -> bool:
+    """Stable Audio denoises with a DiT (``transformer``); AudioLDM 2 also has a ``projection_model``, but a UNet."""
+    return hasattr(pipeline, "transformer") and hasattr(pipeline, "projection_model")
+
+
 def _pad_time(tensor: torch.Tensor, length: int) -> torch.Tensor:
     """Zero-pad dimension 1 (tokens) to ``length``; zeros in a mask mean "not attended"."""
     missing = length - tensor.shape[1]
@@ -235,13 +240,13 @@ def _check_sampling(sampling: AudioSampling, pipeline: Any) -> None:
     """Reject settings the pipeline would only refuse after loading text encoders and noise."""
     if sampling.steps < 1:
         raise ValueError(f"sampling.steps must be at least 1, got {sampling.steps}")
-    if hasattr(pipeline, "projection_model") and sampling.scheduler != "default":
+    if is_stable_audio(pipeline) and sampling.scheduler != "default":
         raise ValueError(f"scheduler {sampling.scheduler!r}: Stable Audio samples with its own "
                          f"{type(pipeline.scheduler).__name__} (v-prediction on a cosine schedule); "
                          "use scheduler: default")
     if sampling.duration_s is None:
         return
-    if hasattr(pipeline, "projection_model"):  # Stable Audio: the transformer's sample_size bounds the length
+    if is_stable_audio(pipeline):  # the transformer's sample_size bounds the length
         longest = pipeline.transformer.config.sample_size * pipeline.vae.hop_length / pipeline.vae.config.sampling_rate
         shortest = 1.0 / pipeline.vae.config.sampling_rate
         if not shortest <= sampling.duration_s <= longest:
