@@ -66,11 +66,15 @@ class ClapScorer(EmbeddingScorer):
 
     @classmethod
     def from_pretrained(cls, ref: str, *, device: str = "auto", batch_size: int = 32,
-                        precision: str = "fp32") -> ClapScorer:
+                        precision: str = "fp32") -> EmbeddingScorer:
         """Load a CLAP model and its processor.
 
+        A ``laion-clap:PATH.pt`` reference loads a LAION-CLAP training checkpoint instead, as a
+        :class:`~pairsynth.alignment.laion_clap_scorer.LaionClapScorer`: one entry point for both backends.
+
         Args:
-            ref: ``toy-sounds-clap``, ``local:PATH``, a folder, or a hub id such as ``laion/clap-htsat-unfused``.
+            ref: ``toy-sounds-clap``, ``local:PATH``, a folder, a hub id such as ``laion/clap-htsat-unfused``,
+                or ``laion-clap:PATH.pt``.
             device: ``auto``, ``cpu``, ``cuda`` …
             batch_size: clips (or captions) per forward pass.
             precision: ``fp32``, or ``bf16``/``fp16`` autocast for the forward passes.
@@ -79,6 +83,10 @@ class ClapScorer(EmbeddingScorer):
         from transformers import ClapModel, ClapProcessor
 
         parsed = parse_ref(ref)
+        if parsed.scheme == "laion-clap":
+            from pairsynth.alignment.laion_clap_scorer import LaionClapScorer
+
+            return LaionClapScorer.from_checkpoint(ref, device=device, batch_size=batch_size, precision=precision)
         if parsed.scheme == "open_clip":
             raise ModelRefError(f"{ref!r} names an open_clip model; CLAP needs a ClapModel folder or hub id")
         torch_device = resolve_device(device)

@@ -42,6 +42,11 @@ THUMBNAIL_PX = 160
 AUDIO_PREVIEW_S = 30.0
 """Audio previews are cut to this length, so a report of long recordings stays small."""
 SHOWN_DUPLICATE_GROUPS, SHOWN_GROUP_MEMBERS, SHOWN_TABLE_ROWS = 12, 10, 60
+"""The page shows a bounded number of pairs, whatever the dataset's size (the gallery is
+``gallery_size`` worst + best); every pair is in ``scores.jsonl``, so the page opens as fast at a
+million pairs as at a hundred."""
+CLAMP_CHARS = 140
+"""Captions longer than this get a "whole caption" details element under their three clamped lines."""
 # plot-*.png: charts of reports written before the charts became inline SVG
 _OWN_MEDIA = re.compile(r"^(\d{5}\.(png|jpg|wav)|plot-[a-z]+-[a-z]+\.png)$")
 
@@ -217,6 +222,7 @@ def write_qa_report(out_dir: str | Path, report: QaReport, load_media: MediaLoad
         duplicates=[{"medium": g.medium, "size": len(g.keys), "members": [_card(by_key[k], media) for k in keys]}
                     for g, keys in zip(report.duplicates, shown_groups)],
         unreadable=summary["unreadable"][:SHOWN_TABLE_ROWS], groups=summary["per_group"][:SHOWN_TABLE_ROWS],
+        clamp_chars=CLAMP_CHARS, shown_from=sum(row.has_media and row.primary_score is not None for row in report.rows),
     )
     atomic_write_bytes(out / "index.html", html.encode("utf-8"))
     logger.info("QA report: %s", out / "index.html")

@@ -26,6 +26,10 @@ class PipelineAdapter:
         self.model_id = model_id
         self.revision = revision
         self.sampling = sampling
+        if sampling.scheduler != "default" and "FlowMatch" in type(pipeline.scheduler).__name__:
+            raise ValueError(f"scheduler {sampling.scheduler!r}: {type(pipeline).__name__} is a flow-matching model "
+                             f"(SD3, FLUX) that samples with its own {type(pipeline.scheduler).__name__}; "
+                             "use scheduler: default")
         pipeline.scheduler = make_scheduler(sampling.scheduler, pipeline.scheduler)
         pipeline.set_progress_bar_config(disable=True)
         self.concepts: list[dict[str, Any]] = []
@@ -87,8 +91,9 @@ def provenance(pipeline: Any, model_id: str, revision: str | None, sampling: Any
 
 _EMBEDDING_ARGUMENTS = {  # what encode_prompt returns, by tuple length, as the pipeline's call takes it back
     2: ("prompt_embeds", "negative_prompt_embeds"),  # SD 1.x/2.x, SD-Turbo
-    4: ("prompt_embeds", "negative_prompt_embeds", "pooled_prompt_embeds", "negative_pooled_prompt_embeds"),  # SDXL
+    4: ("prompt_embeds", "negative_prompt_embeds", "pooled_prompt_embeds", "negative_pooled_prompt_embeds"),  # SDXL, SD3
 }
+_FLUX_ARGUMENTS = ("prompt_embeds", "pooled_prompt_embeds")  # FLUX's encode_prompt also returns text_ids, rebuilt by __call__
 
 
 def prompt_arguments(pipeline: Any, prompts: Sequence[str], negative_prompt: str | None,
@@ -99,18 +104,27 @@ def prompt_arguments(pipeline: Any, prompts: Sequence[str], negative_prompt: str
     call encodes every one of them, and the negative prompt once per sample. Here the pipeline's own
     ``encode_prompt`` runs on the distinct prompts only, and its embeddings go back in as
     ``prompt_embeds``/``negative_prompt_embeds`` (and SDXL's pooled ones), one row per sample.
-    Pipelines whose ``encode_prompt`` works differently (or that have none) get the prompt strings.
+    SD3 takes the same route (CLIP pair + T5, padded to fixed lengths). FLUX, whose ``encode_prompt``
+    has no guidance argument, gets its T5 and pooled CLIP embeddings the same way (see
+    :func:`_flux_arguments`). Pipelines whose ``encode_prompt`` works differently (or that have
+    none) get the prompt strings.
     """
     as_strings = {"prompt": list(prompts),
                   "negative_prompt": [negative_prompt] * len(prompts) if negative_prompt else None}
-    if not _encodes_prompts_separately(pipeline):
+    flux = _encodes_like_flux(pipeline)
+    if not flux and not _encodes_prompts_separately(pipeline):
         return as_strings
     distinct = list(dict.fromkeys(prompts))
     device = getattr(pipeline, "_execution_device", pipeline.device)  # where __call__ encodes, offloading included
+    if flux:
+        return _flux_arguments(pipeline, prompts, distinct, device, negative_prompt)
+    # SD3 names its other encoders' prompts as required arguments; None means "the same prompt".
+    others = {name: None for name in ("prompt_2", "prompt_3") if name in inspect.signature(pipeline.encode_prompt).parameters}
     with torch.inference_mode():  # the pipeline's own encoding, negatives included (SDXL zeroes an empty one)
         encoded = pipeline.encode_prompt(prompt=distinct, device=device, num_images_per_prompt=1,
                                          do_classifier_free_guidance=guidance_scale > 1,
-                                         negative_prompt=[negative_prompt] * len(distinct) if negative_prompt else None)
+                                         negative_prompt=[negative_prompt] * len(distinct) if negative_prompt else None,
+                                         **others)
     names = _EMBEDDING_ARGUMENTS.get(len(encoded))
     if names is None:
         return as_strings
@@ -127,3 +141,33 @@ def _encodes_prompts_separately(pipeline: Any) -> bool:
         return False
     takes = inspect.signature(type(pipeline).__call__).parameters
     return "prompt_embeds" in takes and "do_classifier_free_guidance" in inspect.signature(encode).parameters
+
+
+def _encodes_like_flux(pipeline: Any) -> bool:
+    """FLUX's ``encode_prompt(prompt, prompt_2, device, num_images_per_prompt, …)``: no guidance, pooled embeddings."""
+    encode = getattr(pipeline, "encode_prompt", None)
+    if encode is None:
+        return False
+    encodes = inspect.signature(encode).parameters
+    takes = inspect.signature(type(pipeline).__call__).parameters
+    return ("do_classifier_free_guidance" not in encodes and "pooled_prompt_embeds" in encodes
+            and all(name in takes for name in _FLUX_ARGUMENTS))
+
+
+def _flux_arguments(pipeline: Any, prompts: Sequence[str], distinct: list[str], device: Any,
+                    negative_prompt: str | None) -> dict[str, Any]:
+    """FLUX's T5 and pooled CLIP embeddings, each distinct prompt encoded once, one row per sample.
+
+    FLUX is guidance-distilled: ``guidance_scale`` feeds its guidance embedding, and a negative
+    prompt would only act through "true CFG" (a second transformer pass per step, which the
+    recipe has no setting for), so one is refused rather than silently ignored.
+    """
+    if negative_prompt:
+        raise ValueError(f"{type(pipeline).__name__} is guidance-distilled and does not use a negative prompt; "
+                         "remove negative_prompt from the generator settings")
+    with torch.inference_mode():
+        prompt_embeds, pooled, _text_ids = pipeline.encode_prompt(prompt=distinct, prompt_2=None, device=device,
+                                                                  num_images_per_prompt=1)
+    row_of = {prompt: row for row, prompt in enumerate(distinct)}
+    rows = torch.tensor([row_of[prompt] for prompt in prompts], device=prompt_embeds.device)
+    return {"prompt_embeds": prompt_embeds.index_select(0, rows), "pooled_prompt_embeds": pooled.index_select(0, rows)}

@@ -1,8 +1,8 @@
-"""Text→audio adapter over diffusers' AudioLDM and AudioLDM 2 pipelines.
+"""Text→audio adapter over diffusers' AudioLDM, AudioLDM 2 and Stable Audio (Open) pipelines.
 
 ``DiffusionPipeline.from_pretrained`` reads the folder's ``model_index.json`` and builds whichever of
-the two it names, so ``cvssp/audioldm-s-full-v2``, ``cvssp/audioldm2`` and the toy zoo's
-``toy-sounds`` all load through the same line.
+the three it names, so ``cvssp/audioldm-s-full-v2``, ``cvssp/audioldm2``,
+``stabilityai/stable-audio-open-1.0`` and the toy zoo's ``toy-sounds`` all load through the same line.
 
 Three things about the installed diffusers/transformers pair are handled here, each where it arises:
 
@@ -18,6 +18,11 @@ Three things about the installed diffusers/transformers pair are handled here, e
   before one batched denoising call (see :meth:`TextToAudio._audioldm2_embeddings`).
 * AudioLDM 2 folders that store a bare ``GPT2Model`` fail under transformers 5 (diffusers issue
   #12630); :func:`_ensure_generation_helpers` puts the same weights in a ``GPT2LMHeadModel``.
+* Stable Audio pads every prompt to the T5 tokenizer's full length, so its conditioning never
+  depends on the batch; the adapter runs T5 once per distinct prompt and once for the negative
+  prompt, and hands the states back as ``prompt_embeds`` (see :meth:`TextToAudio._stable_audio_embeddings`).
+  Its clips are stereo at the VAE's rate (44.1 kHz for Stable Audio Open), ``duration_s`` sets
+  ``audio_end_in_s``, and each clip's noise and SDE noise come from its own seed.
 """
 
 from __future__ import annotations
@@ -38,7 +43,7 @@ from pairsynth.torch_compat import ensure_torchvision_importable
 
 logger = logging.getLogger(__name__)
 
-SUPPORTED_PIPELINES = ("AudioLDMPipeline", "AudioLDM2Pipeline")
+SUPPORTED_PIPELINES = ("AudioLDMPipeline", "AudioLDM2Pipeline", "StableAudioPipeline")
 _DEPRECATION_NOTICE = "has been deprecated and will not receive bug fixes"
 # transformers 5 warns about the cache keyword diffusers' AudioLDM 2 passes to GPT-2 on every step.
 _GPT2_CACHE_WARNING = r".*`past_key_values` is deprecated"
@@ -50,7 +55,8 @@ class AudioSampling:
 
     Attributes:
         duration_s: clip length in seconds; ``None`` keeps the model's own default length, the
-            UNet's ``sample_size`` worth of frames (5.12 s for AudioLDM, 10.24 s for AudioLDM 2).
+            UNet's ``sample_size`` worth of frames (5.12 s for AudioLDM, 10.24 s for AudioLDM 2), or
+            Stable Audio's longest clip (47.55 s for Stable Audio Open).
     """
 
     steps: int = 50
@@ -89,11 +95,11 @@ class TextToAudio(PipelineAdapter):
     @classmethod
     def from_pretrained(cls, ref: str, *, revision: str | None = None, sampling: AudioSampling = AudioSampling(),
                         device: str = "auto", dtype: str | None = None, concepts: Sequence[Any] = ()) -> TextToAudio:
-        """Load an AudioLDM or AudioLDM 2 pipeline.
+        """Load an AudioLDM, AudioLDM 2 or Stable Audio pipeline.
 
         Args:
-            ref: ``toy-sounds``, ``local:PATH``, a folder, or a hub id such as ``cvssp/audioldm-s-full-v2``
-                or ``cvssp/audioldm2``.
+            ref: ``toy-sounds``, ``local:PATH``, a folder, or a hub id such as ``cvssp/audioldm-s-full-v2``,
+                ``cvssp/audioldm2`` or ``stabilityai/stable-audio-open-1.0``.
             revision: a hub revision (branch, tag or commit), recorded in the provenance.
             sampling: steps, guidance, scheduler, negative prompt and duration.
             device: ``auto`` picks CUDA when present, else the CPU.
@@ -111,7 +117,9 @@ class TextToAudio(PipelineAdapter):
 
     @property
     def sample_rate(self) -> int:
-        """The vocoder's output rate (16 kHz for AudioLDM and AudioLDM 2)."""
+        """The output rate: the vocoder's (16 kHz for AudioLDM and AudioLDM 2) or Stable Audio's VAE's (44.1 kHz)."""
+        if self._is_stable_audio:
+            return int(self.pipeline.vae.config.sampling_rate)
         return int(self.pipeline.vocoder.config.sampling_rate)
 
     @property
@@ -132,7 +140,11 @@ class TextToAudio(PipelineAdapter):
         common = {"num_inference_steps": s.steps, "guidance_scale": s.guidance_scale,
                   "audio_length_in_s": s.duration_s, "generator": generators, "output_type": "np"}
         with early_stop(self.pipeline, s.stop_at, s.steps) as stopping:
-            if self._is_audioldm2:
+            if self._is_stable_audio:  # its call takes audio_end_in_s, not audio_length_in_s
+                output = self.pipeline(**self._stable_audio_embeddings(list(prompts)), audio_end_in_s=s.duration_s,
+                                       **{name: value for name, value in common.items() if name != "audio_length_in_s"},
+                                       **stopping)
+            elif self._is_audioldm2:
                 with warnings.catch_warnings():
                     warnings.filterwarnings("ignore", message=_GPT2_CACHE_WARNING, category=FutureWarning)
                     output = self.pipeline(**self._audioldm2_embeddings(list(prompts)), **common, **stopping)
@@ -174,6 +186,39 @@ class TextToAudio(PipelineAdapter):
     def _is_audioldm2(self) -> bool:
         return hasattr(self.pipeline, "language_model")
 
+    @property
+    def _is_stable_audio(self) -> bool:
+        return is_stable_audio(self.pipeline)
+
+    def _stable_audio_embeddings(self, prompts: list[str]) -> dict[str, Any]:
+        """Stable Audio's T5 states: each distinct prompt, and the negative prompt, encoded once.
+
+        These are what the pipeline's ``encode_prompt`` computes before its projection, which it
+        still applies to ``prompt_embeds``; padding to the tokenizer's full length makes every row
+        independent of the batch. A negative prompt's padded positions are zeroed, as
+        ``encode_prompt`` does when it encodes the negative itself.
+        """
+        s = self.sampling
+        distinct = list(dict.fromkeys(prompts))
+        states, mask = self._t5_states(distinct)
+        rows = torch.tensor([distinct.index(prompt) for prompt in prompts], device=states.device)
+        arguments: dict[str, Any] = {"prompt_embeds": states.index_select(0, rows),
+                                     "attention_mask": mask.index_select(0, rows)}
+        if s.negative_prompt and s.guidance_scale > 1.0:
+            negative, negative_mask = self._t5_states([s.negative_prompt])
+            negative = torch.where(negative_mask.bool().unsqueeze(2), negative, 0.0)
+            arguments["negative_prompt_embeds"] = negative.expand(len(prompts), -1, -1)
+            arguments["negative_attention_mask"] = negative_mask.expand(len(prompts), -1)
+        return arguments
+
+    def _t5_states(self, texts: list[str]) -> tuple[torch.Tensor, torch.Tensor]:
+        tokenizer, device = self.pipeline.tokenizer, self.pipeline._execution_device
+        tokens = tokenizer(texts, padding="max_length", max_length=tokenizer.model_max_length, truncation=True,
+                           return_tensors="pt")
+        mask = tokens.attention_mask.to(device)
+        self.pipeline.text_encoder.eval()
+        return self.pipeline.text_encoder(tokens.input_ids.to(device), attention_mask=mask)[0], mask
+
     def _audioldm2_embeddings(self, prompts: list[str]) -> dict[str, torch.Tensor]:
         """Per-prompt AudioLDM 2 conditioning, padded to a common length with masks.
 
@@ -203,6 +248,11 @@ class TextToAudio(PipelineAdapter):
         }
 
 
+def is_stable_audio(pipeline: Any) -> bool:
+    """Stable Audio denoises with a DiT (``transformer``); AudioLDM 2 also has a ``projection_model``, but a UNet."""
+    return hasattr(pipeline, "transformer") and hasattr(pipeline, "projection_model")
+
+
 def _pad_time(tensor: torch.Tensor, length: int) -> torch.Tensor:
     """Zero-pad dimension 1 (tokens) to ``length``; zeros in a mask mean "not attended"."""
     missing = length - tensor.shape[1]
@@ -227,7 +277,18 @@ def _check_sampling(sampling: AudioSampling, pipeline: Any) -> None:
     """Reject settings the pipeline would only refuse after loading text encoders and noise."""
     if sampling.steps < 1:
         raise ValueError(f"sampling.steps must be at least 1, got {sampling.steps}")
+    if is_stable_audio(pipeline) and sampling.scheduler != "default":
+        raise ValueError(f"scheduler {sampling.scheduler!r}: Stable Audio samples with its own "
+                         f"{type(pipeline.scheduler).__name__} (v-prediction on a cosine schedule); "
+                         "use scheduler: default")
     if sampling.duration_s is None:
+        return
+    if is_stable_audio(pipeline):  # the transformer's sample_size bounds the length
+        longest = pipeline.transformer.config.sample_size * pipeline.vae.hop_length / pipeline.vae.config.sampling_rate
+        shortest = 1.0 / pipeline.vae.config.sampling_rate
+        if not shortest <= sampling.duration_s <= longest:
+            raise ValueError(f"sampling.duration_s must be at most {longest:g} s for this model, "
+                             f"got {sampling.duration_s!r}")
         return
     vocoder = pipeline.vocoder.config
     vae_scale = 2 ** (len(pipeline.vae.config.block_out_channels) - 1)

@@ -1,4 +1,11 @@
-"""Text→image adapter over diffusers pipelines (SD 1.x/2.x, SD-Turbo, SDXL …)."""
+"""Text→image adapter over diffusers pipelines: SD 1.x/2.x, SD-Turbo, SDXL, SD3 and FLUX.
+
+``AutoPipelineForText2Image`` picks the pipeline class from the folder's ``model_index.json``. Each
+distinct prompt of a batch goes through the text encoders once (:func:`prompt_arguments`): SD, SDXL
+and SD3 through their ``encode_prompt`` with the negative prompt, FLUX through its T5 + pooled CLIP
+``encode_prompt`` (it is guidance-distilled and takes no negative prompt). Every family pads its
+prompts to fixed lengths, so a sample never depends on the rest of its batch.
+"""
 
 from __future__ import annotations
 

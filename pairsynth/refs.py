@@ -4,6 +4,9 @@
 ``local:PATH`` or an existing path  a folder in the model's real format
 ``hf:ORG/NAME`` or ``ORG/NAME``     a Hugging Face hub id (needs the hub, or its local cache)
 ``open_clip:ARCH/TAG``              an open_clip architecture with a pretrained tag (CLIP only)
+``laion-clap:PATH.pt[?OPTIONS]``    a checkpoint of LAION-CLAP's own training (CLAP only); options
+                                    ``amodel=HTSAT-base``, ``fusion=true|false``, ``text=DIR`` (a
+                                    RoBERTa tokenizer folder), joined by ``&``
 
 The scheme makes the source explicit, so a typo fails here, naming the ref, instead of as a network
 time-out deep inside ``from_pretrained``.
@@ -11,14 +14,15 @@ time-out deep inside ``from_pretrained``.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
 
 from pairsynth.errors import ModelRefError
 from pairsynth.zoo.registry import zoo_model
 
-Scheme = Literal["toy", "local", "hf", "open_clip"]
+Scheme = Literal["toy", "local", "hf", "open_clip", "laion-clap"]
+LAION_CLAP_OPTIONS = ("amodel", "fusion", "text")
 
 
 @dataclass(frozen=True)
@@ -28,12 +32,14 @@ class ModelRef:
     Attributes:
         text: the reference as written, recorded in every manifest row.
         scheme: where the weights come from.
-        location: a folder path, a hub id, or ``ARCH/TAG`` for open_clip.
+        location: a folder path, a hub id, ``ARCH/TAG`` for open_clip, or a ``.pt`` file.
+        options: settings given after ``?`` (``laion-clap`` only).
     """
 
     text: str
     scheme: Scheme
     location: str
+    options: dict[str, str] = field(default_factory=dict, compare=False)
 
     @property
     def is_local(self) -> bool:
@@ -57,10 +63,12 @@ def parse_ref(text: str) -> ModelRef:
         return ModelRef(text, "hf", _check_hub_id(rest, text))
     if sep and scheme == "open_clip":
         return ModelRef(text, "open_clip", rest)
+    if sep and scheme == "laion-clap":
+        return _laion_clap_ref(text, rest)
     if sep and len(scheme) > 1:
         raise ModelRefError(
             f"unknown scheme {scheme!r} in model reference {text!r}; use toy-NAME, local:PATH, "
-            "hf:ORG/NAME or open_clip:ARCH/TAG"
+            "hf:ORG/NAME, open_clip:ARCH/TAG or laion-clap:PATH.pt"
         )
     if Path(text).expanduser().exists():
         return ModelRef(text, "local", str(Path(text).expanduser()))
@@ -74,3 +82,20 @@ def _check_hub_id(hub_id: str, text: str) -> str:
             f"{text!r} is neither an existing folder nor a hub id of the form ORG/NAME"
         )
     return hub_id
+
+
+def _laion_clap_ref(text: str, rest: str) -> ModelRef:
+    """``laion-clap:PATH.pt?amodel=HTSAT-base&fusion=true&text=DIR``: the file must exist, the options be known."""
+    location, _, query = rest.partition("?")
+    path = Path(location).expanduser()
+    if not path.is_file():
+        raise ModelRefError(f"LAION-CLAP checkpoint {location!r} (from {text!r}) is not a file")
+    options = {}
+    for item in filter(None, query.split("&")):
+        name, eq, value = item.partition("=")
+        if not eq or name not in LAION_CLAP_OPTIONS:
+            raise ModelRefError(f"{text!r}: unknown option {item!r}; use {', '.join(o + '=...' for o in LAION_CLAP_OPTIONS)}")
+        options[name] = value
+    if options.get("fusion", "true").lower() not in ("true", "false", "1", "0"):
+        raise ModelRefError(f"{text!r}: fusion={options['fusion']!r}; use fusion=true or fusion=false")
+    return ModelRef(text, "laion-clap", str(path), options)

@@ -44,6 +44,7 @@ PHOTOS = {  # skimage.data name → caption
 WORDS = {"one": "a voice saying one", "seven": "a voice saying seven", "hello": "someone saying hello",
          "yes": "someone saying yes", "banana": "a voice saying banana"}
 PAGE_STATE = """(async () => {
+  await loadLazyImages();
   const audios = [...document.querySelectorAll('audio')];
   const deadline = Date.now() + 10000;  // metadata loads asynchronously
   while (audios.some(a => a.readyState < 1 && !a.error) && Date.now() < deadline) await new Promise(r => setTimeout(r, 50));
@@ -58,6 +59,18 @@ PAGE_STATE = """(async () => {
     galleryAudios: document.querySelectorAll('#worst audio, #best audio').length,
   };
 })()"""
+LOAD_LAZY_IMAGES = """async function loadLazyImages() {
+  // Gallery images are loading="lazy": scroll each into view (as a reader would) and wait for it.
+  for (const image of document.images) {
+    image.scrollIntoView();
+    await new Promise(r => requestAnimationFrame(() => requestAnimationFrame(r)));
+  }
+  const deadline = Date.now() + 10000;
+  while ([...document.images].some(i => !i.complete) && Date.now() < deadline) await new Promise(r => setTimeout(r, 50));
+  window.scrollTo(0, 0);
+}
+"""
+PAGE_STATE = LOAD_LAZY_IMAGES + PAGE_STATE
 
 
 def apt_install(package: str) -> bool:
@@ -326,3 +339,99 @@ def test_the_report_at_the_end_of_a_run_shows_its_accepted_pairs(browser, tmp_pa
     state = open_report(browser, page, "qa_report_run.png")
     assert_page_works(state, tmp_path / "report")
     assert sum(image["src"].endswith(".png") and "plot" not in image["src"] for image in state["images"]) == 4
+
+
+# --- Long captions and large datasets: the page stays short and quick -------------------------------
+
+LONG_CAPTION = " ".join(f"word{index % 97}" for index in range(400))[:2000]  # 2,000 characters
+PAGE_GEOMETRY = LOAD_LAZY_IMAGES + """(async () => {
+  await loadLazyImages();
+  const cards = [...document.querySelectorAll('figure.card')];
+  const tallest = Math.max(...cards.map(c => c.getBoundingClientRect().height));
+  const height = document.documentElement.scrollHeight;
+  const details = document.querySelector('details.full-caption');
+  const before = details ? details.getBoundingClientRect().height : 0;
+  if (details) details.open = true;
+  const opened = details ? details.querySelector('div') : null;
+  const result = {height, cards: cards.length, tallest, loaded: [...document.images].filter(i => i.complete && i.naturalWidth > 0).length,
+                  titles: [...document.querySelectorAll('q.clamp')].map(q => q.title.length),
+                  details: document.querySelectorAll('details.full-caption').length,
+                  openedText: opened ? opened.textContent.length : 0, openedScrolls: opened ? opened.scrollHeight > opened.clientHeight : false,
+                  closedHeight: before,
+                  lazy: [...document.images].filter(i => i.loading === 'lazy').length, images: document.images.length};
+  if (details) details.open = false;
+  return result;
+})()"""
+
+
+def synthetic_report(count: int, captions: dict[int, str] | None = None):
+    """A QaReport of ``count`` image pairs with made-up scores, and a loader that draws the few it shows."""
+    from pairsynth.alignment.qa_report import JudgeSetup, QaReport, QaRow
+
+    rows = []
+    for index in range(count):
+        caption = (captions or {}).get(index, f"a shape number {index % 500} on the {'left' if index % 2 else 'right'}")
+        score = 10.0 + (index * 37 % 1000) / 40
+        scores = {"clip": {"model": "toy", "cosine": score / 100, "score": score, "score_unit": "CLIPScore",
+                           "rank": 1 + index % 3, "distractors": 7, "best_distractor": "a shape on the left",
+                           "best_distractor_cosine": 0.3, "caption_truncated": False}}
+        rows.append(QaRow(f"{index:08x}", caption, f"img/{index}.png", "image", caption, scores, score >= 25,
+                          "accepted" if score >= 25 else "below_threshold"))
+    report = QaReport("synthetic", {"path": "synthetic", "layout": "imagefolder"}, rows,
+                      {"clip": JudgeSetup("clip", "toy", 25.0, 7)})
+    by_key = {row.key: row for row in rows}
+
+    def load_media(keys):
+        for key in sorted(keys):
+            pixels = np.full((32, 32, 3), 60 + int(key, 16) * 7 % 190, np.uint8)
+            yield SimpleNamespace(key=key, caption=by_key[key].caption, image=pixels, audio=None, sample_rate=None)
+
+    return report, load_media
+
+
+def test_a_2000_character_caption_does_not_make_the_page_tall(browser, tmp_path):
+    from pairsynth.alignment.qa_report import write_qa_report
+
+    heights = {}
+    for name, captions in (("short", None), ("long", {0: LONG_CAPTION})):  # pair 0 scores lowest: the gallery shows it
+        report, load_media = synthetic_report(22, captions)
+        write_qa_report(tmp_path / name, report, load_media)
+        session = browser.open_page((tmp_path / name / "index.html").resolve().as_uri())
+        heights[name] = browser.evaluate(session, PAGE_GEOMETRY)
+        assert browser.console_errors(session) == []
+        if name == "long":
+            browser.screenshot(session, ARTIFACTS / "qa_report_long_caption.png")
+    short, long = heights["short"], heights["long"]
+    print(f"page height: short captions {short['height']} px, one 2,000-character caption {long['height']} px; "
+          f"tallest card {short['tallest']:.0f} vs {long['tallest']:.0f} px")
+    assert long["height"] - short["height"] < 120, heights  # was ~10,000 px taller before clamping
+    assert long["tallest"] < 420
+    assert max(long["titles"]) == len(LONG_CAPTION)  # the whole caption on hover
+    assert long["details"] == 1 and short["details"] == 0
+    assert long["openedText"] == len(LONG_CAPTION) and long["openedScrolls"]  # and in a scroll box when opened
+    assert long["images"] == long["lazy"] == long["loaded"] > 0  # lazy, and each loads once scrolled to
+
+
+def test_a_10000_pair_report_stays_small_and_opens(browser, tmp_path):
+    import time
+
+    from pairsynth.alignment.qa_report import write_qa_report
+
+    report, load_media = synthetic_report(10_000)
+    started = time.perf_counter()
+    write_qa_report(tmp_path, report, load_media)
+    written = time.perf_counter() - started
+    page = tmp_path / "index.html"
+    started = time.perf_counter()
+    session = browser.open_page(page.resolve().as_uri())
+    geometry = browser.evaluate(session, PAGE_GEOMETRY)
+    opened = time.perf_counter() - started
+    browser.screenshot(session, ARTIFACTS / "qa_report_10000.png")
+    lines = (tmp_path / "scores.jsonl").read_text().splitlines()
+    print(f"10,000 pairs: report written in {written:.2f} s; index.html {page.stat().st_size / 1024:.0f} KiB, "
+          f"{len(list((tmp_path / 'media').iterdir()))} media files; opened and laid out in {opened:.2f} s; "
+          f"page {geometry['height']} px tall (load: {os.getloadavg()[0]:.1f})")
+    assert len(lines) == 10_000 and json.loads(lines[-1])["key"] == f"{9999:08x}"
+    assert geometry["cards"] == 24 and geometry["images"] == geometry["lazy"] == geometry["loaded"] == 24
+    assert page.stat().st_size < 400_000  # bounded by the shown pairs and tables, not by the dataset
+    assert browser.console_errors(session) == []
