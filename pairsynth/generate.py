@@ -19,7 +19,8 @@ from pairsynth.media import medium
 from pairsynth.recipe import Recipe
 from pairsynth.refs import parse_ref
 from pairsynth.run import Backend, OutputSpec, ProgressUpdate, RunSummary, run_job
-from pairsynth.stages import CaptionState, Generator, Plan, StageTimes, generate_candidates, score_candidates
+from pairsynth.stages import (CaptionState, Generator, Plan, StageTimes, bound_distractors, generate_candidates,
+                              score_candidates)
 
 logger = logging.getLogger(__name__)
 
@@ -45,9 +46,11 @@ class GenerateJob:
         self.plan = Plan(recipe.k, recipe.attempts_per_caption, recipe.seed, accept.top_k, accept.pool_factor,
                          recipe.output.commit_every)
         self.output = OutputSpec(formats=recipe.output_formats, image_format=recipe.output.image_format,
-                                 audio_format=recipe.output.audio_format, report=recipe.output.report)
+                                 audio_format=recipe.output.audio_format, report=recipe.output.report,
+                                 generation_device=recipe.device)
         self.batch_sizes = {m: config.batch_size for m, config in recipe.generator_configs.items()}
         self.distractors = recipe_distractors(recipe)
+        self._bounded: dict[str, Any] | None = None  # built on first judge(), once the judges are loaded
 
     def check(self) -> None:
         for name in self.recipe.media:
@@ -82,7 +85,11 @@ class GenerateJob:
         return generate_candidates(self.generators, conditions, self.batch_sizes)
 
     def judge(self, candidates: Sequence[Candidate], times: StageTimes) -> list[Decision | None]:
-        return score_candidates(self.scorers, candidates, self.distractors)
+        if self._bounded is None:
+            retrieval = self.recipe.accept.retrieval
+            self._bounded = bound_distractors(self.distractors, self.scorers, retrieval and retrieval.distractors,
+                                              retrieval.hard_negatives if retrieval else 0)
+        return score_candidates(self.scorers, candidates, self._bounded)
 
 
 def generate_dataset(
