@@ -7,6 +7,7 @@ map the same functions over its blocks.
 
 from __future__ import annotations
 
+import heapq
 import logging
 import math
 import os
@@ -118,7 +119,9 @@ def plan_chunk(states: Sequence[CaptionState], plan: Plan) -> list[Condition]:
     rate = max(accepted / attempts, MIN_RATE_ESTIMATE) if attempts else 1.0
     open_states = [s for s in states if s.accepted < plan.k and s.attempts < plan.budget]
     conditions: list[Condition] = []
-    for state in sorted(open_states, key=lambda s: (s.attempts, s.index)):
+    # at most chunk_size captions fit in a chunk (each asks for at least one candidate): pick those without
+    # sorting all (heapq.nsmallest is sorted(...)[:n], ties included, in O(captions · log chunk_size))
+    for state in heapq.nsmallest(plan.chunk_size, open_states, key=lambda s: (s.attempts, s.index)):
         if conditions and len(conditions) >= plan.chunk_size:
             break
         needed = plan.k - state.accepted
