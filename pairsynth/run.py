@@ -173,13 +173,17 @@ def overlap_settings(spec: OutputSpec, backend: Backend) -> tuple[bool, int]:
     On a CPU run nothing overlaps by default: benchmarks/overlap.py measured the overlapped engine
     slower there, since the writer only takes cores from generation.
     """
+    import torch
+
+    from pairsynth.devices import resolve_device
+    from pairsynth.errors import PairsynthError
+
     threads = getattr(backend, "generation_threads", None)
     if threads is None:
-        from pairsynth.devices import resolve_device
-
-        on_cpu = resolve_device(spec.generation_device).type == "cpu"
-        import torch
-
+        try:
+            on_cpu = resolve_device(spec.generation_device).type == "cpu"
+        except PairsynthError:  # a finished run reopened where its device is missing: nothing will generate
+            on_cpu = True
         threads = torch.get_num_threads() if on_cpu else 1
     else:
         on_cpu = False
