@@ -130,3 +130,57 @@ class EmbeddingScorer:
             return nullcontext()
         dtype = torch.bfloat16 if self.precision == "bf16" else torch.float16
         return torch.autocast(self.device.type, dtype=dtype)
+
+
+class BoundedDistractors:
+    """A fixed number of distractors per sample, however many captions a recipe has.
+
+    Each sample is ranked against ``count`` captions: its ``hard`` nearest neighbours in the judge's
+    text-embedding space (the hard negatives: the captions most easily confused with its own) plus a
+    sample of the others drawn with the sample's own seed, so a resumed run draws the same. Cost per
+    sample stays constant as the caption list grows, and the nearest captions make rank 1 harder to
+    reach than a uniform draw would.
+
+    Args:
+        pool: every candidate distractor (the recipe's prompts and its negatives), distinct.
+        count: distractors per sample.
+        hard: how many of them are nearest neighbours (``0 <= hard <= count``).
+        scorer: the judge whose text embeddings define "nearest".
+    """
+
+    def __init__(self, pool: Sequence[str], count: int, hard: int, scorer: EmbeddingScorer) -> None:
+        if not 0 <= hard <= count:
+            raise ValueError(f"hard negatives ({hard}) must be between 0 and the distractor count ({count})")
+        self.pool, self.count, self.hard, self.scorer = list(pool), count, hard, scorer
+        self._index = {text: position for position, text in enumerate(self.pool)}
+        self._features: np.ndarray | None = None
+        self._nearest: dict[str, list[int]] = {}
+
+    def nearest(self, caption: str) -> list[int]:
+        """Pool positions of the ``hard`` captions nearest ``caption`` (itself excluded), nearest first."""
+        if caption not in self._nearest:
+            if not self.hard:
+                self._nearest[caption] = []
+            else:
+                if self._features is None:
+                    self._features = self.scorer.embed_texts(self.pool)
+                similarity = self._features @ self.scorer.embed_texts([caption])[0]
+                own = self._index.get(caption)
+                if own is not None:
+                    similarity[own] = -np.inf
+                top = np.argpartition(-similarity, self.hard - 1)[: self.hard]
+                self._nearest[caption] = sorted(top.tolist(), key=lambda j: (-similarity[j], j))
+        return self._nearest[caption]
+
+    def pick(self, caption: str, seed: int) -> tuple[list[str], dict[str, int]]:
+        """The distractors of one sample, and what the manifest records about them."""
+        own = self._index.get(caption)
+        hard = self.nearest(caption)
+        taken = set(hard) | ({own} if own is not None else set())
+        rng = np.random.default_rng([seed, 0xD157])
+        draws = rng.choice(len(self.pool), size=min(len(self.pool), self.count + len(taken)), replace=False)
+        sampled = [int(j) for j in draws if int(j) not in taken][: self.count - len(hard)]
+        others = len(self.pool) - (own is not None)
+        return ([self.pool[j] for j in hard + sampled],
+                {"distractors": len(hard) + len(sampled), "hard_negatives": len(hard), "sampled": len(sampled),
+                 "of": others})

@@ -229,3 +229,165 @@ def worst_and_best(scores: Sequence[float], k: int) -> tuple[list[int], list[int
     order = sorted(range(len(scores)), key=lambda i: (scores[i], i))
     cut = min(k, (len(order) + 1) // 2)
     return order[:cut], order[cut:][::-1][:k]
+
+
+# --- streaming: the same numbers in memory that does not grow with the number of pairs -----------
+
+SCORE_GRID = 10_000
+"""Scores are stored rounded to 4 decimals (:meth:`PairScores.as_dict`), so counting them on a 1e-4 grid
+over 0–100 (one million counters, 8 MB) is exact: quantiles, histogram and sweep come out of the
+counts as they would out of the sorted list."""
+
+
+class ScoreCounts:
+    """Exact counts of 0–100 scores on the 1e-4 grid; fixed memory however many scores are added.
+
+    Scores off the grid are rounded onto it (at most 5e-5 off; the report rounds to 1e-4 anyway).
+    """
+
+    def __init__(self) -> None:
+        self.counts = np.zeros(100 * SCORE_GRID + 1, np.int64)
+        self._n = 0
+        self.total = 0.0
+        self._buffer: list[float] = []
+
+    @property
+    def n(self) -> int:
+        """How many scores were added."""
+        return self._n + len(self._buffer)
+
+    def add(self, score: float) -> None:
+        self._buffer.append(score)
+        if len(self._buffer) >= 65_536:
+            self._flush()
+
+    def _flush(self) -> None:
+        if self._buffer:
+            values = np.asarray(self._buffer, float)
+            self.total += float(values.sum())
+            self._n += len(values)
+            np.add.at(self.counts, np.clip(np.rint(values * SCORE_GRID), 0, len(self.counts) - 1).astype(np.int64), 1)
+            self._buffer.clear()
+
+    def _cumulative(self) -> np.ndarray:
+        self._flush()
+        return np.cumsum(self.counts)
+
+    def _order(self, cumulative: np.ndarray, index: int) -> float:
+        """The ``index``-th smallest score (0-based)."""
+        return float(np.searchsorted(cumulative, index, side="right")) / SCORE_GRID
+
+    def percentile(self, q: float) -> float:
+        """As ``np.percentile(scores, q)`` (linear interpolation); NaN when empty."""
+        cumulative = self._cumulative()
+        if not self.n:
+            return float("nan")
+        position = (self.n - 1) * q / 100.0
+        low = int(np.floor(position))
+        below = self._order(cumulative, low)
+        above = self._order(cumulative, min(low + 1, self.n - 1))
+        return below + (position - low) * (above - below)
+
+    def mean(self) -> float:
+        self._flush()
+        return self.total / self.n if self.n else float("nan")
+
+    def min(self) -> float:
+        return self.percentile(0.0)
+
+    def max(self) -> float:
+        return self.percentile(100.0)
+
+    def histogram(self, bins: int = 50, upper: float = 100.0) -> tuple[list[float], list[int]]:
+        """As :func:`score_histogram` of the scores (equal bins over 0–``upper``, top edge closed)."""
+        self._flush()
+        grid = np.arange(len(self.counts)) / SCORE_GRID
+        counts, edges = np.histogram(grid, bins=bins, range=(0.0, upper), weights=self.counts)
+        return [round(float(e), 6) for e in edges], [int(c) for c in counts]
+
+    def reaching(self, thresholds: Sequence[float]) -> list[int]:
+        """How many scores reach each threshold (``score >= t``)."""
+        cumulative = self._cumulative()
+        reached = []
+        for threshold in thresholds:
+            first = int(np.ceil(threshold * SCORE_GRID - 1e-6))  # the lowest grid point that reaches it
+            if first <= 0:
+                reached.append(self.n)
+            elif first >= len(self.counts):
+                reached.append(0)
+            else:
+                reached.append(self.n - int(cumulative[first - 1]))
+        return reached
+
+    def sweep(self, total: int, thresholds: Sequence[float]) -> list[float]:
+        """As :func:`threshold_sweep`: the share of ``total`` pairs whose score reaches each threshold."""
+        if total <= 0:
+            return [0.0 for _ in thresholds]
+        return [round(count / total, 6) for count in self.reaching(thresholds)]
+
+
+class GroupTally:
+    """:func:`group_stats`, one row at a time: per group, counters only."""
+
+    def __init__(self) -> None:
+        self._groups: dict[str, list[float]] = {}
+
+    def add(self, group: str, passed: bool, score: float | None, rank: int | None) -> None:
+        tally = self._groups.setdefault(group, [0, 0, 0.0, 0, 0, 0])  # pairs passed Σscore scored top1 ranked
+        tally[0] += 1
+        tally[1] += bool(passed)
+        if score is not None:
+            tally[2] += score
+            tally[3] += 1
+        if rank is not None:
+            tally[4] += rank == 1
+            tally[5] += 1
+
+    def stats(self) -> list[GroupStats]:
+        stats = [GroupStats(group, int(t[0]), int(t[1]), t[2] / t[3] if t[3] else float("nan"),
+                            t[4] / t[5] if t[5] else float("nan")) for group, t in self._groups.items()]
+        return sorted(stats, key=lambda s: (s.pass_rate, -s.pairs, s.group))
+
+
+class Extremes:
+    """:func:`worst_and_best` over a stream: the ``k`` lowest and ``k`` highest scores, with their items.
+
+    Two heaps of ``k`` entries each; ties are broken by arrival order, as the list version breaks
+    them by index.
+    """
+
+    def __init__(self, k: int) -> None:
+        self.k = k
+        self.n = 0
+        self._low: list[tuple[float, int, object]] = []  # max-heap of the k lowest (negated keys)
+        self._high: list[tuple[float, int, object]] = []  # min-heap of the k highest
+
+    def add(self, score: float, item: object) -> None:
+        import heapq
+
+        index = self.n
+        self.n += 1
+        if self.k <= 0:
+            return
+        entry_low = (-score, -index, item)
+        if len(self._low) < self.k:
+            heapq.heappush(self._low, entry_low)
+        elif (score, index) < (-self._low[0][0], -self._low[0][1]):
+            heapq.heapreplace(self._low, entry_low)
+        entry_high = (score, index, item)
+        if len(self._high) < self.k:
+            heapq.heappush(self._high, entry_high)
+        elif (score, index) > self._high[0][:2]:
+            heapq.heapreplace(self._high, entry_high)
+
+    def worst_and_best(self) -> tuple[list[object], list[object]]:
+        """The items :func:`worst_and_best` would pick, in its order."""
+        kept = {index: (score, item) for score, index, item in
+                [(-s, -i, it) for s, i, it in self._low] + list(self._high)}
+        indices = sorted(kept)
+        worst, best = worst_and_best([kept[i][0] for i in indices], self.k) if self.n <= 2 * self.k else (None, None)
+        if worst is not None:
+            return [kept[indices[i]][1] for i in worst], [kept[indices[i]][1] for i in best]
+        low = sorted(((-s, -i, it) for s, i, it in self._low), key=lambda e: (e[0], e[1]))
+        high = sorted(self._high, key=lambda e: (e[0], e[1]), reverse=True)
+        return [item for _, _, item in low], [item for _, _, item in high]

@@ -122,7 +122,7 @@ class QaReport:
 
     title: str
     source: dict[str, Any]
-    rows: list[QaRow]
+    rows: Iterable[QaRow]  # any re-iterable: a list, or rows streamed from disk on each pass
     judges: dict[str, JudgeSetup]
     grouping: str = "caption"
     duplicate_cosine: float | None = None  # None: duplicates were not searched for
@@ -153,35 +153,40 @@ def summarize(report: QaReport) -> dict[str, Any]:
     reference set: overall and per-group precision/recall/density/coverage/frechet, per-group diversity
     and mode-collapse flags; ``None`` without ``--reference``). Per-pair rows are in ``scores.jsonl``.
     """
-    rows = report.rows
-    accepted = sum(row.passed for row in rows)
-    rate = qa.pass_rate(accepted, len(rows))
-    groups = qa.group_stats([r.group for r in rows], [r.passed for r in rows], [r.primary_score for r in rows],
-                            [r.primary_rank for r in rows])
+    tally = _Tally(report.judges)
+    for row in report.rows:  # one pass: a run's rows stream from its manifest
+        tally.add(row)
+    return _summary(report, tally)
+
+
+def _summary(report: QaReport, tally: _Tally) -> dict[str, Any]:
+    accepted = tally.passed
+    rate = qa.pass_rate(accepted, tally.n)
+    groups = tally.groups.stats()
     return {
         "schema_version": SCHEMA_VERSION,
         "mode": "run" if report.run is not None else "dataset",
         "title": report.title,
         "source": report.source,
-        "candidates": len(rows),
+        "candidates": tally.n,
         "accepted": accepted,
         "pass_rate": None if rate is None else round(rate, 6),
         "rule": "a pair passes when its media are usable and every judge's score reaches its threshold"
                 if report.run is None else "the run's acceptance rule (threshold, retrieval rank, k per caption)",
         "gate": {"fail_under": report.fail_under, "pass_rate": None if rate is None else round(rate, 6),
                  "passed": qa.gate_passes(rate, report.fail_under)},
-        "reasons": dict(Counter(row.reason for row in rows).most_common()),
-        "modalities": dict(Counter(row.modality or "unreadable" for row in rows).most_common()),
-        "captions": len({row.caption for row in rows if row.caption}),
-        "judges": {kind: _judge_summary(rows, setup) for kind, setup in report.judges.items()},
+        "reasons": dict(tally.reasons.most_common()),
+        "modalities": dict(tally.modalities.most_common()),
+        "captions": len(tally.captions),
+        "judges": {kind: tally.judges[kind].summary(setup) for kind, setup in report.judges.items()},
         "cosine_unit": COSINE_UNIT,
-        "flags": dict(Counter(flag for row in rows for flag in row.flags).most_common()),
+        "flags": dict(tally.flags.most_common()),
         "duplicates": {"searched": report.duplicate_cosine is not None, "cosine_threshold": report.duplicate_cosine,
                        "groups": [{"medium": g.medium, "keys": g.keys} for g in report.duplicates]},
         "grouping": report.grouping,
         "per_group": [{"group": g.group, "pairs": g.pairs, "passed": g.passed, "pass_rate": round(g.pass_rate, 6),
                        "mean_score": _round(g.mean_score), "top1_rate": _round(g.top1)} for g in groups],
-        "unreadable": [{"source": r.source, "reason": r.detail} for r in rows if r.reason == "unreadable"],
+        "unreadable": tally.unreadable,
         "generation": report.generation,
         "run": report.run,
         "settings": report.settings,
@@ -207,15 +212,16 @@ def write_qa_report(out_dir: str | Path, report: QaReport, load_media: MediaLoad
     for stale in media_dir.iterdir():  # only files this module names, never a user's
         if _OWN_MEDIA.match(stale.name):
             stale.unlink()
-    summary = summarize(report)
-    _write_scores(out / "scores.jsonl", report.rows)
+    shown_groups = [g.keys[:SHOWN_GROUP_MEMBERS] for g in report.duplicates[:SHOWN_DUPLICATE_GROUPS]]
+    tally = _Tally(report.judges, gallery_size, {key for keys in shown_groups for key in keys})
+    _write_scores(out / "scores.jsonl", report.rows, tally)  # one pass over the rows: scores.jsonl and the numbers
+    summary = _summary(report, tally)
     atomic_write_bytes(out / "summary.json", json.dumps(summary, indent=2, ensure_ascii=False).encode("utf-8"))
 
-    worst, best = _gallery(report.rows, gallery_size)
-    shown_groups = [g.keys[:SHOWN_GROUP_MEMBERS] for g in report.duplicates[:SHOWN_DUPLICATE_GROUPS]]
+    worst, best = tally.gallery.worst_and_best()
     wanted = {row.key for row in worst + best} | {key for keys in shown_groups for key in keys}
     media = _export_media(load_media(wanted) if wanted else [], media_dir)
-    by_key = {row.key: row for row in report.rows}
+    by_key = tally.kept
     html = _template().render(
         report=report, summary=summary, charts=_charts(summary),
         worst=[_card(row, media) for row in worst], best=[_card(row, media) for row in best],
@@ -238,7 +244,7 @@ def _template():
     return env.get_template("qa_report.html")
 
 
-def _write_scores(path: Path, rows: list[QaRow]) -> None:
+def _write_scores(path: Path, rows: Iterable[QaRow], tally: _Tally | None = None) -> None:
     """One JSON line per pair, streamed (a million rows need not fit in one string), then renamed into place."""
     import os
 
@@ -246,47 +252,115 @@ def _write_scores(path: Path, rows: list[QaRow]) -> None:
     with open(tmp, "w", encoding="utf-8") as handle:
         for row in rows:
             handle.write(json.dumps(row.as_json(), ensure_ascii=False) + "\n")
+            if tally is not None:
+                tally.add(row)
     os.replace(tmp, path)
 
 
-def _judge_summary(rows: list[QaRow], setup: JudgeSetup) -> dict[str, Any]:
-    mine = [row for row in rows if row.modality in JUDGE_MEDIA.get(setup.kind, ())]
-    scored = [row.scores[setup.kind] for row in mine if setup.kind in row.scores]
-    usable_scores = [s["score"] for row, s in ((r, r.scores.get(setup.kind)) for r in mine) if s and row.usable]
-    values = np.array([s["score"] for s in scored], float)
-    ranks = [s["rank"] for s in scored if s.get("rank") is not None]
-    edges, counts = qa.score_histogram(values)
-    threshold = setup.threshold
+class _JudgeTally:
+    """One judge's numbers over a stream of rows, in memory that does not grow with their number."""
 
-    def stats(statistic: Callable[[np.ndarray], Any]) -> float | None:
-        return _round(float(statistic(values))) if len(values) else None
+    def __init__(self, kind: str, threshold: float | None) -> None:
+        self.kind, self.threshold = kind, threshold
+        self.pairs = 0
+        self.scored = qa.ScoreCounts()
+        self.usable = qa.ScoreCounts()
+        self.ranks: Counter[int] = Counter()
+        self.truncated = 0
 
-    return {
-        "model": setup.model,
-        "score_unit": SCORE_UNITS.get(setup.kind, "100 * max(cosine, 0)"),
-        "threshold": threshold,
-        "pairs": len(mine),
-        "scored": len(scored),
-        "mean_score": stats(np.mean), "median_score": stats(np.median),
-        "p05_score": stats(lambda v: np.percentile(v, 5)), "p95_score": stats(lambda v: np.percentile(v, 95)),
-        "min_score": stats(np.min), "max_score": stats(np.max),
-        "reached_threshold": None if threshold is None else sum(v >= threshold for v in usable_scores),
-        "kept_share": None if threshold is None else qa.threshold_sweep(usable_scores, len(mine), [threshold])[0],
-        "ranked": len(ranks),
-        "top1_rate": _round(sum(r == 1 for r in ranks) / len(ranks)) if ranks else None,
-        "median_rank": float(np.median(ranks)) if ranks else None,
-        "distractors_per_pair": setup.distractors,
-        "caption_truncated": sum(bool(s.get("caption_truncated")) for s in scored),
-        "histogram": {"edges": edges, "counts": counts},
-        "sweep": {"thresholds": SWEEP_THRESHOLDS, "kept": qa.threshold_sweep(usable_scores, len(mine), SWEEP_THRESHOLDS),
-                  "of": len(mine)},
-    }
+    def add(self, row: QaRow) -> None:
+        if row.modality not in JUDGE_MEDIA.get(self.kind, ()):
+            return
+        self.pairs += 1
+        scores = row.scores.get(self.kind)
+        if not scores:
+            return
+        self.scored.add(scores["score"])
+        if row.usable:
+            self.usable.add(scores["score"])
+        if scores.get("rank") is not None:
+            self.ranks[scores["rank"]] += 1
+        self.truncated += bool(scores.get("caption_truncated"))
+
+    def summary(self, setup: JudgeSetup) -> dict[str, Any]:
+        values, threshold = self.scored, setup.threshold
+        empty = not values.n
+
+        def stats(statistic: Callable[[], float]) -> float | None:
+            return None if empty else _round(float(statistic()))
+
+        ranked = sum(self.ranks.values())
+        return {
+            "model": setup.model,
+            "score_unit": SCORE_UNITS.get(setup.kind, "100 * max(cosine, 0)"),
+            "threshold": threshold,
+            "pairs": self.pairs,
+            "scored": values.n,
+            "mean_score": stats(values.mean), "median_score": stats(lambda: values.percentile(50)),
+            "p05_score": stats(lambda: values.percentile(5)), "p95_score": stats(lambda: values.percentile(95)),
+            "min_score": stats(values.min), "max_score": stats(values.max),
+            "reached_threshold": None if threshold is None else self.usable.reaching([threshold])[0],
+            "kept_share": None if threshold is None else self.usable.sweep(self.pairs, [threshold])[0],
+            "ranked": ranked,
+            "top1_rate": _round(self.ranks[1] / ranked) if ranked else None,
+            "median_rank": _counter_median(self.ranks) if ranked else None,
+            "distractors_per_pair": setup.distractors,
+            "caption_truncated": self.truncated,
+            "histogram": dict(zip(("edges", "counts"), values.histogram())),
+            "sweep": {"thresholds": SWEEP_THRESHOLDS, "kept": self.usable.sweep(self.pairs, SWEEP_THRESHOLDS),
+                      "of": self.pairs},
+        }
 
 
-def _gallery(rows: list[QaRow], size: int) -> tuple[list[QaRow], list[QaRow]]:
-    candidates = [row for row in rows if row.has_media and row.primary_score is not None]
-    worst, best = qa.worst_and_best([row.primary_score for row in candidates], size)
-    return [candidates[i] for i in worst], [candidates[i] for i in best]
+class _Tally:
+    """Everything the report counts, gathered in one pass over its rows (a run's stream from disk).
+
+    Memory grows with the distinct captions and groups, the unreadable inputs and ``gallery_size``,
+    never with the number of pairs. ``keep``: keys whose rows are kept (duplicate groups' members).
+    """
+
+    def __init__(self, judges: dict[str, JudgeSetup], gallery_size: int = 0, keep: set[str] | None = None) -> None:
+        self.n = self.passed = 0
+        self.reasons: Counter[str] = Counter()
+        self.modalities: Counter[str] = Counter()
+        self.flags: Counter[str] = Counter()
+        self.captions: set[str] = set()
+        self.unreadable: list[dict[str, str]] = []
+        self.groups = qa.GroupTally()
+        self.judges = {kind: _JudgeTally(kind, setup.threshold) for kind, setup in judges.items()}
+        self.gallery = qa.Extremes(gallery_size)
+        self.keep, self.kept = keep or set(), {}
+
+    def add(self, row: QaRow) -> None:
+        self.n += 1
+        self.passed += bool(row.passed)
+        self.reasons[row.reason] += 1
+        self.modalities[row.modality or "unreadable"] += 1
+        self.flags.update(row.flags)
+        if row.caption:
+            self.captions.add(row.caption)
+        if row.reason == "unreadable":
+            self.unreadable.append({"source": row.source, "reason": row.detail})
+        score = row.primary_score
+        self.groups.add(row.group, row.passed, score, row.primary_rank)
+        for judge in self.judges.values():
+            judge.add(row)
+        if row.has_media and score is not None:
+            self.gallery.add(score, row)
+        if row.key in self.keep:
+            self.kept[row.key] = row
+
+
+def _counter_median(counts: Counter[int]) -> float:
+    """``np.median`` of the values a counter counts (the mean of the two middle ones for an even count)."""
+    total = sum(counts.values())
+    middle = [(total - 1) // 2, total // 2]
+    found, seen = [], 0
+    for value in sorted(counts):
+        seen += counts[value]
+        while len(found) < 2 and middle[len(found)] < seen:
+            found.append(value)
+    return float((found[0] + found[1]) / 2)
 
 
 def _charts(summary: dict[str, Any]) -> dict[str, Chart]:

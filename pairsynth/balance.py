@@ -93,9 +93,10 @@ class BalanceJob:
     def __init__(self, source: Path, census: Census, classes: Sequence[ClassPlan], config: BalanceConfig) -> None:
         self.source, self.census, self.classes, self.config = source, census, list(classes), config
         self.k = 1
-        self.plan = Plan(1, config.max_attempts, config.seed, chunk_size=config.commit_every)
+        self.plan = Plan(k=1, budget=config.max_attempts, seed=config.seed, chunk_size=config.commit_every)
         self.rule = AcceptanceRule({}, 1, False)  # the class's prompt must outrank every other class's
-        self.output = OutputSpec(formats=[f"balanced-{census.medium}folder"], report=config.report)
+        self.output = OutputSpec(formats=[f"balanced-{census.medium}folder"], report=config.report,
+                                 generation_device=config.device)
         self.distractors = {census.medium: list(dict.fromkeys(c.prompts[0] for c in self.classes_all()))}
         self.generator: Any = None
         self.scorer: Any = None
@@ -104,8 +105,11 @@ class BalanceJob:
     def classes_all(self) -> list[ClassPlan]:
         return self.classes
 
-    def check(self) -> None:
-        pass  # checked while reading (see balance_dataset)
+    def check(self, out_dir: Path) -> None:
+        """The dataset was checked while it was read (see :func:`balance_dataset`); here, the output."""
+        from pairsynth.checks import check_output_dir
+
+        check_output_dir(out_dir, inputs=[self.source])
 
     def fingerprint(self) -> str:
         import hashlib
@@ -118,7 +122,7 @@ class BalanceJob:
     def units(self) -> dict[str, CaptionState]:
         states = {}
         for unit, (plan, index) in self._by_unit.items():
-            states[unit] = CaptionState(plan.prompts[index % len(plan.prompts)], len(states), source=unit)
+            states[unit] = CaptionState(caption=plan.prompts[index % len(plan.prompts)], index=len(states), source=unit)
         return states
 
     def unit_of(self, row: Mapping[str, Any]) -> str | None:

@@ -87,6 +87,7 @@ class Candidate:
     notes: list[str] = field(default_factory=list)
     lineage: dict[str, Any] = field(default_factory=dict)  # variations: source key, path, similarity
     encoded: dict[str, Any] = field(default_factory=dict, repr=False)  # file bytes, shared by the writers
+    retrieval: dict[str, Any] = field(default_factory=dict)  # per judge: the bounded distractors used, if bounded
 
     @property
     def caption(self) -> str:
@@ -122,6 +123,7 @@ class Candidate:
             **({"source": self.lineage} if self.lineage else {}),
             **({"interpolation": _blend_record(self.condition)} if self.condition.blend is not None else {}),
             "scores": {judge: scores.as_dict() for judge, scores in self.scores.items()},
+            **({"retrieval": self.retrieval} if self.retrieval else {}),
             "accepted": self.accepted,
             "reason": decision.reason if decision else None,
             "detail": decision.detail if decision else None,

@@ -21,7 +21,8 @@ from pairsynth.judges import load_judge
 from pairsynth.media import medium
 from pairsynth.recipe import Recipe
 from pairsynth.run import Backend, OutputSpec, ProgressUpdate, RunSummary, run_job
-from pairsynth.stages import CaptionState, Generator, Plan, StageTimes, generate_candidates, score_candidates
+from pairsynth.stages import (CaptionState, Generator, Plan, StageTimes, bound_distractors, generate_candidates,
+                              score_candidates)
 
 logger = logging.getLogger(__name__)
 
@@ -47,10 +48,12 @@ class GenerateJob:
         self.plan = Plan(k=recipe.k, budget=recipe.attempts_per_caption, seed=recipe.seed, top_k=accept.top_k,
                          pool_factor=accept.pool_factor, chunk_size=recipe.output.commit_every)
         self.output = OutputSpec(formats=recipe.output_formats, image_format=recipe.output.image_format,
-                                 audio_format=recipe.output.audio_format, report=recipe.output.report)
+                                 audio_format=recipe.output.audio_format, report=recipe.output.report,
+                                 generation_device=recipe.device)
         self.batch_sizes = {m: config.batch_size for m, config in recipe.generator_configs.items()}
         self.distractors = recipe_distractors(recipe)
         self.points = path_points(recipe.interpolate)  # interpolate: one more unit per point of each path
+        self._bounded: dict[str, Any] | None = None  # built on first judge(), once the judges are loaded
 
     def check(self, out_dir: Path) -> None:
         check_generate(self.recipe, out_dir, generators=self.generators, scorers=self.scorers)
@@ -90,7 +93,11 @@ class GenerateJob:
         return generate_candidates(self.generators, conditions, self.batch_sizes)
 
     def judge(self, candidates: Sequence[Candidate], times: StageTimes) -> list[Decision | None]:
-        return score_candidates(self.scorers, candidates, self.distractors)
+        if self._bounded is None:
+            retrieval = self.recipe.accept.retrieval
+            self._bounded = bound_distractors(self.distractors, self.scorers, retrieval and retrieval.distractors,
+                                              retrieval.hard_negatives if retrieval else 0)
+        return score_candidates(self.scorers, candidates, self._bounded)
 
 
 def generate_dataset(

@@ -71,6 +71,20 @@ class RetrievalConfig(_Strict):
     max_rank: int = Field(1, ge=1, description="1: the own caption must score highest")
     use_recipe_captions: bool = Field(True, description="the recipe's other captions are distractors")
     negatives: list[str] = Field(default_factory=list, description="extra distractor captions")
+    distractors: int | None = Field(
+        None, ge=1, description="at most this many distractors per sample (a seeded sample of the others plus "
+                                "hard_negatives nearest ones); None, or no more captions than this: all of them")
+    hard_negatives: int = Field(0, ge=0, description="of the distractors, the captions nearest the own one "
+                                                     "in the judge's text-embedding space")
+
+    @model_validator(mode="after")
+    def _check_bound(self) -> RetrievalConfig:
+        if self.hard_negatives and self.distractors is None:
+            raise ValueError("accept.retrieval.hard_negatives needs accept.retrieval.distractors (the bound)")
+        if self.distractors is not None and self.hard_negatives > self.distractors:
+            raise ValueError(f"accept.retrieval.hard_negatives ({self.hard_negatives}) cannot exceed "
+                             f"accept.retrieval.distractors ({self.distractors})")
+        return self
 
 
 class AcceptConfig(_Strict):
@@ -242,6 +256,10 @@ class Recipe(_Strict):
                                                      "generator": {"batch_size"}, "scorer": {"batch_size"},
                                                      "generators": {medium: {"batch_size"} for medium in MEDIA},
                                                      "output": {"commit_every"}})
+        retrieval = (data.get("accept") or {}).get("retrieval")
+        if retrieval and retrieval.get("distractors") is None:  # unbounded: hash as before these settings existed
+            retrieval.pop("distractors", None)
+            retrieval.pop("hard_negatives", None)
         data["captions"] = self.caption_list
         for name in ("concepts", "interpolate"):  # unset newer keys leave older recipes' fingerprints as they were
             if data[name] is None:

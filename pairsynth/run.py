@@ -23,7 +23,8 @@ from typing import Any, Protocol
 from pairsynth.alignment.acceptance import AcceptanceRule, Decision
 from pairsynth.candidates import Candidate, Condition
 from pairsynth.output_dir import OutputDir, disk_errors
-from pairsynth.stages import CaptionState, Plan, StageTimes, accept_candidates, plan_chunk, write_candidates
+from pairsynth.stages import (CaptionState, PartCommitter, Plan, StageTimes, accept_candidates, encode_accepted,
+                              plan_chunk, write_candidates, write_workers)
 from pairsynth.writers import ManifestWriter, PairWriter, WebDatasetWriter, dataset_writers
 
 logger = logging.getLogger(__name__)
@@ -71,12 +72,21 @@ class RunSummary:
 
 @dataclass(frozen=True, kw_only=True)
 class OutputSpec:
-    """What a job writes: dataset formats, media encodings, and whether a report ends the run."""
+    """What a job writes: dataset formats, media encodings, and whether a report ends the run.
+
+    ``overlap`` and ``write_workers`` change speed, never the outputs: with ``overlap`` the engine
+    encodes, writes and commits chunk N on a background thread while the backend makes chunk N+1,
+    encoding on ``write_workers`` threads. ``None`` picks both from ``generation_device`` (see
+    :func:`overlap_settings`).
+    """
 
     formats: Sequence[str]
     image_format: str = "png"
     audio_format: str = "flac"
     report: bool = True
+    overlap: bool | None = None
+    write_workers: int | None = None
+    generation_device: str = "auto"
 
 
 class Job(Protocol):
@@ -155,6 +165,34 @@ class LocalBackend:
         self.job = None
 
 
+def overlap_settings(spec: OutputSpec, backend: Backend) -> tuple[bool, int]:
+    """Whether to overlap writing with generation, and on how many encoder threads.
+
+    A backend may say how many of this process's cores its generation keeps busy
+    (``generation_threads``: a distributed backend's driver, about 1). Otherwise generation on an
+    accelerator keeps one core busy (the thread that drives it), and on the CPU all of torch's threads.
+    On a CPU run nothing overlaps by default: benchmarks/overlap.py measured the overlapped engine
+    slower there, since the writer only takes cores from generation.
+    """
+    import torch
+
+    from pairsynth.devices import resolve_device
+    from pairsynth.errors import PairsynthError
+
+    threads = getattr(backend, "generation_threads", None)
+    if threads is None:
+        try:
+            on_cpu = resolve_device(spec.generation_device).type == "cpu"
+        except PairsynthError:  # a finished run reopened where its device is missing: nothing will generate
+            on_cpu = True
+        threads = torch.get_num_threads() if on_cpu else 1
+    else:
+        on_cpu = False
+    overlap = spec.overlap if spec.overlap is not None else not on_cpu
+    workers = spec.write_workers if spec.write_workers is not None else (write_workers(threads) if overlap else 0)
+    return overlap, workers
+
+
 def run_job(job: Job, out_dir: str | Path, *, overwrite: bool = False, backend: Backend | None = None,
             on_progress: Callable[[ProgressUpdate], None] | None = None) -> RunSummary:
     """Run ``job`` into ``out_dir`` until every unit has ``job.k`` pairs or used its budget.
@@ -185,8 +223,8 @@ def run_job(job: Job, out_dir: str | Path, *, overwrite: bool = False, backend: 
         if resumed_parts:
             logger.info("resuming %s after %d committed parts", output.root, resumed_parts)
 
-        # 3. Count each unit's progress from the committed manifest.
-        states = count_states(job.units(), manifest.rows(), job.unit_of)
+        # 3. Count each unit's progress from the committed manifest, streamed row by row.
+        states = count_states(job.units(), manifest.iter_rows(), job.unit_of)
         if resumed_parts == 0:
             for row in job.first_rows():
                 manifest.write_row(row)
@@ -197,17 +235,28 @@ def run_job(job: Job, out_dir: str | Path, *, overwrite: bool = False, backend: 
                 with times.timing("load"):
                     backend.start(job)
 
-            # 5. plan → generate → score → accept → write → commit, one chunk at a time.
-            while conditions := plan_chunk(list(states.values()), job.plan):
-                candidates, rejections = backend.process(conditions, times)
-                with times.timing("score"):
-                    accept_candidates(candidates, rejections, states, job.rule, job.k)
-                with times.timing("write"):
-                    with disk_errors(output.root):
-                        write_candidates(candidates, manifest, writers)
-                    output.commit(progress, [manifest, *writers])
-                if on_progress is not None:
-                    on_progress(ProgressUpdate.of(states.values(), job.k))
+            # 5. plan → generate → score → accept → write → commit, one chunk at a time. With overlap the
+            #    write and commit of chunk N run on a background thread while the backend makes N+1;
+            #    parts still commit in order, each only once its files are durable.
+            overlap, workers = overlap_settings(spec, backend)
+
+            def write(candidates: Sequence[Candidate]) -> None:
+                with disk_errors(output.root):
+                    write_candidates(candidates, manifest, writers)
+
+            committer = PartCommitter(
+                write, lambda: output.commit(progress, [manifest, *writers]), background=overlap, workers=workers,
+                encode=(lambda c, pool: encode_accepted(c, spec.image_format, spec.audio_format, pool)) if writers
+                else None, times=times)
+            try:
+                while conditions := plan_chunk(list(states.values()), job.plan):
+                    candidates, rejections = backend.process(conditions, times)
+                    with times.timing("score"):
+                        accept_candidates(candidates, rejections, states, job.rule, job.k)
+                    update = ProgressUpdate.of(states.values(), job.k)
+                    committer.submit(candidates, None if on_progress is None else (lambda u=update: on_progress(u)))
+            finally:
+                committer.close()
         finally:
             backend.close()
 
@@ -224,7 +273,7 @@ def run_job(job: Job, out_dir: str | Path, *, overwrite: bool = False, backend: 
             from pairsynth.run_report import write_run_report
 
             with times.timing("report"):
-                write_run_report(output.root, manifest.rows(), summary, job.rule.min_scores)
+                write_run_report(output.root, manifest.iter_rows, summary, job.rule.min_scores)
         summary.elapsed_s = time.perf_counter() - started
         return summary
 

@@ -3,7 +3,7 @@ the same page ``pairsynth score`` writes for any dataset, without scoring anythi
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -18,9 +18,17 @@ MEDIA_PROBLEMS = frozenset({"bad_shape", "nan_output", "blank_image", "silent_au
 """Reasons that say a sample itself is unusable (as opposed to a judge disagreeing with it)."""
 
 
-def write_run_report(out_dir: Path, manifest_rows: Sequence[dict[str, Any]], summary: RunSummary,
+ManifestRows = Iterable[dict[str, Any]] | Callable[[], Iterable[dict[str, Any]]]
+"""A run's manifest rows: a re-iterable (a list), or a function that reads them afresh on each call
+(:meth:`~pairsynth.writers.ManifestWriter.iter_rows`), so the report never holds them all."""
+
+
+def write_run_report(out_dir: Path, manifest_rows: ManifestRows, summary: RunSummary,
                      thresholds: Mapping[str, float | None] | None = None, gallery_size: int = 12) -> Path:
     """The report at the end of ``pairsynth generate``, from the manifest's scores (no re-scoring).
+
+    The manifest is read twice, row by row (what it holds, then the report's numbers), so memory
+    stays flat in the size of the run.
 
     Args:
         out_dir: the run's output folder; the report goes to ``out_dir/report``.
@@ -29,42 +37,70 @@ def write_run_report(out_dir: Path, manifest_rows: Sequence[dict[str, Any]], sum
         thresholds: the recipe's minimum score per judge, marked on the plots (``None``: not used).
     """
     thresholds = thresholds or {}
+    read = manifest_rows if callable(manifest_rows) else (lambda: manifest_rows)
     # a variation run counts k per source pair (its manifest rows name the source), others per caption
-    grouping = "source pair" if any(isinstance(row.get("source"), dict) for row in manifest_rows) else "caption"
-    rows = [_manifest_row(row) for row in manifest_rows]
+    grouping = "caption"
     judges: dict[str, JudgeSetup] = {}
-    for row in manifest_rows:
+    parameters = _ParameterValues()
+    for row in read():
+        if isinstance(row.get("source"), dict):
+            grouping = "source pair"
         for judge, scores in row["scores"].items():
             judges.setdefault(judge, JudgeSetup(judge, scores["model"], thresholds.get(judge), scores.get("distractors")))
+        parameters.add(row)
     run = {"k": summary.k, "shortfall": [_state(s) for s in summary.shortfall],
            "per_caption": [_state(s) for s in summary.captions]}
     report = QaReport(title=f"pairsynth run: {Path(out_dir).name}", source={"path": str(out_dir), "layout": "pairsynth"},
-                      rows=rows, judges=judges, grouping=grouping, generation=generation_parameters(manifest_rows),
+                      rows=_QaRows(read), judges=judges, grouping=grouping, generation=parameters.values or None,
                       run=run)
     write_qa_report(Path(out_dir) / "report", report, lambda keys: read_pairs(out_dir, layout="pairsynth", keys=keys),
                     gallery_size=gallery_size)
     return Path(out_dir) / "report" / "index.html"
 
 
-def generation_parameters(manifest_rows: Sequence[dict[str, Any]], most: int = 8) -> dict[str, list[Any]] | None:
+class _QaRows:
+    """The manifest's rows as report rows, converted afresh on each pass (nothing kept)."""
+
+    def __init__(self, read: Callable[[], Iterable[dict[str, Any]]]) -> None:
+        self.read = read
+
+    def __iter__(self) -> Iterator[QaRow]:
+        return map(_manifest_row, self.read())
+
+
+PER_SAMPLE = frozenset({"key", "caption", "caption_index", "sample_index", "seed", "modality", "scores", "accepted",
+                        "reason", "detail", "notes", "lineage", "source", "prompts", "retrieval"})
+"""Manifest columns that differ per sample; every other column is a generation parameter."""
+
+
+class _ParameterValues:
+    """The distinct values of each generation parameter, at most ``most`` each, gathered row by row."""
+
+    def __init__(self, most: int = 8) -> None:
+        self.most = most
+        self.values: dict[str, list[Any]] = {}
+
+    def add(self, row: Mapping[str, Any]) -> None:
+        for name, value in row.items():
+            if name in PER_SAMPLE:
+                continue
+            flat = {f"{name}.{k}": v for k, v in value.items()} if isinstance(value, dict) else {name: value}
+            for flat_name, flat_value in flat.items():
+                seen = self.values.setdefault(flat_name, [])
+                if flat_value not in seen and len(seen) < self.most:
+                    seen.append(flat_value)
+
+
+def generation_parameters(manifest_rows: Iterable[dict[str, Any]], most: int = 8) -> dict[str, list[Any]] | None:
     """The distinct values of each generation parameter in a manifest (model, scheduler, steps …).
 
     Nested provenance (a triplet's ``{"image": {...}, "audio": {...}}``) is flattened to ``image.model``.
     At most ``most`` values per parameter are listed; ``None`` when there is no manifest.
     """
-    per_sample = {"key", "caption", "caption_index", "sample_index", "seed", "modality", "scores", "accepted",
-                  "reason", "detail", "notes", "lineage", "source", "prompts"}
-    values: dict[str, list[Any]] = {}
+    parameters = _ParameterValues(most)
     for row in manifest_rows:
-        for name, value in row.items():
-            if name in per_sample:
-                continue
-            flat = {f"{name}.{k}": v for k, v in value.items()} if isinstance(value, dict) else {name: value}
-            for flat_name, flat_value in flat.items():
-                seen = values.setdefault(flat_name, [])
-                if flat_value not in seen and len(seen) < most:
-                    seen.append(flat_value)
-    return values or None
+        parameters.add(row)
+    return parameters.values or None
 
 
 def _manifest_row(row: dict[str, Any]) -> QaRow:

@@ -7,19 +7,26 @@ map the same functions over its blocks.
 
 from __future__ import annotations
 
+import heapq
+import logging
 import math
+import os
+import threading
 import time
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from pairsynth.alignment.acceptance import AcceptanceRule, Decision, check_pair, decide_for_caption, ranking_value
-from pairsynth.alignment.embedding_scorer import EmbeddingScorer
+from pairsynth.alignment.embedding_scorer import BoundedDistractors, EmbeddingScorer
 from pairsynth.candidates import Candidate, Condition, derive_seed, sample_key
 from pairsynth.interpolation import generate_batch
 from pairsynth.media import medium
-from pairsynth.writers.base import PairWriter
+from pairsynth.writers.base import PairWriter, encode_media
+
+logger = logging.getLogger(__name__)
 
 
 class Generator(Protocol):
@@ -40,6 +47,8 @@ class Varier(Protocol):
 
     def generate(self, sources: Sequence[Any], prompts: Sequence[str], seeds: Sequence[int]) -> list[Any]: ...
 
+
+_TIMES_LOCK = threading.Lock()  # module-level, so StageTimes stays picklable for distributed backends
 
 MIN_RATE_ESTIMATE = 1 / 8
 """Never plan more than 8 candidates per missing pair, however badly a caption has done so far."""
@@ -85,11 +94,14 @@ class StageTimes:
 
     @contextmanager
     def timing(self, stage: str) -> Iterator[None]:
+        """Add the block's seconds to ``stage`` (safe from the background writer thread too)."""
         start = time.perf_counter()
         try:
             yield
         finally:
-            self.seconds[stage] = self.seconds.get(stage, 0.0) + time.perf_counter() - start
+            elapsed = time.perf_counter() - start
+            with _TIMES_LOCK:
+                self.seconds[stage] = self.seconds.get(stage, 0.0) + elapsed
 
     def __str__(self) -> str:
         return " · ".join(f"{stage} {seconds:.1f} s" for stage, seconds in self.seconds.items())
@@ -108,7 +120,9 @@ def plan_chunk(states: Sequence[CaptionState], plan: Plan) -> list[Condition]:
     rate = max(accepted / attempts, MIN_RATE_ESTIMATE) if attempts else 1.0
     open_states = [s for s in states if s.accepted < plan.k and s.attempts < plan.budget]
     conditions: list[Condition] = []
-    for state in sorted(open_states, key=lambda s: (s.attempts, s.index)):
+    # at most chunk_size captions fit in a chunk (each asks for at least one candidate): pick those without
+    # sorting all (heapq.nsmallest is sorted(...)[:n], ties included, in O(captions · log chunk_size))
+    for state in heapq.nsmallest(plan.chunk_size, open_states, key=lambda s: (s.attempts, s.index)):
         if conditions and len(conditions) >= plan.chunk_size:
             break
         needed = plan.k - state.accepted
@@ -150,10 +164,12 @@ def generate_candidates(generators: Mapping[str, Generator] | Mapping[str, Varie
 
 
 def score_candidates(scorers: Mapping[str, EmbeddingScorer], candidates: Sequence[Candidate],
-                     distractors: Mapping[str, Sequence[str]]) -> list[Decision | None]:
+                     distractors: Mapping[str, Sequence[str] | BoundedDistractors]) -> list[Decision | None]:
     """Score the usable candidates with every medium's judge, against that medium's prompt.
 
-    ``distractors`` holds, per medium, the captions the pair's own must outrank.
+    ``distractors`` holds, per medium, the captions the pair's own must outrank: one list for every
+    pair, or a :class:`BoundedDistractors` that picks a bounded set per pair (recorded on the
+    candidate's ``retrieval``, and so in the manifest).
 
     Returns, per candidate, a rejection when one of its media is unusable (NaN, blank, silent …:
     such media are never scored or written), else ``None``.
@@ -167,8 +183,14 @@ def score_candidates(scorers: Mapping[str, EmbeddingScorer], candidates: Sequenc
                 problems[position] = Decision.reject(*problem)
             elif problems[position] is None:
                 usable.append(candidate)
-        results = scorer.score_pairs([judge_input(c, modality) for c in usable],
-                                     [c.condition.prompt_for(modality) for c in usable], distractors.get(modality, ()))
+        prompts = [c.condition.prompt_for(modality) for c in usable]
+        texts = distractors.get(modality, ())
+        if isinstance(texts, BoundedDistractors):
+            picks = [texts.pick(prompt, c.condition.seed) for prompt, c in zip(prompts, usable)]
+            for candidate, (_, record) in zip(usable, picks):
+                candidate.retrieval[scorer.kind] = record
+            texts = [chosen for chosen, _ in picks]
+        results = scorer.score_pairs([judge_input(c, modality) for c in usable], prompts, texts)
         for candidate, score in zip(usable, results):
             candidate.scores[scorer.kind] = score
             if score.caption_truncated:
@@ -177,7 +199,22 @@ def score_candidates(scorers: Mapping[str, EmbeddingScorer], candidates: Sequenc
     for position, candidate in enumerate(candidates):  # a triplet rejected by its audio keeps no image score
         if problems[position] is not None:
             candidate.scores.clear()
+            candidate.retrieval.clear()
     return problems
+
+
+def bound_distractors(distractors: Mapping[str, Sequence[str]], scorers: Mapping[str, EmbeddingScorer],
+                      count: int | None, hard: int = 0) -> dict[str, Sequence[str] | BoundedDistractors]:
+    """Per medium, the distractor list as is, or a per-sample bounded set when there are more than ``count``.
+
+    A pool of at most ``count + 1`` captions (each pair's own among them) keeps today's check exactly:
+    every pair against all the others. Only larger pools are bounded, so recipes with few captions
+    keep their keys and accepted sets.
+    """
+    if count is None:
+        return dict(distractors)
+    return {name: BoundedDistractors(pool, count, hard, scorers[name]) if len(pool) > count + 1 else pool
+            for name, pool in distractors.items()}
 
 
 def accept_candidates(candidates: Sequence[Candidate], rejections: Sequence[Decision | None],
@@ -214,3 +251,106 @@ def _provenance(generators: Mapping[str, Generator] | Mapping[str, Varier]) -> d
 def judge_input(candidate: Candidate, medium_name: str) -> Any:
     """The medium as it will be stored (8-bit pixels, 16-bit FLAC), so scores describe the files."""
     return medium(medium_name).judge_input(candidate)
+
+
+def encode_accepted(candidates: Sequence[Candidate], image_format: str, audio_format: str,
+                    pool: ThreadPoolExecutor | None = None) -> None:
+    """Encode each accepted candidate's media once (PNG/FLAC), on ``pool`` when given.
+
+    The bytes are cached on the candidate (:func:`~pairsynth.writers.base.encode_media`), so every
+    writer then stores the same bytes without encoding again. PIL's encoders and libsndfile release
+    the GIL, so a pool of threads encodes in parallel.
+    """
+    accepted = [c for c in candidates if c.accepted and (c.image is not None or c.audio is not None)]
+    encode = lambda c: encode_media(c, image_format=image_format, audio_format=audio_format)  # noqa: E731
+    if pool is None or len(accepted) < 2:
+        for candidate in accepted:
+            encode(candidate)
+    else:
+        for _ in pool.map(encode, accepted):
+            pass
+
+
+def write_workers(generation_threads: int, cores: int | None = None, most: int = 8) -> int:
+    """Encoder threads for the cores generation leaves free: never more, so nothing is oversubscribed.
+
+    Args:
+        generation_threads: cores the generator keeps busy in this process (its torch threads on a
+            CPU run; about one, the driving thread, when a GPU or remote workers generate).
+        cores: cores this process may use (default: its CPU affinity).
+        most: a cap; beyond a few threads PNG encoding stops being the bottleneck.
+    """
+    if cores is None:
+        cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+    # one core for the writer thread itself (manifest rows, tar members), the rest encode
+    return max(0, min(most, cores - generation_threads - 1))
+
+
+class PartCommitter:
+    """Writes and commits each part, in order, optionally on a background thread.
+
+    With ``background`` the part of chunk N is encoded, written and committed while the backend
+    makes chunk N+1: :meth:`submit` returns at once after waiting for the part before (so at most one
+    part is in flight, and parts are committed strictly in order). The commit itself is unchanged
+    (``commit`` still makes every file durable before recording the part), so a run killed at any
+    moment resumes from its last recorded commit exactly as a serial run would. Without
+    ``background`` each part is written inline: the serial engine.
+
+    Args:
+        write: writes one part's candidates (every file, no commit).
+        commit: makes the part durable and records it (the commit point).
+        encode: encodes one part's media ahead of writing (on the encoder pool), or ``None``.
+        background: overlap writing with the next chunk's generation.
+        workers: encoder threads (0: encode on the writer thread itself).
+        times: where the ``write`` (and ``write_wait``: the engine waiting for a part) seconds go.
+    """
+
+    def __init__(self, write: Callable[[Sequence[Candidate]], None], commit: Callable[[], None], *,
+                 encode: Callable[[Sequence[Candidate], ThreadPoolExecutor | None], None] | None = None,
+                 background: bool = False, workers: int = 0, times: StageTimes | None = None) -> None:
+        self._write, self._commit, self._encode = write, commit, encode
+        self.times = times or StageTimes()
+        self.background = background
+        self._pool = ThreadPoolExecutor(workers, thread_name_prefix="pairsynth-encode") if workers > 0 else None
+        self._thread = ThreadPoolExecutor(1, thread_name_prefix="pairsynth-write") if background else None
+        self._pending: Future | None = None
+        self._pending_done: Callable[[], None] | None = None
+
+    def submit(self, candidates: Sequence[Candidate], on_done: Callable[[], None] | None = None) -> None:
+        """Write and commit ``candidates`` as the next part; ``on_done`` runs (on this thread) once committed."""
+        self.wait()
+        if self._thread is None:
+            self._part(candidates)
+            if on_done is not None:
+                on_done()
+            return
+        self._pending = self._thread.submit(self._part, list(candidates))
+        self._pending_done = on_done
+
+    def wait(self) -> None:
+        """Block until the part in flight is committed; re-raise its error, if it had one."""
+        if self._pending is None:
+            return
+        future, done = self._pending, self._pending_done
+        self._pending = self._pending_done = None
+        with self.times.timing("write_wait"):
+            future.result()
+        if done is not None:
+            done()
+
+    def close(self) -> None:
+        """Finish the part in flight (a part started is committed, as a serial run would) and stop the threads."""
+        try:
+            self.wait()
+        finally:
+            if self._thread is not None:
+                self._thread.shutdown(wait=True)
+            if self._pool is not None:
+                self._pool.shutdown(wait=True)
+
+    def _part(self, candidates: Sequence[Candidate]) -> None:
+        with self.times.timing("write"):
+            if self._encode is not None:
+                self._encode(candidates, self._pool)
+            self._write(candidates)
+            self._commit()

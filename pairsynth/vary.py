@@ -141,7 +141,8 @@ class VaryJob:
         self.paths = {r.key: r.source for r in self.records}
         judge = self.medium.judge
         self.rule = AcceptanceRule({judge: config.min_score} if config.min_score is not None else {}, config.max_rank)
-        self.output = OutputSpec(formats=["webdataset", self.medium.folder], image_format=config.image_format)
+        self.output = OutputSpec(formats=["webdataset", self.medium.folder], image_format=config.image_format,
+                                 generation_device=config.device)
         self.distractors = {self.modality: list(dict.fromkeys(self.captions.values()))}
 
     def fingerprint(self) -> str:

@@ -154,7 +154,7 @@ def test_a_full_disk_stops_cleanly_and_the_run_resumes(generator, scorer, tiny_s
 
     recipe = tiny_recipe(tiny_sd_dir, tiny_clip_dir)
     reference = generate_dataset(recipe, tmp_path / "ref", generators={"image": generator}, scorers={"image": scorer})
-    real_write = folder.write_bytes_durably
+    real_write = folder.write_bytes
     calls = {"n": 0}
 
     def fill_up(path, data):
@@ -163,10 +163,10 @@ def test_a_full_disk_stops_cleanly_and_the_run_resumes(generator, scorer, tiny_s
             raise OSError(errno.ENOSPC, "No space left on device", str(path))
         real_write(path, data)
 
-    monkeypatch.setattr(folder, "write_bytes_durably", fill_up)
+    monkeypatch.setattr(folder, "write_bytes", fill_up)
     with pytest.raises(OutputDirError, match="no space left .* free some space and run the same command to resume"):
         generate_dataset(recipe, tmp_path / "out", generators={"image": generator}, scorers={"image": scorer})
-    monkeypatch.setattr(folder, "write_bytes_durably", real_write)
+    monkeypatch.setattr(folder, "write_bytes", real_write)
     for shard in (tmp_path / "out" / "shards").glob("*.tar"):
         tarfile.open(shard).getmembers()  # every shard on disk is whole
     resumed = generate_dataset(recipe, tmp_path / "out", generators={"image": generator}, scorers={"image": scorer})

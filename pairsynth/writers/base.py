@@ -8,9 +8,13 @@ written after it. That is how a killed run resumes without losing or duplicating
 
 from __future__ import annotations
 
+import ctypes
 import io
 import json
+import logging
 import os
+import sys
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -18,6 +22,7 @@ import numpy as np
 from PIL import Image
 
 WriterState = dict[str, Any]
+logger = logging.getLogger(__name__)
 
 
 class PairWriter(Protocol):
@@ -75,16 +80,53 @@ def atomic_write_bytes(path: Path, data: bytes) -> None:
     os.replace(tmp, path)
 
 
-def write_bytes_durably(path: Path, data: bytes) -> None:
-    """Write and fsync ``path`` in place, for files that only a later commit makes part of the dataset.
-
-    No temporary name: until the commit lists the file nobody reads it, and a rollback deletes a
-    file the commit never listed, half-written or not.
-    """
+def write_bytes(path: Path, data: bytes) -> None:
+    """Write ``path`` in place without syncing it; :func:`sync_files` makes a part's files durable at once."""
     with open(path, "wb") as handle:
         handle.write(data)
-        handle.flush()
-        os.fsync(handle.fileno())
+
+
+def _syncfs() -> Callable[[int], int] | None:
+    """Linux's ``syncfs(fd)``: one call makes every file of a filesystem durable; ``None`` elsewhere."""
+    if not sys.platform.startswith("linux"):
+        return None
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+        call = libc.syncfs
+    except (OSError, AttributeError):
+        return None
+    call.argtypes = [ctypes.c_int]
+    call.restype = ctypes.c_int
+    return call
+
+
+_SYNCFS = _syncfs()
+
+
+def sync_files(paths: Sequence[Path], directory: Path) -> None:
+    """Make ``paths`` (written by :func:`write_bytes`, all in ``directory``) and their names durable.
+
+    On Linux one ``syncfs`` of the directory's filesystem does it (one call per commit, however many
+    files: 16,000 per-file fsyncs cost 7 s of a 33 s run). Elsewhere each file is fsynced, then the
+    directory once.
+    """
+    if not paths:
+        return
+    if _SYNCFS is not None:
+        fd = os.open(directory, os.O_RDONLY)
+        try:
+            if _SYNCFS(fd) == 0:
+                return
+            logger.debug("syncfs failed (errno %d); syncing files one by one", ctypes.get_errno())
+        finally:
+            os.close(fd)
+    for path in paths:
+        fd = os.open(path, os.O_RDONLY)
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+    fsync_dir(directory)
 
 
 def encode_image(pixels: np.ndarray, image_format: str) -> bytes:
@@ -165,8 +207,14 @@ class JsonlAppender:
                 handle.truncate(size)
 
     def rows(self) -> list[dict[str, Any]]:
-        """The committed rows."""
+        """The committed rows, all in memory (small files; see :meth:`iter_rows`)."""
+        return list(self.iter_rows())
+
+    def iter_rows(self) -> Iterator[dict[str, Any]]:
+        """The committed rows one at a time: memory stays flat however long the file."""
         if not self.path.exists():
-            return []
+            return
         with open(self.path, encoding="utf-8") as handle:
-            return [json.loads(line) for line in handle if line.strip()]
+            for line in handle:
+                if line.strip():
+                    yield json.loads(line)

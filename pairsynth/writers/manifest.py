@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -34,5 +35,9 @@ class ManifestWriter:
         pass
 
     def rows(self) -> list[dict[str, Any]]:
-        """The committed rows, in the order they were written."""
+        """The committed rows, in the order they were written, all in memory (prefer :meth:`iter_rows`)."""
         return self._file.rows()
+
+    def iter_rows(self) -> Iterator[dict[str, Any]]:
+        """The committed rows, in the order they were written, read one at a time."""
+        return self._file.iter_rows()

@@ -73,6 +73,12 @@ class WebDatasetWriter:
                 path.unlink()
 
     def close(self) -> None:
+        """Close an unfinished shard (its ``.tmp`` file is left for the next rollback to delete)."""
+        if self._tar is not None:
+            try:  # closing the tar first, so it never flushes into a closed file when collected
+                self._tar.close()
+            except (OSError, ValueError):
+                pass
         if self._stream is not None:
             self._stream.close()
         self._tar = self._stream = None
