@@ -32,7 +32,7 @@ def _setup(verbose: bool) -> None:
     logging.basicConfig(level=logging.INFO if verbose else logging.WARNING, format="%(message)s",
                         handlers=[RichHandler(console=console, show_path=False)])
     logging.getLogger("pairsynth").setLevel(logging.INFO)
-    for noisy in ("diffusers", "transformers", "httpx", "root"):
+    for noisy in ("diffusers", "transformers", "httpx", "root", "ray"):
         logging.getLogger(noisy).setLevel(logging.INFO if verbose else logging.ERROR)
     from diffusers.utils import logging as diffusers_logging
     from transformers.utils import logging as transformers_logging
@@ -67,13 +67,33 @@ def _print_summary(summary, out: Path) -> None:
     _print_outputs(out)
 
 
-def _run_generate(recipe_path: Path, out: Path, overwrite: bool) -> None:
+BackendOption = Annotated[Optional[str], typer.Option(
+    help="where the models run: local, or ray (a local Ray, or the cluster RAY_ADDRESS names); default: the recipe's")]
+GeneratorActors = Annotated[Optional[str], typer.Option(help="ray: generator actors, auto or N (auto: one per GPU, else per core)")]
+GpusPerActor = Annotated[Optional[float], typer.Option(help="ray: GPUs each generator actor reserves (auto: 1 on GPU clusters)")]
+ScorerActors = Annotated[Optional[int], typer.Option(help="ray: 0 judges inside the generator actors; N: a judge pool of N")]
+CpusPerActor = Annotated[Optional[int], typer.Option(help="ray: torch threads per actor (auto: the cores split among the actors)")]
+
+
+def _ray_flags(generator_actors: str | None, gpus_per_actor: float | None, scorer_actors: int | None,
+               cpus_per_actor: int | None) -> dict[str, object]:
+    actors: object = generator_actors
+    if generator_actors is not None and generator_actors != "auto":
+        actors = int(generator_actors) if generator_actors.isdigit() else generator_actors
+    return {"generator_actors": actors, "gpus_per_actor": gpus_per_actor, "scorer_actors": scorer_actors,
+            "cpus_per_actor": cpus_per_actor}
+
+
+def _run_generate(recipe_path: Path, out: Path, overwrite: bool, backend: str | None = None,
+                  ray_flags: dict[str, object] | None = None) -> None:
+    from pairsynth.backends import choose_backend
     from pairsynth.generate import generate_dataset
     from pairsynth.recipe import load_recipe
 
-    recipe = load_recipe(recipe_path)
+    recipe = load_recipe(recipe_path)  # a bad recipe fails here, before any backend starts
+    runner = choose_backend(backend, recipe.backend.ray, **(ray_flags or {}))
     with _progress_bar(recipe.k * len(recipe.caption_list)) as show:
-        summary = generate_dataset(recipe, out, overwrite=overwrite, on_progress=show)
+        summary = generate_dataset(recipe, out, overwrite=overwrite, backend=runner, on_progress=show)
     _print_summary(summary, out)
 
 
@@ -90,11 +110,17 @@ def generate(
     recipe: Annotated[Path, typer.Argument(help="YAML recipe", exists=False)],
     out: Annotated[Path, typer.Option("--out", "-o", help="output directory; re-run to resume")],
     overwrite: Annotated[bool, typer.Option(help="discard what --out holds instead of resuming")] = False,
+    backend: BackendOption = None,
+    generator_actors: GeneratorActors = None,
+    gpus_per_actor: GpusPerActor = None,
+    scorer_actors: ScorerActors = None,
+    cpus_per_actor: CpusPerActor = None,
     verbose: Annotated[bool, typer.Option("--verbose", "-v")] = False,
 ) -> None:
     """Generate pairs from a recipe until each caption has k accepted pairs."""
     _setup(verbose)
-    _fail_cleanly(lambda: _run_generate(recipe, out, overwrite))
+    flags = _ray_flags(generator_actors, gpus_per_actor, scorer_actors, cpus_per_actor)
+    _fail_cleanly(lambda: _run_generate(recipe, out, overwrite, backend, flags))
 
 
 @app.command()
@@ -134,12 +160,18 @@ def vary(
     seed: Annotated[int, typer.Option()] = 0,
     batch_size: Annotated[int, typer.Option()] = 8,
     overwrite: Annotated[bool, typer.Option(help="discard what --out holds instead of resuming")] = False,
+    backend: BackendOption = None,
+    generator_actors: GeneratorActors = None,
+    gpus_per_actor: GpusPerActor = None,
+    scorer_actors: ScorerActors = None,
+    cpus_per_actor: CpusPerActor = None,
     verbose: Annotated[bool, typer.Option("--verbose", "-v")] = False,
 ) -> None:
     """Make variations of existing pairs; keep those that still match their caption and their source."""
     _setup(verbose)
 
     def run() -> None:
+        from pairsynth.backends import choose_backend
         from pairsynth.vary import vary_config, vary_dataset
 
         config = vary_config(per_pair=per_pair, strength=strength, model=model, clip=clip, clap=clap,
@@ -147,8 +179,9 @@ def vary(
                              device=device, steps=steps,
                              caption_template=caption_template, guidance_scale=guidance_scale, min_score=min_score,
                              similarity_band=band, seed=seed, batch_size=batch_size)
+        runner = choose_backend(backend, **_ray_flags(generator_actors, gpus_per_actor, scorer_actors, cpus_per_actor))
         with _progress_bar(None) as show:
-            summary = vary_dataset(source, out, config, overwrite=overwrite, on_progress=show)
+            summary = vary_dataset(source, out, config, overwrite=overwrite, backend=runner, on_progress=show)
         _print_summary(summary, out)
 
     _fail_cleanly(run)

@@ -114,16 +114,24 @@ class VaryJob:
         self.modality = _single_modality(self.records)
         self.medium = medium(self.modality)
         self.varier, self.scorer = varier, scorer
+        self._given = (varier, scorer)
         self.captions = {r.key: config.caption_template.format(caption=r.caption) for r in self.records}
         self.media = {r.key: self.medium.record_input(r) for r in self.records}
         self.paths = {r.key: r.source for r in self.records}
         self.k = config.per_pair
+        self.batch_size = config.batch_size
         judge = self.medium.judge
         self.rule = AcceptanceRule({judge: config.min_score} if config.min_score is not None else {}, config.max_rank)
         self.plan = Plan(config.per_pair, config.attempts, config.seed, chunk_size=config.commit_every)
         self.output = OutputSpec(formats=["webdataset", self.medium.folder], image_format=config.image_format)
         self.distractors = {self.modality: list(dict.fromkeys(self.captions.values()))}
         self.source_features: dict[str, np.ndarray] = {}
+
+    def __getstate__(self) -> dict[str, Any]:
+        """Pickled (for workers) without the models :meth:`load` made: each worker loads its own."""
+        state = dict(self.__dict__)
+        (state["varier"], state["scorer"]), state["source_features"] = self._given, {}
+        return state
 
     def check(self) -> None:
         pass  # the config validated itself; the sources were read in __init__

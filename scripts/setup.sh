@@ -23,5 +23,5 @@ if [ ${#missing[@]} -gt 0 ]; then
 fi
 [ -x .venv/bin/python ] || "$PYTHON" -m venv .venv
 .venv/bin/python -m pip install --quiet --disable-pip-version-check torch==2.13.0
-.venv/bin/python -m pip install --quiet --disable-pip-version-check -c constraints.txt -e ".[test]"
+.venv/bin/python -m pip install --quiet --disable-pip-version-check -c constraints.txt -e ".[test,ray]"  # ray: the Ray backend's tests
 echo "pairsynth is set up in .venv ($(.venv/bin/python -c 'import torch; print("torch", torch.__version__)'))"
