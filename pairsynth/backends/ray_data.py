@@ -133,7 +133,7 @@ class RayDataBackend:
         self._results: Iterator[Any] | None = None
         self._job_ref: Any = None
         self._batch_size = 1
-        self._chunk = 0
+        self._chunk = 0  # chunk 0: the start-up probe
 
     def start(self, job: Job) -> None:
         ray = self.ray
@@ -150,6 +150,25 @@ class RayDataBackend:
         self._batch_size = max(1, int(getattr(job, "batch_size", 1)))
         self._results = iter(self._pipeline(layout).iter_batches(batch_size=None, batch_format="pyarrow",
                                                                  prefetch_batches=0))  # prefetching holds a block back
+        self._run_chunk([])  # an empty batch through every stage: start() returns once an actor has its models
+
+    def _run_chunk(self, batches: list[Sequence[Condition]], times: StageTimes | None = None) -> list[tuple[bytes, bytes]]:
+        """Put a chunk's batches on the feed; their results, in batch order, once all have arrived."""
+        chunk = self._chunk
+        self._chunk += 1
+        payloads = [pickle.dumps(list(batch), protocol=5) for batch in batches or [[]]]
+        self._queue.put_nowait_batch([(chunk, index, payload) for index, payload in enumerate(payloads)])
+        arrived: dict[int, tuple[bytes, bytes]] = {}
+        while len(arrived) < len(payloads):
+            for row in self._next_block().to_pylist():
+                if row["chunk"] != chunk or row["batch"] in arrived:  # a retried batch may arrive twice: keep one
+                    continue
+                arrived[row["batch"]] = (row["candidates"], row["rejections"])
+                for stage in ("generate", "score", "encode"):
+                    if times is not None:
+                        key = f"actors: {stage}"
+                        times.seconds[key] = times.seconds.get(key, 0.0) + row[f"{stage}_s"]
+        return [arrived[index] for index in range(len(payloads))]
 
     def _pipeline(self, layout: ActorLayout) -> Any:
         ray = self.ray
@@ -175,25 +194,15 @@ class RayDataBackend:
 
     def process(self, conditions: Sequence[Condition], times: StageTimes) -> tuple[list[Candidate], list[Decision | None]]:
         assert self._results is not None, "start() first"
-        self._chunk += 1
         size = self._batch_size
-        batches = [conditions[start : start + size] for start in range(0, len(conditions), size)]
-        with times.timing("generate"):
-            self._queue.put_nowait_batch([(self._chunk, index, pickle.dumps(list(batch), protocol=5))
-                                          for index, batch in enumerate(batches)])
-            arrived: dict[int, tuple[bytes, bytes]] = {}
-            while len(arrived) < len(batches):
-                table = self._next_block()
-                for row in table.to_pylist():
-                    if row["chunk"] == self._chunk:  # a retried batch may arrive twice: keep one
-                        arrived.setdefault(row["batch"], (row["candidates"], row["rejections"]))
-                        for stage in ("generate", "score", "encode"):
-                            times.seconds[f"actors: {stage}"] = times.seconds.get(f"actors: {stage}", 0.0) + row[f"{stage}_s"]
+        with times.timing("generate"):  # the driver's wait: generation, judging and transfers on the actors
+            results = self._run_chunk([conditions[start : start + size] for start in range(0, len(conditions), size)],
+                                      times)
             candidates: list[Candidate] = []
             rejections: list[Decision | None] = []
-            for index in range(len(batches)):
-                candidates += pickle.loads(arrived[index][0])
-                rejections += pickle.loads(arrived[index][1])
+            for batch_candidates, batch_rejections in results:
+                candidates += pickle.loads(batch_candidates)
+                rejections += pickle.loads(batch_rejections)
         return candidates, rejections
 
     def _next_block(self) -> Any:
@@ -296,7 +305,7 @@ class _Stage:
         from pairsynth.writers.base import encode_media
 
         with times.timing("score"):
-            rejections = self.job.judge(candidates, times)
+            rejections = self.job.judge(candidates, times) if candidates else []
         output = self.job.output
         with times.timing("encode"):
             for candidate, rejection in zip(candidates, rejections):
@@ -328,7 +337,7 @@ class _GenerateStage(_Stage):
         times = StageTimes()
         conditions = pickle.loads(_row(table, "conditions"))
         with times.timing("generate"):
-            candidates = self.job.make(conditions, times)
+            candidates = self.job.make(conditions, times) if conditions else []
         rejections = self.judge(candidates, times) if self.fused else None
         return _output(table, pickle.dumps(candidates, protocol=5), pickle.dumps(rejections, protocol=5), times)
 
