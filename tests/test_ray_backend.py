@@ -117,15 +117,23 @@ def test_a_killed_driver_resumes_to_the_same_pairs(tiny_sd_dir, tiny_clip_dir, l
     command = [sys.executable, "-m", "pairsynth", "generate", str(recipe_path), "--out", str(out),
                "--backend", "ray", "--generator-actors", "2"]
     env = {**os.environ, "OMP_NUM_THREADS": "1", "RAY_ADDRESS": ray_session}  # the module's Ray: no second start
-    driver = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env=env)
-    deadline = time.monotonic() + 240
+    log = tmp_path / "driver.log"
+    driver = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=log.open("wb"), env=env)
     progress = out / "progress.json"
-    while time.monotonic() < deadline and driver.poll() is None:
-        if progress.exists() and json.loads(progress.read_text() or "{}").get("parts", 0) >= 1:
-            driver.send_signal(signal.SIGKILL)
-            break
-        time.sleep(0.01)
-    assert driver.wait(timeout=60) == -signal.SIGKILL, driver.stderr.read().decode()[-2000:]
+    killed = False
+    try:  # a generous deadline: a fresh driver imports torch and starts two actors before its first commit
+        deadline = time.monotonic() + 900
+        while time.monotonic() < deadline and driver.poll() is None:
+            if progress.exists() and json.loads(progress.read_text() or "{}").get("parts", 0) >= 1:
+                driver.send_signal(signal.SIGKILL)
+                killed = True
+                break
+            time.sleep(0.01)
+    finally:
+        if driver.poll() is None and not killed:
+            driver.kill()
+    assert killed, f"the driver never committed a part: {log.read_text()[-2000:]}"
+    assert driver.wait(timeout=60) == -signal.SIGKILL
     assert not json.loads(progress.read_text())["complete"]
     summary = generate_dataset(recipe_from_dict(recipe_data(tiny_sd_dir, tiny_clip_dir)), out,
                                backend=make_backend("ray", RayConfig(generator_actors=2)))
