@@ -41,7 +41,7 @@ def _setup(verbose: bool) -> None:
     logging.basicConfig(level=logging.INFO if verbose else logging.WARNING, format="%(message)s",
                         handlers=[handler])
     logging.getLogger("pairsynth").setLevel(logging.INFO)
-    for noisy in ("diffusers", "transformers", "httpx", "root"):
+    for noisy in ("diffusers", "transformers", "httpx", "root", "ray"):
         logging.getLogger(noisy).setLevel(logging.INFO if verbose else logging.ERROR)
     from diffusers.utils import logging as diffusers_logging
     from transformers.utils import logging as transformers_logging
@@ -93,13 +93,33 @@ def _print_summary(summary, out: Path) -> None:
     _print_outputs(out)
 
 
-def _run_generate(recipe_path: Path, out: Path, overwrite: bool, overrides: list[str] | None = None) -> None:
+BackendOption = Annotated[Optional[str], typer.Option(
+    help="where the models run: local, or ray (a local Ray, or the cluster RAY_ADDRESS names); default: the recipe's")]
+GeneratorActors = Annotated[Optional[str], typer.Option(help="ray: generator actors, auto or N (auto: one per GPU, else per core)")]
+GpusPerActor = Annotated[Optional[float], typer.Option(help="ray: GPUs each generator actor reserves (auto: 1 on GPU clusters)")]
+ScorerActors = Annotated[Optional[int], typer.Option(help="ray: 0 judges inside the generator actors; N: a judge pool of N")]
+CpusPerActor = Annotated[Optional[int], typer.Option(help="ray: torch threads per actor (auto: the cores split among the actors)")]
+
+
+def _ray_flags(generator_actors: str | None, gpus_per_actor: float | None, scorer_actors: int | None,
+               cpus_per_actor: int | None) -> dict[str, object]:
+    actors: object = generator_actors
+    if generator_actors is not None and generator_actors != "auto":
+        actors = int(generator_actors) if generator_actors.isdigit() else generator_actors
+    return {"generator_actors": actors, "gpus_per_actor": gpus_per_actor, "scorer_actors": scorer_actors,
+            "cpus_per_actor": cpus_per_actor}
+
+
+def _run_generate(recipe_path: Path, out: Path, overwrite: bool, overrides: list[str] | None = None,
+                  backend: str | None = None, ray_flags: dict[str, object] | None = None) -> None:
+    from pairsynth.backends import choose_backend
     from pairsynth.generate import generate_dataset
     from pairsynth.recipe import load_recipe
 
-    recipe = load_recipe(recipe_path, overrides or ())
+    recipe = load_recipe(recipe_path, overrides or ())  # a bad recipe fails here, before any backend starts
+    runner = choose_backend(backend, recipe.backend.ray, **(ray_flags or {}))
     with _progress_bar(recipe.k * len(recipe.caption_list)) as show:
-        summary = generate_dataset(recipe, out, overwrite=overwrite, on_progress=show)
+        summary = generate_dataset(recipe, out, overwrite=overwrite, backend=runner, on_progress=show)
     _print_summary(summary, out)
 
 
@@ -119,10 +139,16 @@ def generate(
     overwrite: Annotated[bool, typer.Option(help="discard what --out holds instead of resuming")] = False,
     overrides: Annotated[Optional[list[str]], typer.Option(
         "--set", help="override a recipe value, e.g. --set generator.steps=4 (repeatable)")] = None,
+    backend: BackendOption = None,
+    generator_actors: GeneratorActors = None,
+    gpus_per_actor: GpusPerActor = None,
+    scorer_actors: ScorerActors = None,
+    cpus_per_actor: CpusPerActor = None,
     verbose: Annotated[bool, typer.Option("--verbose", "-v")] = False,
 ) -> None:
     """Generate pairs from a recipe until each caption has k accepted pairs."""
-    _fail_cleanly(lambda: _run_generate(recipe, out, overwrite, overrides), verbose)
+    flags = _ray_flags(generator_actors, gpus_per_actor, scorer_actors, cpus_per_actor)
+    _fail_cleanly(lambda: _run_generate(recipe, out, overwrite, overrides, backend, flags), verbose)
 
 
 @app.command()
@@ -168,11 +194,17 @@ def vary(
     overwrite: Annotated[bool, typer.Option(help="discard what --out holds instead of resuming")] = False,
     allow_outside_root: Annotated[bool, typer.Option(
         help="read files the dataset names outside its folder (../x.png, absolute paths, symlinks out)")] = False,
+    backend: BackendOption = None,
+    generator_actors: GeneratorActors = None,
+    gpus_per_actor: GpusPerActor = None,
+    scorer_actors: ScorerActors = None,
+    cpus_per_actor: CpusPerActor = None,
     verbose: Annotated[bool, typer.Option("--verbose", "-v")] = False,
 ) -> None:
     """Make variations of existing pairs; keep those that still match their caption and their source."""
 
     def run() -> None:
+        from pairsynth.backends import choose_backend
         from pairsynth.vary import vary_config, vary_dataset
 
         config = vary_config(per_pair=per_pair, strength=strength, model=model, clip=clip, clap=clap,
@@ -181,8 +213,9 @@ def vary(
                              caption_template=caption_template, guidance_scale=guidance_scale, min_score=min_score,
                              similarity_band=band, seed=seed, batch_size=batch_size, device=device,
                              allow_outside_root=allow_outside_root, concepts=concepts or [])
+        runner = choose_backend(backend, **_ray_flags(generator_actors, gpus_per_actor, scorer_actors, cpus_per_actor))
         with _progress_bar(None) as show:
-            summary = vary_dataset(source, out, config, overwrite=overwrite, on_progress=show)
+            summary = vary_dataset(source, out, config, overwrite=overwrite, backend=runner, on_progress=show)
         _print_summary(summary, out)
 
     _fail_cleanly(run, verbose)

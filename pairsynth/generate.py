@@ -7,6 +7,7 @@ The job's units are the recipe's captions; its models are one generator and one 
 from __future__ import annotations
 
 import logging
+import math
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -40,6 +41,7 @@ class GenerateJob:
         self.recipe = recipe
         self.generators = dict(generators or {})
         self.scorers = dict(scorers or {})
+        self._given = (dict(self.generators), dict(self.scorers))
         self.k = recipe.k
         accept = recipe.accept
         min_scores = {"clip": accept.min_clip_score, "clap": accept.min_clap_score}
@@ -51,9 +53,17 @@ class GenerateJob:
                                  audio_format=recipe.output.audio_format, report=recipe.output.report,
                                  generation_device=recipe.device)
         self.batch_sizes = {m: config.batch_size for m, config in recipe.generator_configs.items()}
+        self.batch_size = math.lcm(*self.batch_sizes.values())  # every medium's batches end together
         self.distractors = recipe_distractors(recipe)
         self.points = path_points(recipe.interpolate)  # interpolate: one more unit per point of each path
         self._bounded: dict[str, Any] | None = None  # built on first judge(), once the judges are loaded
+
+    def __getstate__(self) -> dict[str, Any]:
+        """Pickled (for workers) without the models :meth:`load` made: each worker loads its own."""
+        state = dict(self.__dict__)
+        state["generators"], state["scorers"] = map(dict, self._given)
+        state["_bounded"] = None
+        return state
 
     def check(self, out_dir: Path) -> None:
         check_generate(self.recipe, out_dir, generators=self.generators, scorers=self.scorers)

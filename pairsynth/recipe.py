@@ -107,6 +107,35 @@ class OutputConfig(_Strict):
     report: bool = True
 
 
+class RayConfig(_Strict):
+    """How the Ray Data backend spreads the model stages (``backend: {ray: {...}}``); speed only.
+
+    ``auto`` sizes from the cluster: one generator actor per GPU (``gpus_per_actor`` each), or on a
+    CPU-only cluster one per core. ``scorer_actors: 0`` judges inside the generator actors (fused,
+    the default: no second pool, no second trip through the object store).
+    """
+
+    generator_actors: int | Literal["auto"] = Field("auto", description="generator actors; auto: one per GPU, else per core")
+    gpus_per_actor: float | Literal["auto"] = Field("auto", description="GPUs per generator actor; auto: 1 on a GPU cluster, else 0")
+    scorer_actors: int = Field(0, ge=0, description="0: judge inside the generator actors; N: a judge pool of N actors")
+    gpus_per_scorer: float | Literal["auto"] = Field("auto", description="GPUs per judge actor; auto: as gpus_per_actor")
+    cpus_per_actor: int | Literal["auto"] = Field("auto", description="torch threads per actor; auto: the cores split among the actors")
+
+    @model_validator(mode="after")
+    def _check_counts(self) -> RayConfig:
+        for name, least in (("generator_actors", 1), ("cpus_per_actor", 1), ("gpus_per_actor", 0), ("gpus_per_scorer", 0)):
+            value = getattr(self, name)
+            if value != "auto" and value < least:
+                raise ValueError(f"{name} must be auto or at least {least}, got {value}")
+        return self
+
+
+class BackendConfig(_Strict):
+    """Where the model stages run: this process, unless ``ray:`` is given (or ``--backend ray``)."""
+
+    ray: RayConfig | None = None
+
+
 class Recipe(_Strict):
     """A whole recipe. Exactly one caption source: ``captions``, ``captions_file`` or ``templates``."""
 
@@ -129,6 +158,7 @@ class Recipe(_Strict):
     output: OutputConfig = Field(default_factory=OutputConfig)
     concepts: list[Annotated[Path, Field(strict=False)]] | None = Field(None, description="concept folders (pairsynth learn-concept) loaded into the generator")
     interpolate: InterpolateConfig | None = None
+    backend: BackendConfig = Field(default_factory=BackendConfig, description="speed only: not in the fingerprint")
 
     _captions: dict[str, dict[str, str]] = PrivateAttr(default_factory=dict)  # caption -> its slot values
     _base: Path = PrivateAttr(default=Path("."))
@@ -249,10 +279,10 @@ class Recipe(_Strict):
     def fingerprint(self) -> str:
         """A hash of everything that decides which pairs a run produces.
 
-        Batch sizes, device and commit size are left out: they change speed, not outputs, so a run may
-        be resumed with different ones.
+        Batch sizes, device, commit size and backend are left out: they change speed, not outputs, so a
+        run may be resumed with different ones.
         """
-        data = self.model_dump(mode="json", exclude={"device": True, "captions_file": True,
+        data = self.model_dump(mode="json", exclude={"device": True, "captions_file": True, "backend": True,
                                                      "generator": {"batch_size"}, "scorer": {"batch_size"},
                                                      "generators": {medium: {"batch_size"} for medium in MEDIA},
                                                      "output": {"commit_every"}})

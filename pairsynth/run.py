@@ -97,9 +97,12 @@ class Job(Protocol):
         plan: budgets, seed and chunk size for :func:`pairsynth.stages.plan_chunk`.
         rule: the acceptance rule.
         output: formats and report.
+        batch_size: conditions the generate stage batches together; a distributed backend cuts a
+            chunk at multiples of it, from the chunk's start, so its batches are the local loop's.
     """
 
     k: int
+    batch_size: int
     plan: Plan
     rule: AcceptanceRule
     output: OutputSpec

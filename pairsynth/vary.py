@@ -124,7 +124,9 @@ class VaryJob:
                  scorer: EmbeddingScorer | None = None) -> None:
         self.source, self.config = source, config
         self.varier, self.scorer = varier, scorer
+        self._given = (varier, scorer)
         self.k = config.per_pair
+        self.batch_size = config.batch_size
         self.plan = Plan(k=config.per_pair, budget=config.attempts, seed=config.seed, chunk_size=config.commit_every)
         self.source_features: dict[str, np.ndarray] = {}
 
@@ -144,6 +146,12 @@ class VaryJob:
         self.output = OutputSpec(formats=["webdataset", self.medium.folder], image_format=config.image_format,
                                  generation_device=config.device)
         self.distractors = {self.modality: list(dict.fromkeys(self.captions.values()))}
+
+    def __getstate__(self) -> dict[str, Any]:
+        """Pickled (for workers) without the models :meth:`load` made: each worker loads its own."""
+        state = dict(self.__dict__)
+        (state["varier"], state["scorer"]), state["source_features"] = self._given, {}
+        return state
 
     def fingerprint(self) -> str:
         return self.config.fingerprint(self.records)

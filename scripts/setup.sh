@@ -36,7 +36,7 @@ if [ ${#missing[@]} -gt 0 ]; then
 fi
 [ -x .venv/bin/python ] || "$PYTHON" -m venv .venv
 .venv/bin/python -m pip install --quiet --disable-pip-version-check torch==2.13.0
-.venv/bin/python -m pip install --quiet --disable-pip-version-check -c constraints.txt -e ".[test,laion-clap,stable-audio]"
+.venv/bin/python -m pip install --quiet --disable-pip-version-check -c constraints.txt -e ".[test,laion-clap,stable-audio,ray]"  # ray: the Ray backend's tests
 # laion-clap 1.1.7 pins numpy<2 for no reason its model code needs: without its dependencies (the
 # laion-clap extra above supplies what it imports).
 .venv/bin/python -m pip install --quiet --disable-pip-version-check --no-deps -c constraints.txt laion-clap

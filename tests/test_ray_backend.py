@@ -1,0 +1,196 @@
+"""--backend ray: the same dataset as a local run, through killed actors and a killed driver.
+
+All Ray runs share one local Ray of 2 CPUs (the CI machine's size), started once for the module.
+"""
+
+from __future__ import annotations
+
+import builtins
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from pairsynth.backends import choose_backend, make_backend
+from pairsynth.errors import PairsynthError, RecipeError
+from pairsynth.generate import generate_dataset
+from pairsynth.recipe import RayConfig, recipe_from_dict
+from tests.helpers import tiny_recipe_dict, write_recipe
+
+ray = pytest.importorskip("ray", reason="the ray extra is not installed (scripts/setup.sh installs it)")
+
+from pairsynth.backends.ray_data import INSTALL_HINT, plan_actors  # noqa: E402
+
+NOT_COMPARED = {"title", "source"}  # the report names its own output directory
+
+
+def recipe_data(sd_dir: Path, clip_dir: Path) -> dict:
+    """Several commits of two generator batches each, some candidates rejected: room to kill mid-run."""
+    return tiny_recipe_dict(sd_dir, clip_dir, k=2, max_attempts=4, accept={"min_clip_score": 1.0},
+                            generator={"batch_size": 2}, output={"commit_every": 4})
+
+
+def manifest(out: Path) -> list[dict]:
+    return [json.loads(line) for line in (out / "manifest.jsonl").read_text().splitlines()]
+
+
+def accepted_keys(out: Path) -> list[str]:
+    keys = [row["key"] for row in manifest(out) if row["accepted"]]
+    assert len(keys) == len(set(keys)), "a pair was written twice"
+    return sorted(keys)
+
+
+def files(out: Path, folder: str) -> dict[str, bytes]:
+    return {str(p.relative_to(out)): p.read_bytes() for p in sorted((out / folder).rglob("*")) if p.is_file()}
+
+
+def report_summary(out: Path) -> dict:
+    summary = json.loads((out / "report" / "summary.json").read_text())
+    return {key: value for key, value in summary.items() if key not in NOT_COMPARED}
+
+
+@pytest.fixture(scope="module")
+def ray_session():
+    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
+    yield ray.get_runtime_context().gcs_address
+    ray.shutdown()
+
+
+@pytest.fixture(scope="module")
+def local_run(tiny_sd_dir, tiny_clip_dir, tmp_path_factory):
+    out = tmp_path_factory.mktemp("local") / "out"
+    generate_dataset(recipe_from_dict(recipe_data(tiny_sd_dir, tiny_clip_dir)), out)
+    return out
+
+
+def test_two_actors_write_the_local_runs_dataset(tiny_sd_dir, tiny_clip_dir, local_run, ray_session, tmp_path):
+    out = tmp_path / "ray"
+    backend = make_backend("ray", RayConfig(generator_actors=2))
+    summary = generate_dataset(recipe_from_dict(recipe_data(tiny_sd_dir, tiny_clip_dir)), out, backend=backend)
+    assert backend.layout.generators == 2 and backend.layout.cpus == 0.5  # 2 CPUs: one stays unreserved
+    assert accepted_keys(out) == accepted_keys(local_run) and summary.accepted == len(accepted_keys(out))
+    assert manifest(out) == manifest(local_run)  # manifest rows hold no timing fields
+    assert files(out, "shards") == files(local_run, "shards")  # byte-identical shards
+    assert files(out, "imagefolder") == files(local_run, "imagefolder")
+    assert report_summary(out) == report_summary(local_run)
+    assert summary.times.seconds["actors: generate"] > 0
+
+
+def _generator_pids() -> list[int]:
+    # The GCS actor table: ray.util.state.list_actors needs the dashboard (ray[default]), which the
+    # ray extra does not install.
+    from ray._private import state
+
+    return [info["Pid"] for info in state.actors(actor_state_name="ALIVE").values()
+            if "_GenerateStage" in info["ActorClassName"]]
+
+
+def test_a_killed_actor_is_restarted_and_its_batch_retried(tiny_sd_dir, tiny_clip_dir, local_run, ray_session, tmp_path):
+    killed: list[int] = []
+
+    def kill_one_actor(update) -> None:
+        if not killed:  # after the first commit: the next chunks still need the actors
+            pids = _generator_pids()
+            assert pids, "no generator actor alive"
+            os.kill(pids[0], signal.SIGKILL)
+            killed.append(pids[0])
+
+    # With a separate judge pool, so both map_batches stages run here.
+    backend = make_backend("ray", RayConfig(generator_actors=2, scorer_actors=1))
+    out = tmp_path / "ray"
+    generate_dataset(recipe_from_dict(recipe_data(tiny_sd_dir, tiny_clip_dir)), out, backend=backend,
+                     on_progress=kill_one_actor)
+    assert killed
+    assert accepted_keys(out) == accepted_keys(local_run)
+    assert manifest(out) == manifest(local_run)
+
+
+def test_a_killed_driver_resumes_to_the_same_pairs(tiny_sd_dir, tiny_clip_dir, local_run, ray_session, tmp_path):
+    recipe_path = write_recipe(tmp_path / "recipe.yaml", recipe_data(tiny_sd_dir, tiny_clip_dir))
+    out = tmp_path / "killed"
+    command = [sys.executable, "-m", "pairsynth", "generate", str(recipe_path), "--out", str(out),
+               "--backend", "ray", "--generator-actors", "2"]
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "RAY_ADDRESS": ray_session}  # the module's Ray: no second start
+    log = tmp_path / "driver.log"
+    driver = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=log.open("wb"), env=env)
+    progress = out / "progress.json"
+    killed = False
+    try:  # a generous deadline: a fresh driver imports torch and starts two actors before its first commit
+        deadline = time.monotonic() + 900
+        while time.monotonic() < deadline and driver.poll() is None:
+            if progress.exists() and json.loads(progress.read_text() or "{}").get("parts", 0) >= 1:
+                driver.send_signal(signal.SIGKILL)
+                killed = True
+                break
+            time.sleep(0.01)
+    finally:
+        if driver.poll() is None and not killed:
+            driver.kill()
+    assert killed, f"the driver never committed a part: {log.read_text()[-2000:]}"
+    assert driver.wait(timeout=60) == -signal.SIGKILL
+    assert not json.loads(progress.read_text())["complete"]
+    summary = generate_dataset(recipe_from_dict(recipe_data(tiny_sd_dir, tiny_clip_dir)), out,
+                               backend=make_backend("ray", RayConfig(generator_actors=2)))
+    assert summary.resumed_parts >= 1
+    assert accepted_keys(out) == accepted_keys(local_run)
+    assert files(out, "imagefolder") == files(local_run, "imagefolder")
+
+
+def test_a_bad_recipe_fails_before_ray_starts(tiny_sd_dir, tiny_clip_dir, tmp_path, monkeypatch):
+    from pairsynth.backends import ray_data
+    from pairsynth.cli import app
+
+    def no_start(self, job):
+        raise AssertionError("Ray started for a bad recipe")
+
+    monkeypatch.setattr(ray_data.RayDataBackend, "start", no_start)
+    for bad in ({"k": 0}, {"backend": {"ray": {"generator_actors": 0}}}, {"backend": {"ray": {"gpus": 1}}}):
+        recipe_path = write_recipe(tmp_path / "bad.yaml", {**recipe_data(tiny_sd_dir, tiny_clip_dir), **bad})
+        result = CliRunner().invoke(app, ["generate", str(recipe_path), "--out", str(tmp_path / "out"), "--backend", "ray"])
+        assert result.exit_code == 2, result.output
+        assert "bad.yaml" in result.output
+    with pytest.raises(RecipeError, match="--generator-actors"):
+        choose_backend("ray", None, generator_actors="many")
+    with pytest.raises(PairsynthError, match="applies to --backend ray only"):
+        choose_backend("local", None, scorer_actors=1)
+
+
+def test_a_missing_ray_install_names_the_extra(monkeypatch, tmp_path):
+    real_import = builtins.__import__
+
+    def without_ray(name, *args, **kwargs):
+        if name == "ray" or name.startswith("ray."):
+            raise ImportError(f"No module named {name!r}")
+        return real_import(name, *args, **kwargs)
+
+    monkeypatch.setattr(builtins, "__import__", without_ray)
+    with pytest.raises(PairsynthError) as caught:
+        make_backend("ray")
+    assert str(caught.value) == INSTALL_HINT and "pairsynth[ray]" in INSTALL_HINT
+    assert "\n" not in str(caught.value)
+
+
+def test_actor_layout_leaves_a_cpu_unreserved_and_fits_the_gpus():
+    two_cores = plan_actors(RayConfig(), cpus=2, gpus=0)
+    assert (two_cores.generators, two_cores.threads, two_cores.cpus, two_cores.gpus_per_generator) == (2, 1, 0.5, 0.0)
+    assert plan_actors(RayConfig(generator_actors=1), cpus=2, gpus=0).threads == 2
+    node = plan_actors(RayConfig(), cpus=96, gpus=8)
+    assert (node.generators, node.gpus_per_generator, node.threads) == (8, 1.0, 12)
+    shared = plan_actors(RayConfig(gpus_per_actor=0.5, scorer_actors=2, gpus_per_scorer=0.25), cpus=32, gpus=4)
+    assert shared.generators == 7 and shared.scorers == 2
+    with pytest.raises(PairsynthError, match="need 9 GPUs; the Ray cluster has 8"):
+        plan_actors(RayConfig(generator_actors=9), cpus=96, gpus=8)
+
+
+def test_the_backend_section_is_not_in_the_fingerprint(tiny_sd_dir, tiny_clip_dir):
+    data = recipe_data(tiny_sd_dir, tiny_clip_dir)
+    with_ray = recipe_from_dict({**data, "backend": {"ray": {"generator_actors": 4, "cpus_per_actor": 2}}})
+    assert with_ray.fingerprint() == recipe_from_dict(data).fingerprint()
+    assert with_ray.backend.ray.generator_actors == 4
+    assert choose_backend(None, with_ray.backend.ray, generator_actors="2").settings.generator_actors == 2
