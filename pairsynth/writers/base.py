@@ -126,7 +126,8 @@ def sync_files(paths: Sequence[Path], directory: Path) -> None:
             os.fsync(fd)
         finally:
             os.close(fd)
-    fsync_dir(directory)
+    for folder in sorted({Path(path).parent for path in paths} | {Path(directory)}):  # class subfolders too
+        fsync_dir(folder)
 
 
 def encode_image(pixels: np.ndarray, image_format: str) -> bytes:

@@ -11,7 +11,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from pairsynth.writers.base import encode_media, pair_metadata, write_bytes_durably
+from pairsynth.writers.base import encode_media, pair_metadata, write_bytes
 from pairsynth.writers.folder import METADATA, FolderWriter
 
 
@@ -29,7 +29,8 @@ class ClassFolderWriter(FolderWriter):
         if layout["subfolder"]:
             name = f"{layout['subfolder']}/{name}"
         (self.dir / name).parent.mkdir(parents=True, exist_ok=True)
-        write_bytes_durably(self.dir / name, encode_media(candidate, **{f"{m}_format": f for m, f in self.formats.items()})[extension])
+        write_bytes(self.dir / name, encode_media(candidate, **{f"{m}_format": f for m, f in self.formats.items()})[extension])
+        self._unsynced.append(self.dir / name)  # made durable, all at once, by the commit
         label = {layout["label_column"]: layout["class"]} if layout["label_column"] else {}
         lineage = {k: v for k, v in candidate.lineage.items() if k != "balance"}
         self._metadata.append({"file_name": name, **label, **pair_metadata(candidate), "synthetic": True,
@@ -38,9 +39,10 @@ class ClassFolderWriter(FolderWriter):
     def rollback(self, state: dict[str, Any] | None) -> None:
         """Cut ``metadata.jsonl`` back and delete media files (in any subfolder) it no longer lists."""
         self._metadata.truncate(state["metadata_bytes"] if state else 0)
+        self._unsynced.clear()
         if not self.dir.exists():
             return
-        listed = {row["file_name"] for row in self._metadata.rows()}
+        listed = {row["file_name"] for row in self._metadata.iter_rows()}
         for path in sorted(self.dir.rglob("*"), reverse=True):
             relative = path.relative_to(self.dir).as_posix()
             if path.is_file() and relative != METADATA and relative not in listed:
