@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import errno
 import json
-import logging
 import math
 import os
 import shutil
@@ -27,8 +26,6 @@ if TYPE_CHECKING:
     from pairsynth.recipe import Recipe
     from pairsynth.score import ScoreSettings
     from pairsynth.vary import VaryConfig
-
-logger = logging.getLogger(__name__)
 
 AUDIO_PIPELINES = frozenset({"AudioLDMPipeline", "AudioLDM2Pipeline", "MusicLDMPipeline", "StableAudioPipeline",
                              "AudioDiffusionPipeline", "DanceDiffusionPipeline", "SpectrogramDiffusionPipeline"})
@@ -86,7 +83,7 @@ def check_vary(config: VaryConfig, source: str | Path, out_dir: str | Path, *, v
     """Step 1 of ``vary``, before the sources are read: the output folder, the model and both judges."""
     check_output_dir(out_dir, inputs=[source])
     check_vary_models(config, model_loaded=varier is not None, judges_loaded=scorer is not None)
-    check_device(config.device, "device")
+    check_device(config.device, "--device")
 
 
 def check_score(settings: ScoreSettings, dataset: str | Path, out: str | Path, *,

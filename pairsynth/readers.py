@@ -26,7 +26,6 @@ import csv
 import io
 import json
 import logging
-import tarfile
 from collections.abc import Callable, Collection, Iterator
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -38,6 +37,8 @@ from PIL import Image
 
 from pairsynth.errors import DatasetError
 from pairsynth.media import modality_of
+from pairsynth.read_reasons import decode_failure, error_message, read_failure
+from pairsynth.shard_scan import ShardDamage, scan_shard
 
 logger = logging.getLogger(__name__)
 
@@ -248,7 +249,7 @@ def _metadata_rows(metadata: Path, scope: _Scope) -> Iterator[tuple[str, dict[st
     try:
         data = metadata.read_bytes()
     except OSError as err:
-        yield str(metadata), ReadError(str(metadata), _read_failure(err, name), None, type(err).__name__)
+        yield str(metadata), ReadError(str(metadata), read_failure(err, name), None, type(err).__name__)
         return
     if metadata.suffix == ".csv":
         try:
@@ -316,7 +317,7 @@ def _read_sidecar(root: Path, keys: set[str] | None, scope: _Scope) -> Iterator[
             caption = caption_file.read_text(encoding="utf-8").strip()
         except (OSError, UnicodeDecodeError) as err:
             reason = (f"caption file is not UTF-8 text: {scope.name(caption_file)} ({err.reason})"
-                      if isinstance(err, UnicodeDecodeError) else _read_failure(err, scope.name(caption_file)))
+                      if isinstance(err, UnicodeDecodeError) else read_failure(err, scope.name(caption_file)))
             yield ReadError(str(caption_file), reason, key, type(err).__name__)
             continue
         folder = path.parent.relative_to(root).as_posix()
@@ -338,11 +339,12 @@ def _file_record(paths: list[Path], key: str, caption: str, extra: dict[str, Any
         try:
             data = path.read_bytes()
         except OSError as err:
-            return ReadError(str(path), _read_failure(err, name), key, type(err).__name__)
+            return ReadError(str(path), read_failure(err, name), key, type(err).__name__)
         try:
             media.update(decode_media(extension, data))
         except DECODE_ERRORS as err:
-            return ReadError(str(path), _decode_failure(err, extension, name, len(data), data[:8]), key, type(err).__name__)
+            reason = decode_failure(err, extension in IMAGE_EXTENSIONS, name, len(data), data[:8])
+            return ReadError(str(path), reason, key, type(err).__name__)
     label = next((str(extra[c]) for c in LABEL_COLUMNS if extra.get(c) not in (None, "")), None)
     return PairRecord(key, caption, " + ".join(str(p) for p in paths), label=label, meta=extra, **media)
 
@@ -360,7 +362,7 @@ def _read_webdataset(root: Path, keys: set[str] | None, scope: _Scope) -> Iterat
         if shard is not root and (refused := scope.refusal(shard, None)) is not None:
             yield refused
             continue
-        damage, certain = _scan_shard(shard, scope.name(shard))
+        damage = _shard_damage(shard, scope.name(shard))
         failures: list[Exception] = []
 
         def keep_going(error: Exception) -> bool:  # a corrupt shard ends that shard only
@@ -373,76 +375,25 @@ def _read_webdataset(root: Path, keys: set[str] | None, scope: _Scope) -> Iterat
                 continue
             item = _webdataset_item(sample, scope.name(shard))
             if damage is not None and damage.key == sample["__key__"]:
-                if certain or isinstance(item, ReadError):
+                if damage.certain or isinstance(item, ReadError):
                     continue  # the sample the damage falls in: reported once, below
-                damage = replace(damage, source=str(shard), key=None)  # it was whole: only later samples are lost
+                damage = replace(damage, key=None)  # that sample was whole: only later ones are lost
             yield item
         if damage is not None:  # webdataset's own errors about it say the same, less precisely
             if keys is None or damage.key is None or damage.key in keys:
-                yield damage
+                source = f"{shard}#{damage.key}" if damage.key else str(shard)
+                yield ReadError(source, damage.reason, damage.key, damage.error)
         elif failures:
             error = failures[0]
-            yield ReadError(str(shard), f"unreadable tar data in {scope.name(shard)}: {_message(error)}", None,
+            yield ReadError(str(shard), f"unreadable tar data in {scope.name(shard)}: {error_message(error)}", None,
                             type(error).__name__)
 
 
-def _scan_shard(shard: Path, name: str) -> tuple[ReadError | None, bool]:
-    """Walk a shard's tar headers (no member data is read) and say where it is damaged, if anywhere.
-
-    Python's ``tarfile`` (and so webdataset) takes a header cut short, or a broken one, for the end of
-    the archive, silently; a member cut short fails only while its data is read. A whole tar ends
-    with an end-of-archive marker (two zero blocks) after its last member, so the shard is whole
-    when that marker follows the last member it lists.
-
-    Returns:
-        The damage, named after the sample of the last member listed (``None``: the shard is whole),
-        and whether that sample is certainly incomplete (a member cut inside its data) or only may be
-        (the cut fell between members: the sample is kept when it reads).
-    """
-    size = shard.stat().st_size
-    last: tarfile.TarInfo | None = None
-    stopped = ""  # why tarfile stopped early, when it said
+def _shard_damage(shard: Path, name: str) -> ShardDamage | None:
     try:
-        with tarfile.open(shard, "r:") as tar:
-            while (member := tar.next()) is not None:
-                last = member
-    except tarfile.ReadError as err:
-        stopped = str(err)
-        if last is None:
-            if tarfile.is_tarfile(shard):  # a compressed tar: leave it to webdataset
-                return None, False
-            return ReadError(str(shard), f"not a tar archive: {name} ({size} bytes)", None, type(err).__name__), True
+        return scan_shard(shard, name)
     except OSError as err:
-        return ReadError(str(shard), _read_failure(err, name), None, type(err).__name__), True
-    if last is None:
-        whole = size >= 2 * tarfile.BLOCKSIZE
-        return (None if whole else ReadError(str(shard), f"not a tar archive: {name} ({size} bytes)")), True
-    key = _member_key(last.name)
-    source = f"{shard}#{key}" if key else str(shard)
-    end = last.offset_data + last.size
-    if end > size:
-        return ReadError(source, f"damaged shard {name}: cut short inside {last.name} ({size - last.offset_data} "
-                                 f"of {last.size} bytes)", key), True
-    marker_at = -(-end // tarfile.BLOCKSIZE) * tarfile.BLOCKSIZE
-    with open(shard, "rb") as handle:
-        handle.seek(marker_at)
-        marker = handle.read(2 * tarfile.BLOCKSIZE)
-    if marker == bytes(2 * tarfile.BLOCKSIZE):
-        return None, False
-    # a cut in a header (or in the extended header before it) ends the file within a member's headers;
-    # otherwise tarfile stopped at a header that fails its checksum
-    cut = (any(words in stopped for words in ("end of data", "empty header", "truncated header"))
-           or size - marker_at < tarfile.BLOCKSIZE or not marker.strip(b"\0"))
-    what = "cut short" if cut else "a broken tar header"
-    return ReadError(source, f"damaged shard {name}: {what} after {last.name} (byte {marker_at}); any later "
-                             "samples are lost", key), False
-
-
-def _member_key(member: str) -> str | None:
-    """The sample key webdataset gives a member: its path up to the first dot of its file name."""
-    from webdataset.tariterators import base_plus_ext
-
-    return base_plus_ext(member)[0]
+        return ShardDamage(read_failure(err, name), None, True, type(err).__name__)
 
 
 def _webdataset_item(sample: dict[str, Any], shard_name: str) -> Item:
@@ -470,8 +421,9 @@ def _webdataset_item(sample: dict[str, Any], shard_name: str) -> Item:
         try:
             decoded.update(decode_media(extension, sample[extension]))
         except DECODE_ERRORS as err:
-            reason = _decode_failure(err, extension, f"{key}.{extension} in {shard_name}", len(sample[extension]),
-                                     sample[extension][:8])
+            data = sample[extension]
+            reason = decode_failure(err, extension in IMAGE_EXTENSIONS, f"{key}.{extension} in {shard_name}",
+                                    len(data), data[:8])
             return ReadError(f"{source}.{extension}", reason, key, type(err).__name__)
     label = next((str(meta[c]) for c in LABEL_COLUMNS if meta.get(c) not in (None, "")), None)
     return PairRecord(key, caption, f"{source}.{'+'.join(media)}", label=label, meta=meta, **decoded)
@@ -491,38 +443,3 @@ def _relative_key(root: Path, path: Path) -> str:
 
 def _extension(path: Path) -> str:
     return path.suffix.lower().removeprefix(".")
-
-
-def _read_failure(error: OSError, name: str) -> str:
-    """Why a file could not be read, for a person: ``file not found: gone.png``."""
-    if isinstance(error, FileNotFoundError):
-        return f"file not found: {name}"
-    if isinstance(error, IsADirectoryError):
-        return f"a folder, not a file: {name}"
-    if isinstance(error, PermissionError):
-        return f"permission denied: {name}"
-    return f"cannot read {name}: {error.strerror or _message(error)}"
-
-
-_IMAGE_SIGNATURES = (b"\x89PNG", b"\xff\xd8\xff", b"GIF8", b"RIFF", b"BM", b"II*", b"MM\x00*")
-
-
-def _decode_failure(error: BaseException, extension: str, name: str, size: int, head: bytes = b"") -> str:
-    """Why a media file's bytes did not decode, for a person: ``empty or not an audio file: x.flac (0 bytes)``."""
-    kind = "an image" if extension in IMAGE_EXTENSIONS else "an audio file"
-    if size == 0:
-        return f"empty or not {kind}: {name} (0 bytes)"
-    if isinstance(error, Image.DecompressionBombError):
-        return f"image too large to decode safely: {name} ({_message(error)})"
-    if isinstance(error, Image.UnidentifiedImageError) and not head.startswith(_IMAGE_SIGNATURES):
-        return f"not an image file (or a format Pillow cannot read): {name} ({size} bytes)"
-    if kind == "an image":
-        return f"damaged or truncated image: {name} ({size} bytes): {_message(error)}"
-    detail = getattr(error, "error_string", None) or _message(error)  # libsndfile's own words
-    return f"not a readable audio file: {name} ({size} bytes): {detail}"
-
-
-def _message(error: BaseException) -> str:
-    """An exception's own words, one line, without the object reprs some libraries append."""
-    text = str(error.args[0]) if error.args else str(error)
-    return " ".join(text.split(" @ <")[0].split())[:300]

@@ -197,9 +197,11 @@ def _check_readable(path: str | Path, entries: list[_Entry], out: Path) -> None:
     """A dataset without one readable pair cannot be scored: exit 2, not a 0 % pass rate (the report is written)."""
     if any(entry.error is None for entry in entries):
         return
-    first = f"; the first: {entries[0].error}" if entries else ""
+    if not entries:
+        raise DatasetError(f"{path}: no items found (check --layout; auto detects it)")
     count = f"{len(entries)} items, all unreadable" if len(entries) != 1 else "1 item, unreadable"
-    raise DatasetError(f"{path}: not one readable pair ({count}{first}); every reason is in {out / 'index.html'}")
+    raise DatasetError(f"{path}: not one readable pair ({count}; the first: {entries[0].error}); every reason is "
+                       f"in {out / 'index.html'}")
 
 
 class _Judges:
