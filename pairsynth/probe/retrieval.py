@@ -106,13 +106,14 @@ def run_retrieval(real: str | Path, synthetic: Sequence[str | Path], config, *, 
     config.check()
     if not synthetic:
         raise ProbeError("give at least one --synthetic dataset to compare with the real data")
-    pairs = _image_pairs(real)
+    pairs, unreadable = _image_pairs(real)
     captions = sorted({p.caption for p in pairs})
-    test_pairs = _image_pairs(test) if test is not None else None
-    synthetic_sets = {}
+    test_pairs = _image_pairs(test)[0] if test is not None else None
+    synthetic_sets, synthetic_unreadable = {}, {}
     for path in synthetic:
         name = synthetic_name(Path(path), synthetic_sets)
-        usable = [p for p in _image_pairs(path) if p.caption in set(captions)]
+        records, synthetic_unreadable[name] = _image_pairs(path)
+        usable = [p for p in records if p.caption in set(captions)]
         if not usable:
             raise ProbeError(f"{path}: no synthetic pair has one of the real captions (e.g. {captions[0]!r})")
         synthetic_sets[name] = usable
@@ -168,9 +169,9 @@ def run_retrieval(real: str | Path, synthetic: Sequence[str | Path], config, *, 
         "captions": len(captions),
         "conditions": [c[0] for c in conditions],
         "baselines": [REAL, CLASSIC],
-        "real": {"path": str(real), "examples": len(pairs), "training_pool": len(pool), "unreadable": 0},
+        "real": {"path": str(real), "examples": len(pairs), "training_pool": len(pool), "unreadable": unreadable},
         "test": {"source": test_source, "examples": len(test_pairs), "captions": len(test_captions)},
-        "synthetic": {name: {"path": str(path), "examples": len(part), "unreadable": 0}
+        "synthetic": {name: {"path": str(path), "examples": len(part), "unreadable": synthetic_unreadable[name]}
                       for (name, part), path in zip(synthetic_sets.items(), synthetic)},
         "results": results,
         "elapsed_s": round(time.perf_counter() - started, 2),
@@ -243,7 +244,8 @@ def recall_at_k(model: torch.nn.Module, space: PixelSpace, images: torch.Tensor,
             "t2i_r1": float((first_hit <= 1).mean()), "t2i_r5": float((first_hit <= 5).mean())}
 
 
-def _image_pairs(path: str | Path) -> list[PairRecord]:
+def _image_pairs(path: str | Path) -> tuple[list[PairRecord], int]:
+    """The readable image–caption pairs at ``path`` and how many items could not be read."""
     records, unreadable = [], 0
     for item in read_pairs(path):
         if isinstance(item, ReadError):
@@ -257,4 +259,4 @@ def _image_pairs(path: str | Path) -> list[PairRecord]:
         logger.warning("%s: %d unreadable pairs skipped", path, unreadable)
     if not records:
         raise ProbeError(f"{path}: no readable image–caption pairs")
-    return records
+    return records, unreadable
