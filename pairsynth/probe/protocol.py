@@ -37,7 +37,6 @@ from pairsynth.probe.stats import condition_table, spread
 logger = logging.getLogger(__name__)
 
 REAL, CLASSIC = "real", "real+classic"
-DEFAULT_JUDGES = {"image": "toy-shapes-clip", "audio": "toy-sounds-clap"}
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -245,15 +244,14 @@ def _input_space(config: ProbeConfig, data: ProbeData) -> InputSpace:
 
 
 def load_judge(medium: str, ref: str | None):
-    """The CLIP (images) or CLAP (audio) judge whose frozen embeddings the linear probe trains on."""
-    ref = ref or DEFAULT_JUDGES[medium]
-    if medium == "image":
-        from pairsynth.alignment.clip_scorer import ClipScorer
+    """The CLIP (images) or CLAP (audio) judge whose frozen embeddings the linear probe trains on:
+    :func:`pairsynth.judges.load_judge`, the loader every command uses, with ``ref`` as that judge."""
+    from pairsynth.judges import JudgeSettings
+    from pairsynth.judges import load_judge as load
+    from pairsynth.media import medium as spec
 
-        return ClipScorer.from_pretrained(ref, device="cpu")
-    from pairsynth.alignment.clap_scorer import ClapScorer
-
-    return ClapScorer.from_pretrained(ref, device="cpu")
+    settings = JudgeSettings(**({spec(medium).judge: ref} if ref else {}))
+    return load(medium, settings, device="cpu")
 
 
 def probe_to_folder(real: str | Path, synthetic: Sequence[str | Path], out: str | Path, config: ProbeConfig, *,
