@@ -75,10 +75,10 @@ def test_clap_trainer_exports_a_clap_model_and_processor(tmp_path):
 
     out = tmp_path / "toy-sounds-clap"
     config = ClapTrainConfig.default(steps=2, batch_size=9, warmup=1, eval_count=16, checkpoint_every_s=1e9,
-                                     judged_clips=8, eval_generated=8, generator_steps=2)
+                                     judged_clips=8, eval_generated=8, generator_steps=2, mix=(1 / 3, 1 / 3, 1 / 3))
     quality = train_toy_sounds_clap(out, tmp_path / "work", config)
     assert 0.0 <= quality.retrieval <= 1.0 and quality.count == 16
-    assert config.batch_split() == (3, 3, 3)
+    assert config.batch_split() == (3, 3, 3)  # clean, through toy-sounds' VAE + vocoder, generated: all three run
     pool = np.load(tmp_path / "work" / "judged-train" / "chunk_0000.npz")
     assert len(pool["judged"]) == 8 and set(pool["judged"]) <= set(all_captions()), "generated clips carry judged captions"
     assert "retrieval of the generating caption" in (out / "README.md").read_text()
