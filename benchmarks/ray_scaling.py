@@ -135,6 +135,9 @@ def main() -> None:
         costs = driver_seconds_per_pair(size)
         print(f"driver per accepted {size}² pair: " + ", ".join(f"{where} {1000 * s:.1f} ms" for where, s in costs.items()))
     ratio = two / local_rate
+    if max(load_before[0], load_after[0]) > (os.cpu_count() or 1):
+        print(f"warning: load average above the {os.cpu_count()} cores: multi-threaded torch (the local run) suffers "
+              "far more from contention than one-thread actors, so the ratio below measures the load, not the engine")
     print(f"ray 2 actors / local: {ratio:.2f} (goal 0.9: {'met' if ratio >= 0.9 else 'not met'})")
 
 

@@ -178,8 +178,7 @@ class RayDataBackend:
         # would hold small blocks back until it has 128 MiB, and a chunk would never complete.
         context.target_max_block_size, context.enable_progress_bars = 1, False
         try:
-            data = ray.data.read_datasource(_ConditionFeed(self._queue), override_num_blocks=1,
-                                            ray_remote_args={"num_cpus": READ_CPUS})
+            data = ray.data.read_datasource(_ConditionFeed(self._queue), override_num_blocks=1, num_cpus=READ_CPUS)
             fused = layout.scorers == 0
             data = data.map_batches(_GenerateStage, fn_constructor_args=(self._job_ref, layout.threads, fused),
                                     batch_size=1, batch_format="pyarrow", compute=ray.data.ActorPoolStrategy(size=layout.generators),
