@@ -97,16 +97,13 @@ class BalanceJob:
         self.rule = AcceptanceRule({}, 1, False)  # the class's prompt must outrank every other class's
         self.output = OutputSpec(formats=[f"balanced-{census.medium}folder"], report=config.report,
                                  generation_device=config.device)
-        self.distractors = {census.medium: list(dict.fromkeys(c.prompts[0] for c in self.classes_all()))}
+        self.distractors = {census.medium: list(dict.fromkeys(c.prompts[0] for c in self.classes))}
         self.generator: Any = None
         self.scorer: Any = None
         self._by_unit = {unit: (plan, index) for plan in self.classes for index, unit in enumerate(_units(plan))}
 
-    def classes_all(self) -> list[ClassPlan]:
-        return self.classes
-
     def check(self, out_dir: Path) -> None:
-        """The dataset was checked while it was read (see :func:`balance_dataset`); here, the output."""
+        """The dataset, targets and concepts were checked while planning; here, the output folder."""
         from pairsynth.checks import check_output_dir
 
         check_output_dir(out_dir, inputs=[self.source])
@@ -118,6 +115,9 @@ class BalanceJob:
                                                                   for c in self.classes],
                 "config": self.config.model_dump(mode="json", exclude={"device", "commit_every"})}
         return hashlib.sha256(json.dumps(data, sort_keys=True).encode()).hexdigest()[:16]
+
+    def class_of(self, unit: str) -> str:
+        return self._by_unit[unit][0].name
 
     def units(self) -> dict[str, CaptionState]:
         states = {}
@@ -132,13 +132,17 @@ class BalanceJob:
         return []
 
     def load(self) -> None:
-        config, m = self.config, medium(self.census.medium)
-        self.generator = m.load_generator(config.generator.model or m.default_generator, config.generator, config.device)
-        self.generator.load_concepts(config.concepts)
+        """The text→X generator with the classes' concepts, and the medium's judge (unless given)."""
         from pairsynth.concepts.judging import concept_judges
 
-        scorer = load_judge(self.census.medium, config.judges, device=config.device)
-        self.scorer = concept_judges({self.census.medium: scorer}, {self.census.medium: self.generator})[self.census.medium]
+        config, m = self.config, medium(self.census.medium)
+        if self.generator is None:
+            self.generator = m.load_generator(config.generator.model or m.default_generator, config.generator,
+                                              config.device)
+            self.generator.load_concepts(config.concepts)
+        if self.scorer is None:
+            self.scorer = load_judge(self.census.medium, config.judges, device=config.device)
+        self.scorer = concept_judges({m.name: self.scorer}, {m.name: self.generator})[m.name]
 
     def make(self, conditions: Sequence[Condition], times: StageTimes) -> list[Candidate]:
         candidates = generate_candidates({self.census.medium: self.generator}, conditions, self.config.generator.batch_size)
@@ -184,13 +188,10 @@ def balance_dataset(source: str | Path, out_dir: str | Path, config: BalanceConf
     plans = plan_classes(census, config)
     job = BalanceJob(source, census, plans, config)
     job.generator, job.scorer = generator, scorer
-    if generator is not None:
-        job.load = lambda: None  # type: ignore[method-assign]
     # 3. Run the missing items on the engine.
     summary = run_job(job, out_dir, overwrite=overwrite, on_progress=on_progress)
     # 4. Count what was added, per class; write the before/after table.
-    added = Counter(plan.name for state in summary.captions if state.accepted
-                    for plan, _ in [job._by_unit[state.source]])
+    added = Counter(job.class_of(state.key) for state in summary.captions if state.accepted)
     before = dict(census.counts)
     result = BalanceSummary(before, {name: count + added[name] for name, count in before.items()},
                             max((p.count + p.missing for p in plans), default=0), summary)
