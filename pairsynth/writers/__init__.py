@@ -12,7 +12,6 @@ from pairsynth.writers.base import NullWriter, PairWriter
 from pairsynth.writers.class_folder import class_folder
 from pairsynth.writers.folder import FolderWriter
 from pairsynth.writers.manifest import ManifestWriter
-from pairsynth.writers.parquet import ParquetWriter
 from pairsynth.writers.webdataset_shards import WebDatasetWriter
 
 WriterFactory = Callable[..., PairWriter]
@@ -23,11 +22,26 @@ FORMATS: dict[str, WriterFactory] = {
     "imagefolder": lambda root, **media: FolderWriter(root, layout="imagefolder", **media),
     "audiofolder": lambda root, **media: FolderWriter(root, layout="audiofolder", **media),
     "tripletfolder": lambda root, **media: FolderWriter(root, layout="tripletfolder", **media),
-    "parquet": ParquetWriter,
+    "parquet": lambda root, **media: _parquet_writer(root, **media),
     # pairsynth balance: laid out like the dataset it fills (class subfolders or a label column)
     "balanced-imagefolder": lambda root, **media: class_folder(root, medium="image", **media),
     "balanced-audiofolder": lambda root, **media: class_folder(root, medium="audio", **media),
 }
+
+
+def _parquet_writer(root: Path, **media: str) -> PairWriter:
+    """Imported on use: pyarrow costs every run that writes no Parquet most of a second to import."""
+    from pairsynth.writers.parquet import ParquetWriter
+
+    return ParquetWriter(root, **media)
+
+
+def __getattr__(name: str):
+    if name == "ParquetWriter":
+        from pairsynth.writers.parquet import ParquetWriter
+
+        return ParquetWriter
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 def dataset_writers(root: Path, formats: Sequence[str], *, image_format: str = "png",
