@@ -228,7 +228,7 @@ def write_qa_report(out_dir: str | Path, report: QaReport, load_media: MediaLoad
         duplicates=[{"medium": g.medium, "size": len(g.keys), "members": [_card(by_key[k], media) for k in keys]}
                     for g, keys in zip(report.duplicates, shown_groups)],
         unreadable=summary["unreadable"][:SHOWN_TABLE_ROWS], groups=summary["per_group"][:SHOWN_TABLE_ROWS],
-        clamp_chars=CLAMP_CHARS, shown_from=sum(row.has_media and row.primary_score is not None for row in report.rows),
+        clamp_chars=CLAMP_CHARS, shown_from=tally.galleried,
     )
     atomic_write_bytes(out / "index.html", html.encode("utf-8"))
     logger.info("QA report: %s", out / "index.html")
@@ -329,6 +329,7 @@ class _Tally:
         self.groups = qa.GroupTally()
         self.judges = {kind: _JudgeTally(kind, setup.threshold) for kind, setup in judges.items()}
         self.gallery = qa.Extremes(gallery_size)
+        self.galleried = 0  # rows the gallery could show: media at hand and a score
         self.keep, self.kept = keep or set(), {}
 
     def add(self, row: QaRow) -> None:
@@ -347,6 +348,7 @@ class _Tally:
             judge.add(row)
         if row.has_media and score is not None:
             self.gallery.add(score, row)
+            self.galleried += 1
         if row.key in self.keep:
             self.kept[row.key] = row
 

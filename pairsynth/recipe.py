@@ -56,7 +56,8 @@ class GeneratorConfig(_Strict):
 class InterpolateConfig(_Strict):
     """Samples between two captions: their initial noise slerped and/or their prompt embeddings mixed."""
 
-    between: list[tuple[str, str]] = Field(min_length=1, description="caption pairs [[a, b], ...]")
+    between: list[Annotated[tuple[str, str], Field(strict=False)]] = Field(  # YAML gives lists
+        min_length=1, description="caption pairs [[a, b], ...]")
     steps: int = Field(5, ge=2, le=101, description="points per path, both endpoints included")
     what: Literal["noise", "prompt", "both"] = "noise"
 

@@ -32,7 +32,7 @@ def candidates(kind: str) -> list[Any]:
         if kind in ("audio", "triplet"):
             t = np.arange(RATE // 8) / RATE
             audio = (0.5 * np.sin(2 * np.pi * (200 + 100 * index) * t)).astype(np.float32)
-        candidate = Candidate(Condition(caption, index, 0, seed=index), key=f"{kind[0]}{index:019x}",
+        candidate = Candidate(condition=Condition(caption=caption, caption_index=index, sample_index=0, seed=index), key=f"{kind[0]}{index:019x}",
                               provenance={"model": "test"}, image=image, audio=audio, sample_rate=RATE)
         candidate.scores["clip" if image is not None else "clap"] = PairScores("clip", "t", 0.3)
         made.append(candidate)

@@ -134,7 +134,7 @@ GENERATE = [
     Bad("guidance-bool", gen(generator={"model": "toy-shapes", "guidance_scale": True}),
         "generator.guidance_scale: expected a number, not true"),
     Bad("unused-judge-unknown", gen(scorer={"clap": "toy-nope"}),
-        "scorer.clap: unknown toy model 'toy-nope'; the zoo has: toy-shapes"),
+        "scorer.clap: unknown toy model 'toy-nope'; the zoo has: toy-digits, toy-shapes"),
     Bad("judge-of-the-wrong-kind", gen(scorer={"clip": "toy-sounds-clap"}),
         "scorer.clip: 'toy-sounds-clap' is a transformers ClapModel; expected an open_clip model"),
     Bad("audio-recipe-image-model", gen(modality="audio", captions=["a high beeping tone"], generator={"model": "toy-shapes"}),

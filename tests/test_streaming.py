@@ -112,7 +112,7 @@ def test_resume_counts_states_from_a_generator_in_one_pass(tmp_path):
     manifest.commit(0)
     stream = manifest.iter_rows()
     assert not isinstance(stream, list)
-    states = count_states({f"c{j}": CaptionState(f"c{j}", j) for j in range(5)}, stream, lambda row: row["caption"])
+    states = count_states({f"c{j}": CaptionState(caption=f"c{j}", index=j) for j in range(5)}, stream, lambda row: row["caption"])
     assert [(s.attempts, s.accepted) for s in states.values()] == [(10, 5 if j % 2 == 0 else 5) for j in range(5)]
     assert next(stream, None) is None  # consumed in one pass
 

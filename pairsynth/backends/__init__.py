@@ -49,6 +49,8 @@ def ray_settings(base: RayConfig | None = None, **flags: object) -> RayConfig:
     from pairsynth.recipe import RayConfig
 
     given = {name: value for name, value in flags.items() if value is not None}
+    if isinstance(given.get("generator_actors"), str) and given["generator_actors"].isdigit():
+        given["generator_actors"] = int(given["generator_actors"])  # the flag's text; the recipe's YAML is typed
     try:
         return RayConfig.model_validate({**(base or RayConfig()).model_dump(), **given})
     except ValidationError as err:
