@@ -255,12 +255,14 @@ class Draw:
 
     def done(self, name: str) -> dict | None:
         path = self.here / f"{name}.json"
-        if path.exists():
-            return json.loads(path.read_text())
+        stored = json.loads(path.read_text()) if path.exists() else None
+        if stored is not None and "accuracy" in stored:
+            return stored
         combined = self.here / "real.json"  # the four non-synthetic conditions stored together (earlier runs)
         if name in REAL_CONDITIONS and combined.exists():
             stored = json.loads(combined.read_text())
-            return {"accuracy": stored[name], "images": stored["oracle_images"]}
+            if "oracle_images" in stored:
+                return {"accuracy": stored[name], "images": stored["oracle_images"]}
         return None
 
     def part(self, name: str, action) -> dict:
@@ -320,8 +322,9 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument("--steps", type=int, default=10, help="denoising steps (× strength are run)")
     parser.add_argument("--guidance", type=float, default=1.0, help="toy-digits has one caption: no guidance")
     parser.add_argument("--model", default=str(REPO / "pairsynth/zoo/weights/toy-digits"))
-    parser.add_argument("--part", choices=["all", "real", "gen"], default="all",
-                        help="real: only the non-synthetic rows; gen: only make the variations, then stop")
+    parser.add_argument("--part", choices=["all", "real", "gen", "table"], default="all",
+                        help="real: only the non-synthetic rows; gen: only make the variations, then stop; "
+                             "table: compute nothing, print the table of the parts stored so far")
     parser.add_argument("--wait-for-pool", action="store_true",
                         help="another process (--part gen) makes the variations: wait for them instead")
     parser.add_argument("--draw-list", default=None,
@@ -336,7 +339,7 @@ def _fmt(values: list[float]) -> str:
     if not values:
         return "–"
     s = spread(values)
-    return f"{s.mean:.1f} ± {s.std:.1f}" if s.std is not None else f"{s.mean:.1f}"
+    return (f"{s.mean:.1f} ± {s.std:.1f}" if s.std is not None else f"{s.mean:.1f}") + f" (n={s.draws})"
 
 
 def _gain(a: list[float], b: list[float]) -> str:
@@ -372,19 +375,19 @@ def main(argv=None) -> None:
         for strength in strengths:
             variations(split, args, strength, args.draws, max(synthetic_shots))
         return
-    for d in draw_list:
+    for d in draw_list if args.part != "table" else []:
         for s in first:
             draws[s, d].affine()
-    for d in draw_list:  # while another process makes the variations
+    for d in draw_list if args.part != "table" else []:  # while another process makes the variations
         for s in first:
             draws[s, d].real()
     pools = {}
-    for strength in strengths if synthetic_shots else []:
+    for strength in strengths if synthetic_shots and args.part != "table" else []:
         pools[strength] = variations(split, args, strength, args.draws, max(synthetic_shots))
         for d in draw_list:
             for s in synthetic_shots:
                 draws[s, d].synthetic(pools[strength][0], strength, affine=True)
-    for group in (first, later):
+    for group in (first, later) if args.part != "table" else ():
         for d in draw_list:
             for s in group:
                 draws[s, d].affine(), draws[s, d].real()
@@ -417,7 +420,7 @@ def main(argv=None) -> None:
         for strength in strengths:
             cells += [_fmt(values(s, tag(strength, False))), _fmt(values(s, tag(strength, True)))]
         print(f"| {s} | " + " | ".join(cells) + " |")
-    print("(mean ± std over the draws; each cell's draw count is in the gains below)")
+    print("(mean ± std of test accuracy over n draws)")
     print("\npaired gains (percentage points, mean [95 % t interval] (draws)):")
     final = {}
     for s in synthetic_shots or [x for x in shots_list if x in GOALS]:
