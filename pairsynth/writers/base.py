@@ -14,7 +14,7 @@ import json
 import logging
 import os
 import sys
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Collection, Iterator, Sequence
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -78,6 +78,23 @@ def atomic_write_bytes(path: Path, data: bytes) -> None:
         handle.flush()
         os.fsync(handle.fileno())
     os.replace(tmp, path)
+
+
+def publish_shard(tmp: Path, final: Path) -> None:
+    """Give a finished shard its final name durably: its bytes synced, then the rename and its folder."""
+    with open(tmp, "rb") as handle:
+        os.fsync(handle.fileno())
+    os.replace(tmp, final)
+    fsync_dir(final.parent)
+
+
+def remove_unlisted(folder: Path, listed: Collection[str]) -> None:
+    """Delete every file in ``folder`` whose name a commit did not record (unfinished and rolled-back shards)."""
+    if not folder.exists():
+        return
+    for path in folder.iterdir():
+        if path.name not in listed:
+            path.unlink()
 
 
 def write_bytes(path: Path, data: bytes) -> None:

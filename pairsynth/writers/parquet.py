@@ -16,14 +16,13 @@ shard the last commit did not record.
 from __future__ import annotations
 
 import json
-import os
 from pathlib import Path
 from typing import Any
 
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from pairsynth.writers.base import WriterState, encode_media, fsync_dir, pair_metadata
+from pairsynth.writers.base import WriterState, encode_media, pair_metadata, publish_shard, remove_unlisted
 
 ROW_GROUP_ROWS = 100
 MEDIA_TYPE = pa.struct([("bytes", pa.binary()), ("path", pa.string())])
@@ -62,11 +61,8 @@ class ParquetWriter:
         self._flush()
         if self._file is not None:
             self._file.close()
-            with open(self._tmp, "rb") as handle:
-                os.fsync(handle.fileno())
             name = f"train-{part:05d}.parquet"
-            os.replace(self._tmp, self.dir / name)
-            fsync_dir(self.dir)
+            publish_shard(self._tmp, self.dir / name)
             self._shards.append(name)
             self._file = None
         return {"shards": list(self._shards)}
@@ -76,11 +72,7 @@ class ParquetWriter:
         self.close()
         self._rows.clear()
         self._shards = list(state["shards"]) if state else []
-        if not self.dir.exists():
-            return
-        for path in self.dir.iterdir():
-            if path.name not in self._shards:
-                path.unlink()
+        remove_unlisted(self.dir, self._shards)
 
     def close(self) -> None:
         if self._file is not None:

@@ -7,13 +7,12 @@ shard, written under ``*.tar.tmp`` and renamed when complete, so every ``*.tar``
 from __future__ import annotations
 
 import json
-import os
 from pathlib import Path
 from typing import Any, BinaryIO
 
 import webdataset as wds
 
-from pairsynth.writers.base import WriterState, encode_media, fsync_dir, pair_metadata
+from pairsynth.writers.base import WriterState, encode_media, pair_metadata, publish_shard, remove_unlisted
 
 SHARD_MTIME = 946_684_800
 """Every tar member's modification time (2000-01-01): the time of writing would make re-runs differ, and as
@@ -54,10 +53,7 @@ class WebDatasetWriter:
             assert self._stream is not None and self._tmp is not None
             self._tar.close()  # writes the end-of-archive blocks and closes the stream
             name = f"shard-{part:05d}.tar"
-            with open(self._tmp, "rb") as handle:
-                os.fsync(handle.fileno())
-            os.replace(self._tmp, self.dir / name)
-            fsync_dir(self.dir)
+            publish_shard(self._tmp, self.dir / name)
             self._shards.append(name)
             self._tar = self._stream = self._tmp = None
         return {"shards": list(self._shards)}
@@ -66,11 +62,7 @@ class WebDatasetWriter:
         """Delete temporary shards and any shard the last commit did not record."""
         self.close()
         self._shards = list(state["shards"]) if state else []
-        if not self.dir.exists():
-            return
-        for path in self.dir.iterdir():
-            if path.name not in self._shards:
-                path.unlink()
+        remove_unlisted(self.dir, self._shards)
 
     def close(self) -> None:
         """Close an unfinished shard (its ``.tmp`` file is left for the next rollback to delete)."""
