@@ -57,7 +57,8 @@ def driver_seconds_per_pair(size: int, count: int = 16) -> dict[str, float]:
             for index in range(count):  # photo-like: smooth at half resolution, upsampled, a little noise
                 half = rng.random((size // 16, size // 16, 3), dtype=np.float32).repeat(8, 0).repeat(8, 1)
                 image = np.clip(half.repeat(2, 0).repeat(2, 1) + rng.normal(0, 0.02, (size, size, 3)), 0, 1)
-                candidate = Candidate(Condition("a photo", 0, index, index), f"{index:020x}", {"model": "bench"},
+                condition = Condition(caption="a photo", caption_index=0, sample_index=index, seed=index)
+                candidate = Candidate(condition=condition, key=f"{index:020x}", provenance={"model": "bench"},
                                       image=image.astype(np.float32), decision=Decision(True, "accepted", ""))
                 if where == "encoded on actors":
                     encode_media(candidate)
