@@ -248,6 +248,8 @@ def main(argv: list[str] | None = None) -> int:
     print_table(rows)
     missed = [row for row in rows if row.status == "NOT met"]
     print(f"{len(rows) - len(missed)} rows ok; {len(missed)} bar(s) NOT met")
+    print(f"zoo_quality: {len(rows) - len(missed)} of {len(rows)} rows ok "
+          f"(goal every bar: {'not met' if missed else 'met'})")
     return 1 if missed else 0
 
 
