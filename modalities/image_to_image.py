@@ -101,6 +101,5 @@ class ImageToImage(PipelineAdapter):
             generator=seeded_generators(seeds),
             output_type="np",
         )
-        flags = getattr(output, "nsfw_content_detected", None) or [False] * len(prompts)
-        return [GeneratedImage(np.asarray(image, dtype=np.float32), bool(flag)) for image, flag in zip(output.images, flags)]
+        return GeneratedImage.from_output(output)
 

@@ -44,6 +44,13 @@ class GeneratedImage:
     pixels: np.ndarray
     flagged_nsfw: bool = False
 
+    @classmethod
+    def from_output(cls, output: Any) -> list[GeneratedImage]:
+        """A diffusers image pipeline's ``output_type="np"`` output, one sample per image, with the
+        safety checker's flags where it has one."""
+        flags = getattr(output, "nsfw_content_detected", None) or [False] * len(output.images)
+        return [cls(np.asarray(image, dtype=np.float32), bool(flag)) for image, flag in zip(output.images, flags)]
+
 
 class TextToImage(PipelineAdapter):
     """Generates images from prompts, one ``torch.Generator`` per sample.
@@ -126,6 +133,4 @@ class TextToImage(PipelineAdapter):
                 **stopping,
                 **extra,
             )
-        flags = getattr(output, "nsfw_content_detected", None) or [False] * len(seeds)
-        return [GeneratedImage(np.asarray(image, dtype=np.float32), bool(flag))
-                for image, flag in zip(output.images, flags)]
+        return GeneratedImage.from_output(output)
