@@ -103,10 +103,8 @@ CpusPerActor = Annotated[Optional[int], typer.Option(help="ray: torch threads pe
 
 def _ray_flags(generator_actors: str | None, gpus_per_actor: float | None, scorer_actors: int | None,
                cpus_per_actor: int | None) -> dict[str, object]:
-    actors: object = generator_actors
-    if generator_actors is not None and generator_actors != "auto":
-        actors = int(generator_actors) if generator_actors.isdigit() else generator_actors
-    return {"generator_actors": actors, "gpus_per_actor": gpus_per_actor, "scorer_actors": scorer_actors,
+    # the text of --generator-actors (auto or N) is parsed with the recipe's rules by backends.ray_settings
+    return {"generator_actors": generator_actors, "gpus_per_actor": gpus_per_actor, "scorer_actors": scorer_actors,
             "cpus_per_actor": cpus_per_actor}
 
 
