@@ -15,6 +15,7 @@
 from __future__ import annotations
 
 import contextlib
+import functools
 import inspect
 import math
 from collections.abc import Iterator
@@ -120,6 +121,7 @@ def early_stop(pipeline: Any, stop_at: float | None, steps: int) -> Iterator[dic
     state = {"index": 0}
     step = scheduler.step
 
+    @functools.wraps(step)  # the pipeline inspects step's signature to pass generator= (ancestral samplers) and eta=
     def stopping_step(model_output, timestep, sample, *args, **kwargs):
         index = state["index"]
         state["index"] += 1

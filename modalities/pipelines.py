@@ -75,6 +75,18 @@ def seeded_generators(seeds: Sequence[int]) -> list[torch.Generator]:
     return [torch.Generator(device="cpu").manual_seed(int(seed)) for seed in seeds]
 
 
+def select_rows(arguments: dict[str, Any], rows: Sequence[int]) -> dict[str, Any]:
+    """Per-sample pipeline arguments (tensors with a row per sample, lists) for ``rows`` of the batch only."""
+    def pick(value: Any) -> Any:
+        if isinstance(value, torch.Tensor):
+            return value.index_select(0, torch.tensor(list(rows), dtype=torch.long, device=value.device))
+        if isinstance(value, list):
+            return [value[row] for row in rows]
+        return value  # None, a scalar, or anything shared by the whole batch
+
+    return {name: pick(value) for name, value in arguments.items()}
+
+
 def provenance(pipeline: Any, model_id: str, revision: str | None, sampling: Any, **extra: Any) -> dict[str, Any]:
     """What made a sample: model, revision, pipeline and scheduler classes, every sampling setting.
 

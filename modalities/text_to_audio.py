@@ -38,7 +38,8 @@ import numpy as np
 import torch
 
 from pairsynth.modalities.noise_paths import Blend, early_stop, initial_noise, latent_shape, mix_embeddings, slerp
-from pairsynth.modalities.pipelines import PipelineAdapter, load_pipeline, provenance, seeded_generators
+from pairsynth.modalities.pipelines import PipelineAdapter, load_pipeline, provenance, seeded_generators, select_rows
+from pairsynth.modalities.screening import ScreenRequest, screened
 from pairsynth.torch_compat import ensure_torchvision_importable
 
 logger = logging.getLogger(__name__)
@@ -129,28 +130,40 @@ class TextToAudio(PipelineAdapter):
                           **self.concept_provenance)
 
     @torch.inference_mode()  # lighter than the pipeline's own no_grad, and covers encode_prompt, which has none
-    def generate(self, prompts: Sequence[str], seeds: Sequence[int]) -> list[GeneratedAudio]:
-        """Generate one clip per prompt, the i-th from ``seeds[i]``, in a single denoising call."""
+    def generate(self, prompts: Sequence[str], seeds: Sequence[int], *,
+                 screen: ScreenRequest | None = None) -> list[GeneratedAudio | None]:
+        """Generate one clip per prompt, the i-th from ``seeds[i]``, in a single denoising call.
+
+        With ``screen``, every clip is previewed part-way and only those the screen keeps are
+        finished (:mod:`pairsynth.modalities.screening`); the others come back as ``None``.
+        """
         if len(prompts) != len(seeds):
             raise ValueError(f"{len(prompts)} prompts but {len(seeds)} seeds")
         if not prompts:
             return []
         s = self.sampling
+        if self._is_stable_audio:
+            arguments = self._stable_audio_embeddings(list(prompts))
+        elif self._is_audioldm2:
+            arguments = self._audioldm2_embeddings(list(prompts))
+        else:
+            arguments = {"prompt": list(prompts),
+                         "negative_prompt": [s.negative_prompt] * len(prompts) if s.negative_prompt else None}
         generators = seeded_generators(seeds)
-        common = {"num_inference_steps": s.steps, "guidance_scale": s.guidance_scale,
-                  "audio_length_in_s": s.duration_s, "generator": generators, "output_type": "np"}
-        with early_stop(self.pipeline, s.stop_at, s.steps) as stopping:
-            if self._is_stable_audio:  # its call takes audio_end_in_s, not audio_length_in_s
-                output = self.pipeline(**self._stable_audio_embeddings(list(prompts)), audio_end_in_s=s.duration_s,
-                                       **{name: value for name, value in common.items() if name != "audio_length_in_s"},
-                                       **stopping)
-            elif self._is_audioldm2:
-                with warnings.catch_warnings():
-                    warnings.filterwarnings("ignore", message=_GPT2_CACHE_WARNING, category=FutureWarning)
-                    output = self.pipeline(**self._audioldm2_embeddings(list(prompts)), **common, **stopping)
-            else:
-                negative = [s.negative_prompt] * len(prompts) if s.negative_prompt else None
-                output = self.pipeline(prompt=list(prompts), negative_prompt=negative, **common, **stopping)
+        if screen is None:
+            return self._call(arguments, generators)
+        return screened(self.pipeline, len(prompts), screen, lambda rows, controls: self._call(
+            select_rows(arguments, rows), [generators[row] for row in rows], **controls))
+
+    def _call(self, arguments: dict[str, Any], generators: list[torch.Generator], **extra: Any) -> list[GeneratedAudio]:
+        """One denoising call of the pipeline family's own form, over per-sample ``arguments``."""
+        s = self.sampling
+        common = {"num_inference_steps": s.steps, "guidance_scale": s.guidance_scale, "generator": generators,
+                  "output_type": "np", **extra}
+        length = {"audio_end_in_s" if self._is_stable_audio else "audio_length_in_s": s.duration_s}
+        with early_stop(self.pipeline, s.stop_at, s.steps) as stopping, warnings.catch_warnings():
+            warnings.filterwarnings("ignore", message=_GPT2_CACHE_WARNING, category=FutureWarning)  # AudioLDM 2
+            output = self.pipeline(**arguments, **common, **length, **stopping)
         return [GeneratedAudio(np.asarray(audio, dtype=np.float32), self.sample_rate) for audio in output.audios]
 
     @torch.inference_mode()

@@ -18,7 +18,9 @@ import numpy as np
 import torch
 
 from pairsynth.modalities.noise_paths import Blend, early_stop, initial_noise, latent_shape, mix_embeddings, slerp
-from pairsynth.modalities.pipelines import PipelineAdapter, load_pipeline, prompt_arguments, provenance, seeded_generators
+from pairsynth.modalities.pipelines import (PipelineAdapter, load_pipeline, prompt_arguments, provenance,
+                                            seeded_generators, select_rows)
+from pairsynth.modalities.screening import ScreenRequest, screened
 from pairsynth.torch_compat import ensure_torchvision_importable
 
 logger = logging.getLogger(__name__)
@@ -90,14 +92,23 @@ class TextToImage(PipelineAdapter):
         return provenance(self.pipeline, self.model_id, self.revision, self.sampling, **self.concept_provenance)
 
     @torch.inference_mode()  # lighter than the pipeline's own no_grad: no version counters or view tracking
-    def generate(self, prompts: Sequence[str], seeds: Sequence[int]) -> list[GeneratedImage]:
-        """Generate one image per prompt, the i-th from ``seeds[i]``, in a single pipeline call."""
+    def generate(self, prompts: Sequence[str], seeds: Sequence[int], *,
+                 screen: ScreenRequest | None = None) -> list[GeneratedImage | None]:
+        """Generate one image per prompt, the i-th from ``seeds[i]``, in a single pipeline call.
+
+        With ``screen``, every image is previewed part-way and only those the screen keeps are
+        finished (:mod:`pairsynth.modalities.screening`); the others come back as ``None``.
+        """
         if len(prompts) != len(seeds):
             raise ValueError(f"{len(prompts)} prompts but {len(seeds)} seeds")
         if not prompts:
             return []
-        return self._call(prompt_arguments(self.pipeline, prompts, self.sampling.negative_prompt,
-                                           self.sampling.guidance_scale), seeds)
+        arguments = prompt_arguments(self.pipeline, prompts, self.sampling.negative_prompt, self.sampling.guidance_scale)
+        generators = seeded_generators(seeds)
+        if screen is None:
+            return self._call(arguments, generators)
+        return screened(self.pipeline, len(prompts), screen, lambda rows, controls: self._call(
+            select_rows(arguments, rows), [generators[row] for row in rows], **controls))
 
     @torch.inference_mode()
     def generate_blended(self, blends: Sequence[Blend]) -> list[GeneratedImage]:
@@ -117,9 +128,10 @@ class TextToImage(PipelineAdapter):
             raise ValueError(f"{type(self.pipeline).__name__} takes no prompt embeddings; interpolation needs them")
         weights = torch.tensor([b.prompt_weight for b in blends])
         arguments = {name: mix_embeddings(ends[0][name], ends[1][name], weights) for name in ends[0]}
-        return self._call(arguments, [b.generator_seed for b in blends], latents=noise.to(self.device, self.pipeline.unet.dtype))
+        return self._call(arguments, seeded_generators([b.generator_seed for b in blends]),
+                          latents=noise.to(self.device, self.pipeline.unet.dtype))
 
-    def _call(self, arguments: dict[str, Any], seeds: Sequence[int], **extra: Any) -> list[GeneratedImage]:
+    def _call(self, arguments: dict[str, Any], generators: list[torch.Generator], **extra: Any) -> list[GeneratedImage]:
         s = self.sampling
         with early_stop(self.pipeline, s.stop_at, s.steps) as stopping:
             output = self.pipeline(
@@ -128,7 +140,7 @@ class TextToImage(PipelineAdapter):
                 guidance_scale=s.guidance_scale,
                 height=s.height,
                 width=s.width,
-                generator=seeded_generators(seeds),
+                generator=generators,
                 output_type="np",
                 **stopping,
                 **extra,

@@ -88,6 +88,7 @@ class Candidate:
     lineage: dict[str, Any] = field(default_factory=dict)  # variations: source key, path, similarity
     encoded: dict[str, Any] = field(default_factory=dict, repr=False)  # file bytes, shared by the writers
     retrieval: dict[str, Any] = field(default_factory=dict)  # per judge: the bounded distractors used, if bounded
+    early: dict[str, Any] = field(default_factory=dict)  # per judge: the preview's scores and verdict (early rejection)
 
     @property
     def caption(self) -> str:
@@ -101,6 +102,11 @@ class Candidate:
     @property
     def accepted(self) -> bool:
         return self.decision is not None and self.decision.accepted
+
+    @property
+    def dropped_early(self) -> bool:
+        """Rejected from a preview (early rejection): its denoising was never finished, it has no media."""
+        return any(record.get("dropped") for record in self.early.values())
 
     def image_uint8(self) -> np.ndarray:
         """The image as 8-bit RGB, rounded the way diffusers' ``numpy_to_pil`` does."""
@@ -124,6 +130,7 @@ class Candidate:
             **({"interpolation": _blend_record(self.condition)} if self.condition.blend is not None else {}),
             "scores": {judge: scores.as_dict() for judge, scores in self.scores.items()},
             **({"retrieval": self.retrieval} if self.retrieval else {}),
+            **({"early": self.early} if self.early else {}),
             "accepted": self.accepted,
             "reason": decision.reason if decision else None,
             "detail": decision.detail if decision else None,

@@ -17,6 +17,7 @@ from pairsynth.alignment.embedding_scorer import EmbeddingScorer
 from pairsynth.candidates import Candidate, Condition
 from pairsynth.checks import check_generate
 from pairsynth.concepts.judging import concept_judges
+from pairsynth.early_rejection import EarlyRule, screens
 from pairsynth.interpolation import attach_blends, endpoint_captions, path_points
 from pairsynth.judges import load_judge
 from pairsynth.media import medium
@@ -56,7 +57,10 @@ class GenerateJob:
         self.batch_size = math.lcm(*self.batch_sizes.values())  # every medium's batches end together
         self.distractors = recipe_distractors(recipe)
         self.points = path_points(recipe.interpolate)  # interpolate: one more unit per point of each path
-        self._bounded: dict[str, Any] | None = None  # built on first judge(), once the judges are loaded
+        self._bounded: dict[str, Any] | None = None  # built on first use, once the judges are loaded
+        early = accept.early_rejection
+        self.early = None if early is None else EarlyRule(at=early.at, score_margin=early.score_margin,
+                                                          rank_slack=early.rank_slack, drop=early.drop)
 
     def __getstate__(self) -> dict[str, Any]:
         """Pickled (for workers) without the models :meth:`load` made: each worker loads its own."""
@@ -100,14 +104,20 @@ class GenerateJob:
 
     def make(self, conditions: Sequence[Condition], times: StageTimes) -> list[Candidate]:
         conditions = attach_blends(conditions, self.points, self.recipe.seed)  # endpoint seeds and weight
-        return generate_candidates(self.generators, conditions, self.batch_sizes)
+        early = None if self.early is None else screens(self.early, self.rule, self.scorers, self.bounded_distractors)
+        return generate_candidates(self.generators, conditions, self.batch_sizes, screens=early)
 
     def judge(self, candidates: Sequence[Candidate], times: StageTimes) -> list[Decision | None]:
+        return score_candidates(self.scorers, candidates, self.bounded_distractors)
+
+    @property
+    def bounded_distractors(self) -> dict[str, Any]:
+        """Per medium, the distractors each pair (and each preview) is ranked against."""
         if self._bounded is None:
             retrieval = self.recipe.accept.retrieval
             self._bounded = bound_distractors(self.distractors, self.scorers, retrieval and retrieval.distractors,
                                               retrieval.hard_negatives if retrieval else 0)
-        return score_candidates(self.scorers, candidates, self._bounded)
+        return self._bounded
 
 
 def generate_dataset(

@@ -88,6 +88,20 @@ class RetrievalConfig(_Strict):
         return self
 
 
+class EarlyRejectionConfig(_Strict):
+    """Judge a preview part-way through the denoising; finish only candidates that may still pass.
+
+    A preview fails when its judge score is more than ``score_margin`` below the final minimum, or its
+    own caption ranks more than ``rank_slack`` places below ``max_rank``. See :mod:`pairsynth.early_rejection`.
+    """
+
+    at: float = Field(0.3, gt=0.0, lt=1.0, description="preview after this fraction of the steps")
+    score_margin: float = Field(5.0, ge=0.0, le=100.0, description="how far below the final minimum score a "
+                                                                    "preview may be (score units)")
+    rank_slack: int = Field(1, ge=0, description="how many places below max_rank a preview's own caption may rank")
+    drop: bool = Field(True, description="false: finish every candidate and only record the preview verdict")
+
+
 class AcceptConfig(_Strict):
     """Which candidates become pairs. Blank, constant and NaN images are always rejected."""
 
@@ -96,6 +110,16 @@ class AcceptConfig(_Strict):
     retrieval: RetrievalConfig | None = Field(default_factory=RetrievalConfig)
     top_k: bool = Field(False, description="keep each caption's best-scoring passing candidates")
     pool_factor: float = Field(2.0, ge=1.0, le=64.0, description="with top_k: candidates per needed pair")
+    early_rejection: EarlyRejectionConfig | None = Field(None, description="drop hopeless candidates from a "
+                                                                           "preview part-way through denoising")
+
+    @model_validator(mode="after")
+    def _check_early(self) -> AcceptConfig:
+        if self.early_rejection is not None and self.min_clip_score is None and self.min_clap_score is None \
+                and self.retrieval is None:
+            raise ValueError("accept.early_rejection needs a check to apply to previews: min_clip_score, "
+                             "min_clap_score or retrieval")
+        return self
 
 
 class OutputConfig(_Strict):
@@ -202,6 +226,12 @@ class Recipe(_Strict):
                 if getattr(config, name) is not None:
                     where = "generator" if self.modality != "triplet" else f"generators.{medium}"
                     raise ValueError(f"{where}.{name} does not apply to {medium}")
+        if self.accept.early_rejection is not None:
+            for medium, config in self.generator_configs.items():
+                if config.stop_at is not None:
+                    where = "generator" if self.modality != "triplet" else f"generators.{medium}"
+                    raise ValueError(f"accept.early_rejection previews samples part-way, which {where}.stop_at "
+                                     "(a sample that stops early) leaves no room for: use one of the two")
         for name in self.output_formats:
             if FOLDER_FORMATS.get(name, self.modality) != self.modality:
                 raise ValueError(f"output.formats: {name} holds {FOLDER_FORMATS[name]}s, but the modality is {self.modality!r}")
@@ -287,6 +317,8 @@ class Recipe(_Strict):
                                                      "generator": {"batch_size"}, "scorer": {"batch_size"},
                                                      "generators": {medium: {"batch_size"} for medium in MEDIA},
                                                      "output": {"commit_every"}})
+        if (data.get("accept") or {}).get("early_rejection", 0) is None:  # unset: hashed as before it existed
+            del data["accept"]["early_rejection"]
         retrieval = (data.get("accept") or {}).get("retrieval")
         if retrieval and retrieval.get("distractors") is None:  # unbounded: hash as before these settings existed
             retrieval.pop("distractors", None)

@@ -22,8 +22,10 @@ from typing import Any, Protocol
 from pairsynth.alignment.acceptance import AcceptanceRule, Decision, check_pair, decide_for_caption, ranking_value
 from pairsynth.alignment.embedding_scorer import BoundedDistractors, EmbeddingScorer
 from pairsynth.candidates import Candidate, Condition, derive_seed, sample_key
+from pairsynth.early_rejection import rejection as early_rejection
 from pairsynth.interpolation import generate_batch
 from pairsynth.media import medium
+from pairsynth.modalities.screening import ScreenRequest
 from pairsynth.writers.base import PairWriter, encode_media
 
 logger = logging.getLogger(__name__)
@@ -137,13 +139,18 @@ def plan_chunk(states: Sequence[CaptionState], plan: Plan) -> list[Condition]:
 
 
 def generate_candidates(generators: Mapping[str, Generator] | Mapping[str, Varier], conditions: Sequence[Condition],
-                        batch_size: int | Mapping[str, int], sources: Mapping[str, Any] | None = None) -> list[Candidate]:
+                        batch_size: int | Mapping[str, int], sources: Mapping[str, Any] | None = None,
+                        screens: Mapping[str, Callable[[Sequence[Candidate]], ScreenRequest]] | None = None
+                        ) -> list[Candidate]:
     """Run each modality's generator over ``conditions`` in batches.
 
     With one generator (image or audio pairs) the provenance is that generator's; with two (triplets)
     it is nested per modality. The key hashes all of it, so changing any parameter makes new keys.
     With ``sources`` (variations), each generator also gets the source medium of each condition's pair.
-    ``batch_size`` may differ per medium (``{"image": 32, "audio": 8}``).
+    ``batch_size`` may differ per medium (``{"image": 32, "audio": 8}``). With ``screens`` (early
+    rejection, :mod:`pairsynth.early_rejection`) each batch is previewed and only the candidates the
+    screen keeps are finished; a triplet dropped by its first medium never makes its second.
+    Interpolation points are not screened.
     """
     provenance = _provenance(generators)
     candidates = [Candidate(condition=c, key=sample_key(c.unit, provenance, c.seed), provenance=provenance)
@@ -151,15 +158,20 @@ def generate_candidates(generators: Mapping[str, Generator] | Mapping[str, Varie
     for modality, generator in generators.items():
         attach = medium(modality).attach
         size = batch_size if isinstance(batch_size, int) else batch_size[modality]
-        for start in range(0, len(conditions), size):
-            batch = candidates[start : start + size]
+        live = [c for c in candidates if not c.dropped_early]
+        for start in range(0, len(live), size):
+            batch = live[start : start + size]
             arguments = ([c.condition.prompt_for(modality) for c in batch], [c.condition.seed for c in batch])
+            blends = [c.condition.blend for c in batch]
             if sources is not None:
-                arguments = ([sources[c.condition.unit] for c in batch], *arguments)
-            outputs = (generator.generate(*arguments) if sources is not None else  # interpolation points too:
-                       generate_batch(generator, *arguments, [c.condition.blend for c in batch]))
+                outputs = generator.generate([sources[c.condition.unit] for c in batch], *arguments)
+            elif screens and modality in screens and not any(blends):
+                outputs = generator.generate(*arguments, screen=screens[modality](batch))
+            else:  # interpolation points too
+                outputs = generate_batch(generator, *arguments, blends)
             for candidate, output in zip(batch, outputs):
-                attach(candidate, output)
+                if output is not None:  # None: dropped by the screen
+                    attach(candidate, output)
     return candidates
 
 
@@ -174,7 +186,7 @@ def score_candidates(scorers: Mapping[str, EmbeddingScorer], candidates: Sequenc
     Returns, per candidate, a rejection when one of its media is unusable (NaN, blank, silent …:
     such media are never scored or written), else ``None``.
     """
-    problems: list[Decision | None] = [None] * len(candidates)
+    problems: list[Decision | None] = [early_rejection(c) for c in candidates]
     for modality, scorer in scorers.items():
         usable = []
         for position, candidate in enumerate(candidates):
