@@ -31,6 +31,10 @@ class EmbeddingScorer:
         self.model_id = model_id
         self.device = device
         self.batch_size = batch_size
+        if precision == "auto":  # bf16 only where it measurably helps on this device
+            from pairsynth.devices import auto_precision
+
+            precision = auto_precision(device)
         self.precision = precision
         self.context_length = context_length
         self._text_cache: dict[str, np.ndarray] = {}

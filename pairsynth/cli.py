@@ -178,7 +178,7 @@ def vary(
     clip: Annotated[str, typer.Option(help="the CLIP judge (image pairs)")] = JudgeSettings().clip,
     clap: Annotated[str, typer.Option(help="the CLAP judge (audio pairs)")] = JudgeSettings().clap,
     pretrained: Annotated[Optional[str], typer.Option(help="open_clip tag or checkpoint, for a bare CLIP ARCH")] = None,
-    precision: Annotated[str, typer.Option(help="judge precision: fp32, or bf16/fp16 autocast")] = "fp32",
+    precision: Annotated[str, typer.Option(help="judge precision: fp32, bf16/fp16 autocast, or auto (bf16 where measurably faster here)")] = "fp32",
     judge_batch_size: Annotated[int, typer.Option(help="samples per judge forward pass")] = 64,
     caption_template: Annotated[str, typer.Option(help="prompt and new caption, e.g. '{caption}, at night'")] = "{caption}",
     steps: Annotated[int, typer.Option()] = 20,
@@ -232,7 +232,7 @@ def score(
     clip: Annotated[str, typer.Option(help="CLIP judge for images")] = JudgeSettings().clip,
     clap: Annotated[str, typer.Option(help="CLAP judge for audio")] = JudgeSettings().clap,
     pretrained: Annotated[Optional[str], typer.Option(help="open_clip tag or checkpoint, for a bare CLIP ARCH")] = None,
-    precision: Annotated[str, typer.Option(help="judge precision: fp32, or bf16/fp16 autocast")] = "fp32",
+    precision: Annotated[str, typer.Option(help="judge precision: fp32, bf16/fp16 autocast, or auto (bf16 where measurably faster here)")] = "fp32",
     distractors: Annotated[int, typer.Option(
         help="distractor captions each caption is ranked among (sampled, seeded)")] = qa_defaults.DEFAULT_DISTRACTORS,
     duplicate_cosine: Annotated[float, typer.Option(

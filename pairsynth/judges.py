@@ -17,7 +17,7 @@ if TYPE_CHECKING:
 
 logger = logging.getLogger(__name__)
 
-Precision = Literal["fp32", "bf16", "fp16"]
+Precision = Literal["fp32", "bf16", "fp16", "auto"]
 
 
 class JudgeSettings(BaseModel):
@@ -28,7 +28,8 @@ class JudgeSettings(BaseModel):
         pretrained: an open_clip tag or a checkpoint path, for a bare CLIP ``ARCH``.
         clap: the audio judge: ``toy-NAME``, ``local:PATH`` or a hub id.
         batch_size: samples (or captions) per forward pass.
-        precision: ``fp32``, or ``bf16``/``fp16`` autocast for the forward passes.
+        precision: ``fp32``, or ``bf16``/``fp16`` autocast for the forward passes; ``auto`` takes bf16
+            where it measurably helps on the device at hand (:func:`pairsynth.devices.auto_precision`).
     """
 
     model_config = ConfigDict(extra="forbid", frozen=True)

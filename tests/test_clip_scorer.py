@@ -74,3 +74,17 @@ def test_bf16_autocast_stays_close_to_fp32(tiny_clip_dir, images, scorer):
     exact = [s.cosine for s in scorer.score_pairs(images, [CAPTIONS[0]] * 5)]
     approx = [s.cosine for s in fast.score_pairs(images, [CAPTIONS[0]] * 5)]
     assert np.abs(np.array(exact) - np.array(approx)).max() < 0.05
+
+
+@pytest.mark.parametrize("speedup, chosen", [(4.0, "bf16"), (0.6, "fp32")])
+def test_auto_precision_takes_bf16_only_where_it_was_measured_faster(tiny_clip_dir, monkeypatch, speedup, chosen):
+    from pairsynth import devices
+
+    monkeypatch.setattr(devices, "bf16_speedup", lambda device_type="cpu": speedup)
+    assert ClipScorer.from_pretrained(f"local-dir:{tiny_clip_dir}", precision="auto").precision == chosen
+
+
+def test_the_bf16_measurement_is_a_positive_ratio():
+    from pairsynth.devices import bf16_speedup
+
+    assert bf16_speedup("cpu") > 0.0
