@@ -14,8 +14,9 @@ chunks, where a dataset per chunk would start new actors (and reload the models)
 
 Determinism: a chunk is cut into the job's own generator batches (``job.batch_size``, counted from
 the chunk's start, as the local loop does), each batch is one row of the pipeline, and keys and seeds
-are per sample, so which actor ran a batch changes nothing; the driver puts the batches back in
-condition order before acceptance.
+are per sample, so which actor ran a batch changes nothing; each batch is judged as one group, as
+the local loop judges (:func:`pairsynth.run.judge_batches`), so the scores are the local ones to the
+bit; the driver puts the batches back in condition order before acceptance.
 
 Faults: a killed actor is restarted and its batch retried (``max_restarts`` / ``max_task_retries``,
 unlimited by default); a batch that arrives twice is kept once. A killed driver leaves the output
@@ -301,10 +302,11 @@ class _Stage:
 
     def judge(self, candidates: list[Candidate], times: StageTimes) -> list[Decision | None]:
         """Judge, then encode the media of candidates that may be accepted: the driver only writes bytes."""
+        from pairsynth.run import judge_batches
         from pairsynth.writers.base import encode_media
 
-        with times.timing("score"):
-            rejections = self.job.judge(candidates, times) if candidates else []
+        with times.timing("score"):  # one generator batch: the local loop's judging group
+            rejections = judge_batches(self.job, candidates, times)
         output = self.job.output
         with times.timing("encode"):
             for candidate, rejection in zip(candidates, rejections):
