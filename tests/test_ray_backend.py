@@ -19,6 +19,7 @@ import pytest
 from typer.testing import CliRunner
 
 from pairsynth.backends import choose_backend, make_backend
+from pairsynth.cli import app
 from pairsynth.errors import PairsynthError, RecipeError
 from pairsynth.generate import generate_dataset
 from pairsynth.recipe import RayConfig, recipe_from_dict
@@ -108,6 +109,49 @@ def test_two_actors_write_the_local_runs_dataset(tiny_sd_dir, tiny_clip_dir, loc
     assert summary.times.seconds["actors: generate"] > 0
 
 
+def cli(*args: object) -> None:
+    result = CliRunner().invoke(app, [str(arg) for arg in args])
+    assert result.exit_code == 0, result.output
+
+
+def same_run(local: Path, on_ray: Path, folder: str) -> None:
+    """Two runs of one command wrote the same pairs, rows and files."""
+    assert accepted_keys(on_ray) == accepted_keys(local) and accepted_keys(local)
+    assert untimed(manifest(on_ray)) == untimed(manifest(local))
+    assert media(on_ray, folder) == media(local, folder) and media(local, folder)
+
+
+def test_vary_on_ray_writes_the_local_runs_variations(tiny_sd_dir, tiny_clip_dir, local_run, ray_session, tmp_path):
+    # The local run's pairs as sources; a wide band and no retrieval, so that some variations pass.
+    command = ["vary", local_run / "imagefolder", "--per-pair", 2, "--strength", 0.5, "--steps", 4, "--batch-size", 2,
+               "--model", f"local:{tiny_sd_dir}", "--clip", f"local-dir:{tiny_clip_dir}", "--min-score", 1.0,
+               "--band", -1.0, 1.0, "--device", "cpu"]
+    cli(*command, "--out", tmp_path / "local", "--backend", "local")
+    cli(*command, "--out", tmp_path / "ray", "--backend", "ray", "--generator-actors", 2)
+    same_run(tmp_path / "local", tmp_path / "ray", "imagefolder")
+
+
+def test_balance_on_ray_fills_the_rare_class_like_a_local_run(tiny_sd_dir, tiny_clip_dir, ray_session, tmp_path):
+    from pairsynth.world.shapes import ShapeScene, render
+
+    source, rows = tmp_path / "data", []  # an imagefolder of classes in subfolders: 6, 6 and 2 items
+    for name, count in {"red_circle": 6, "blue_square": 6, "green_triangle": 2}.items():
+        (source / name).mkdir(parents=True)
+        colour, shape = name.split("_")
+        for i in range(count):
+            render(ShapeScene(shape, colour, "left", cx=0.2 + 0.01 * i)).save(source / name / f"{i}.png")
+            rows.append({"file_name": f"{name}/{i}.png", "text": f"a {colour} {shape} on the left"})
+    (source / "metadata.jsonl").write_text("".join(json.dumps(row) + "\n" for row in rows))
+    command = ["balance", source, "--target-per-class", 6, "--model", f"local:{tiny_sd_dir}", "--steps", 2,
+               "--clip", f"local-dir:{tiny_clip_dir}", "--max-attempts", 2, "--batch-size", 2, "--device", "cpu"]
+    cli(*command, "--out", tmp_path / "local", "--backend", "local")
+    cli(*command, "--out", tmp_path / "ray", "--backend", "ray", "--generator-actors", 2)
+    same_run(tmp_path / "local", tmp_path / "ray", "imagefolder")
+    balanced = lambda out: json.loads((out / "balance.json").read_text())  # noqa: E731
+    assert balanced(tmp_path / "ray") == balanced(tmp_path / "local")
+    assert [c["added"] for c in balanced(tmp_path / "ray")["classes"]][:2] == [0, 0]
+
+
 def _generator_pids() -> list[int]:
     # The GCS actor table: ray.util.state.list_actors needs the dashboard (ray[default]), which the
     # ray extra does not install.
@@ -170,7 +214,6 @@ def test_a_killed_driver_resumes_to_the_same_pairs(tiny_sd_dir, tiny_clip_dir, l
 
 def test_a_bad_recipe_fails_before_ray_starts(tiny_sd_dir, tiny_clip_dir, tmp_path, monkeypatch):
     from pairsynth.backends import ray_data
-    from pairsynth.cli import app
 
     def no_start(self, job):
         raise AssertionError("Ray started for a bad recipe")
