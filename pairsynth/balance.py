@@ -31,7 +31,7 @@ from pairsynth.judges import JudgeSettings, load_judge
 from pairsynth.media import medium
 from pairsynth.readers import PairRecord, read_pairs
 from pairsynth.recipe import GeneratorConfig
-from pairsynth.run import OutputSpec, RunSummary, run_job
+from pairsynth.run import Backend, OutputSpec, RunSummary, run_job
 from pairsynth.stages import CaptionState, Plan, StageTimes, generate_candidates, score_candidates
 
 logger = logging.getLogger(__name__)
@@ -93,6 +93,7 @@ class BalanceJob:
     def __init__(self, source: Path, census: Census, classes: Sequence[ClassPlan], config: BalanceConfig) -> None:
         self.source, self.census, self.classes, self.config = source, census, list(classes), config
         self.k = 1
+        self.batch_size = config.generator.batch_size
         self.plan = Plan(k=1, budget=config.max_attempts, seed=config.seed, chunk_size=config.commit_every)
         self.rule = AcceptanceRule({}, 1, False)  # the class's prompt must outrank every other class's
         self.output = OutputSpec(formats=[f"balanced-{census.medium}folder"], report=config.report,
@@ -100,7 +101,14 @@ class BalanceJob:
         self.distractors = {census.medium: list(dict.fromkeys(c.prompts[0] for c in self.classes))}
         self.generator: Any = None
         self.scorer: Any = None
+        self._given: tuple[Any, Any] = (None, None)  # models passed in (tests), which workers get as they are
         self._by_unit = {unit: (plan, index) for plan in self.classes for index, unit in enumerate(_units(plan))}
+
+    def __getstate__(self) -> dict[str, Any]:
+        """Pickled (for workers) without the models :meth:`load` made: each worker loads its own."""
+        state = dict(self.__dict__)
+        state["generator"], state["scorer"] = self._given
+        return state
 
     def check(self, out_dir: Path) -> None:
         """The dataset, targets and concepts were checked while planning; here, the output folder."""
@@ -173,7 +181,8 @@ class BalanceSummary:
 
 
 def balance_dataset(source: str | Path, out_dir: str | Path, config: BalanceConfig, *, overwrite: bool = False,
-                    generator: Any = None, scorer: Any = None, on_progress: Any = None) -> BalanceSummary:
+                    generator: Any = None, scorer: Any = None, backend: Backend | None = None,
+                    on_progress: Any = None) -> BalanceSummary:
     """Generate what the rare classes of ``source`` miss; see the module docstring.
 
     Args:
@@ -181,15 +190,16 @@ def balance_dataset(source: str | Path, out_dir: str | Path, config: BalanceConf
         out_dir: the new items (laid out like ``source``), the manifest and the report; re-run to resume.
         config: targets, class source, templates, concepts, generator and judges.
         generator, scorer: already-loaded models to use instead of the configured ones (tests).
+        backend: where the models run (default: this process; see :mod:`pairsynth.backends`).
     """
     # 1.-2. Read the dataset, count classes, decide what each misses (before any model loads).
     source = Path(source)
     census = read_census(source, config.class_from)
     plans = plan_classes(census, config)
     job = BalanceJob(source, census, plans, config)
-    job.generator, job.scorer = generator, scorer
+    job.generator, job.scorer = job._given = generator, scorer
     # 3. Run the missing items on the engine.
-    summary = run_job(job, out_dir, overwrite=overwrite, on_progress=on_progress)
+    summary = run_job(job, out_dir, overwrite=overwrite, backend=backend, on_progress=on_progress)
     # 4. Count what was added, per class; write the before/after table.
     added = Counter(job.class_of(state.key) for state in summary.captions if state.accepted)
     before = dict(census.counts)

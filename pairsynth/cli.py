@@ -521,7 +521,13 @@ def balance(
     max_attempts: Annotated[int, typer.Option(help="candidates per missing item at most")] = 4,
     seed: Annotated[int, typer.Option()] = 0,
     device: Annotated[str, typer.Option(help="auto, cpu, cuda, cuda:N or mps")] = "auto",
+    batch_size: Annotated[int, typer.Option(help="generator batch (the judge judges the same batches)")] = 8,
     overwrite: Annotated[bool, typer.Option(help="discard what --out holds instead of resuming")] = False,
+    backend: BackendOption = None,
+    generator_actors: GeneratorActors = None,
+    gpus_per_actor: GpusPerActor = None,
+    scorer_actors: ScorerActors = None,
+    cpus_per_actor: CpusPerActor = None,
     verbose: Annotated[bool, typer.Option("--verbose", "-v")] = False,
 ) -> None:
     """Generate only what a dataset's rare classes miss, judged like generate; report counts before and after."""
@@ -529,17 +535,21 @@ def balance(
     def run() -> None:
         from pydantic import ValidationError
 
+        from pairsynth.backends import choose_backend
         from pairsynth.balance import BalanceConfig, BalanceError, balance_dataset
 
         try:
             config = BalanceConfig(target_per_class=target_per_class, target_ratio=target_ratio, class_from=class_from,
                                    templates=template, concepts=concepts or [], seed=seed, device=device,
                                    max_attempts=max_attempts, judges={"clip": clip, "clap": clap},
-                                   generator={"model": model, "steps": steps, "guidance_scale": guidance_scale})
+                                   generator={"model": model, "steps": steps, "guidance_scale": guidance_scale,
+                                              "batch_size": batch_size})
         except ValidationError as err:
-            raise BalanceError("; ".join(f"--{'-'.join(map(str, e['loc'])).replace('_', '-')}: {e['msg']}" for e in err.errors())) from None
+            raise BalanceError("; ".join(f"--{'-'.join(map(str, e['loc'][-1:])).replace('_', '-')}: {e['msg']}"
+                                         for e in err.errors())) from None
+        runner = choose_backend(backend, **_ray_flags(generator_actors, gpus_per_actor, scorer_actors, cpus_per_actor))
         with _progress_bar(None) as show:
-            result = balance_dataset(source, out, config, overwrite=overwrite, on_progress=show)
+            result = balance_dataset(source, out, config, overwrite=overwrite, backend=runner, on_progress=show)
         for name, before, added, after in result.table():
             console.print(f"  {name}: {before} → [bold]{after}[/] (+{added})")
         _print_summary(result.run, out)

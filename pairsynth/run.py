@@ -97,8 +97,9 @@ class Job(Protocol):
         plan: budgets, seed and chunk size for :func:`pairsynth.stages.plan_chunk`.
         rule: the acceptance rule.
         output: formats and report.
-        batch_size: conditions the generate stage batches together; a distributed backend cuts a
-            chunk at multiples of it, from the chunk's start, so its batches are the local loop's.
+        batch_size: conditions the generate stage batches together; the judge stage judges the
+            same batches (:func:`judge_batches`). A distributed backend cuts a chunk at multiples of
+            it, from the chunk's start, so its batches, and so its scores, are the local loop's.
     """
 
     k: int
@@ -161,11 +162,24 @@ class LocalBackend:
         with times.timing("generate"):
             candidates = self.job.make(conditions, times)
         with times.timing("score"):
-            rejections = self.job.judge(candidates, times)
+            rejections = judge_batches(self.job, candidates, times)
         return candidates, rejections
 
     def close(self) -> None:
         self.job = None
+
+
+def judge_batches(job: Job, candidates: Sequence[Candidate], times: StageTimes) -> list[Decision | None]:
+    """Judge ``candidates`` (a chunk, from its start) one generator batch at a time.
+
+    Every backend judges these groups: a judge's float results depend on which samples share a
+    forward pass, so judging the same groups gives the same scores wherever the batches ran.
+    """
+    size = max(1, int(job.batch_size))
+    rejections: list[Decision | None] = []
+    for start in range(0, len(candidates), size):
+        rejections += job.judge(candidates[start : start + size], times)
+    return rejections
 
 
 def overlap_settings(spec: OutputSpec, backend: Backend) -> tuple[bool, int]:

@@ -14,8 +14,9 @@ chunks, where a dataset per chunk would start new actors (and reload the models)
 
 Determinism: a chunk is cut into the job's own generator batches (``job.batch_size``, counted from
 the chunk's start, as the local loop does), each batch is one row of the pipeline, and keys and seeds
-are per sample, so which actor ran a batch changes nothing; the driver puts the batches back in
-condition order before acceptance.
+are per sample, so which actor ran a batch changes nothing; each batch is judged as one group, as
+the local loop judges (:func:`pairsynth.run.judge_batches`), so the scores are the local ones to the
+bit; the driver puts the batches back in condition order before acceptance.
 
 Faults: a killed actor is restarted and its batch retried (``max_restarts`` / ``max_task_retries``,
 unlimited by default); a batch that arrives twice is kept once. A killed driver leaves the output
@@ -37,8 +38,10 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from pairsynth.errors import PairsynthError
-from pairsynth.stages import StageTimes
+IMPORT_STARTED = time.time()  # in an actor: when its class first arrived (see startup_line)
+
+from pairsynth.errors import PairsynthError  # noqa: E402
+from pairsynth.stages import StageTimes  # noqa: E402
 
 if TYPE_CHECKING:
     from pairsynth.alignment.acceptance import Decision
@@ -134,6 +137,7 @@ class RayDataBackend:
         self._job_ref: Any = None
         self._batch_size = 1
         self._chunk = 0  # chunk 0: the start-up probe
+        self.startup_lines: list[str] = []  # each actor's start-up, as its first result brought it
 
     def start(self, job: Job) -> None:
         ray = self.ray
@@ -161,6 +165,9 @@ class RayDataBackend:
         arrived: dict[int, tuple[bytes, bytes]] = {}
         while len(arrived) < len(payloads):
             for row in self._next_block().to_pylist():
+                if row["startup"]:
+                    logger.info("ray backend: %s", row["startup"])
+                    self.startup_lines += row["startup"].split("; ")
                 if row["chunk"] != chunk or row["batch"] in arrived:  # a retried batch may arrive twice: keep one
                     continue
                 arrived[row["batch"]] = (row["candidates"], row["rejections"])
@@ -281,10 +288,30 @@ def _feed_class() -> type:
     return ConditionFeed
 
 
+def startup_line(marks: list[tuple[str, float]]) -> str:
+    """One log line of where an actor's start-up went: its process's start, then each step's seconds.
+
+    Each actor's first result carries it to the driver, which logs it (and keeps it on
+    ``RayDataBackend.startup_lines``, which ``benchmarks/ray_startup.py`` prints).
+    """
+    try:
+        import psutil
+
+        began = psutil.Process().create_time()
+    except ImportError:  # psutil comes with Ray, but the line does without it
+        began = marks[0][1]
+    steps, last = [], began
+    for name, at in marks:
+        steps.append(f"{name} +{at - last:.2f} s")
+        last = at
+    return f"actor {os.getpid()} start-up (process began at {began:.2f}): {', '.join(steps)}"
+
+
 class _Stage:
     """What both actor classes share: the job, loaded once per actor, on its share of the cores."""
 
     def __init__(self, job_ref: Any, threads: int) -> None:
+        marks = [("class arrived", IMPORT_STARTED), ("entered", time.time())]
         import ray
         import torch
         from diffusers.utils import logging as diffusers_logging
@@ -294,17 +321,26 @@ class _Stage:
         os.environ["OMP_NUM_THREADS"] = str(threads)
         diffusers_logging.disable_progress_bar()  # one bar per actor per load, in the driver's log
         transformers_logging.disable_progress_bar()
+        marks.append(("imported", time.time()))
         self.job = ray.get(job_ref) if isinstance(job_ref, ray.ObjectRef) else job_ref
-        started = time.perf_counter()
+        marks.append(("got the job", time.time()))
         self.job.load()
-        logger.info("actor %d loaded its models in %.1f s", os.getpid(), time.perf_counter() - started)
+        marks.append(("loaded", time.time()))
+        self.startup = startup_line(marks)  # sent back with this actor's first batch (see _output)
+        logger.info("%s", self.startup)
+
+    def take_startup(self) -> str:
+        """This actor's start-up line the first time, then ``""``."""
+        line, self.startup = self.startup, ""
+        return line
 
     def judge(self, candidates: list[Candidate], times: StageTimes) -> list[Decision | None]:
         """Judge, then encode the media of candidates that may be accepted: the driver only writes bytes."""
+        from pairsynth.run import judge_batches
         from pairsynth.writers.base import encode_media
 
-        with times.timing("score"):
-            rejections = self.job.judge(candidates, times) if candidates else []
+        with times.timing("score"):  # one generator batch: the local loop's judging group
+            rejections = judge_batches(self.job, candidates, times)
         output = self.job.output
         with times.timing("encode"):
             for candidate, rejection in zip(candidates, rejections):
@@ -317,10 +353,10 @@ def _row(table: Any, name: str) -> Any:
     return table.column(name)[0].as_py()
 
 
-def _output(table: Any, candidates: bytes, rejections: bytes, times: StageTimes) -> dict[str, list[Any]]:
+def _output(table: Any, candidates: bytes, rejections: bytes, times: StageTimes, startup: str) -> dict[str, list[Any]]:
     import pyarrow as pa
 
-    return {"chunk": [_row(table, "chunk")], "batch": [_row(table, "batch")],
+    return {"chunk": [_row(table, "chunk")], "batch": [_row(table, "batch")], "startup": [startup],
             "candidates": pa.array([candidates], pa.large_binary()), "rejections": pa.array([rejections], pa.large_binary()),
             **{f"{stage}_s": [times.seconds.get(stage, 0.0)] for stage in ("generate", "score", "encode")}}
 
@@ -338,7 +374,8 @@ class _GenerateStage(_Stage):
         with times.timing("generate"):
             candidates = self.job.make(conditions, times) if conditions else []
         rejections = self.judge(candidates, times) if self.fused else None
-        return _output(table, pickle.dumps(candidates, protocol=5), pickle.dumps(rejections, protocol=5), times)
+        return _output(table, pickle.dumps(candidates, protocol=5), pickle.dumps(rejections, protocol=5), times,
+                       self.take_startup())
 
 
 class _JudgeStage(_Stage):
@@ -348,4 +385,5 @@ class _JudgeStage(_Stage):
         times = StageTimes(dict(generate=_row(table, "generate_s")))
         candidates = pickle.loads(_row(table, "candidates"))
         rejections = self.judge(candidates, times)
-        return _output(table, pickle.dumps(candidates, protocol=5), pickle.dumps(rejections, protocol=5), times)
+        startup = "; ".join(line for line in (_row(table, "startup"), self.take_startup()) if line)
+        return _output(table, pickle.dumps(candidates, protocol=5), pickle.dumps(rejections, protocol=5), times, startup)
