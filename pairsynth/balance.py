@@ -37,8 +37,6 @@ from pairsynth.stages import CaptionState, Plan, StageTimes, generate_candidates
 logger = logging.getLogger(__name__)
 
 ClassSource = Literal["auto", "label", "folder", "caption"]
-DEFAULT_TEMPLATES = {"label": "a photo of a {label}", "folder": "a photo of a {label}", "caption": "{label}"}
-DEFAULT_AUDIO_TEMPLATES = {"label": "the sound of a {label}", "folder": "the sound of a {label}", "caption": "{label}"}
 
 
 class BalanceError(PairsynthError, ValueError):
@@ -252,8 +250,7 @@ def plan_classes(census: Census, config: BalanceConfig) -> list[ClassPlan]:
         if name not in census.counts:
             raise BalanceError(f"--class {name!r}: no such class in the dataset; classes: {', '.join(known)}")
     tokens = _concept_tokens(config.concepts, known)
-    defaults = DEFAULT_TEMPLATES if census.medium == "image" else DEFAULT_AUDIO_TEMPLATES
-    templates = config.templates or [defaults[census.source]]
+    templates = config.templates or [medium(census.medium).class_templates[census.source]]
     for template in templates:
         if "{label}" not in template:
             raise BalanceError(f"--template {template!r}: a template must contain {{label}}")

@@ -29,12 +29,12 @@ from pairsynth.concepts.items import ConceptItems, read_concept_items
 from pairsynth.concepts.lora import add_lora, load_lora_state, lora_state, save_lora
 from pairsynth.concepts.textual_inversion import NewToken, save_embedding
 from pairsynth.errors import ConceptError
+from pairsynth.media import medium
 
 logger = logging.getLogger(__name__)
 
 Method = Literal["textual-inversion", "lora"]
 CHECKPOINT_FILE = "checkpoint.pt"
-DEFAULT_MODELS = {"image": "toy-shapes", "audio": "toy-sounds"}
 
 
 @dataclass(frozen=True)
@@ -106,7 +106,7 @@ def learn_concept(items_dir: str | Path, out_dir: str | Path, *, token: str, ini
     """
     # 1. Check inputs before any model loads.
     items = read_concept_items(items_dir, token)
-    model = model or DEFAULT_MODELS[items.medium]
+    model = model or medium(items.medium).default_generator
     out = Path(out_dir)
     fingerprint = _fingerprint(items, token, init, model, config)
     if (out / CARD_FILE).is_file() and not overwrite:

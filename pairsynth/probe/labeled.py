@@ -27,6 +27,7 @@ from typing import Any
 
 import numpy as np
 
+from pairsynth.media import MEDIA, media_held
 from pairsynth.probe.errors import MixedMediaError, UnlabeledDatasetError
 from pairsynth.readers import (AUDIO_EXTENSIONS, CAPTION_COLUMNS, DECODE_ERRORS, IMAGE_EXTENSIONS, LABEL_COLUMNS,
                                METADATA_FILES, DatasetError, PairRecord, ReadError, decode_media, detect_layout,
@@ -63,7 +64,7 @@ class LabeledExample:
     @property
     def modality(self) -> str:
         """``image`` or ``audio``."""
-        return "image" if self.image is not None else "audio"
+        return media_held(self)[0]
 
 
 @dataclass
@@ -205,10 +206,11 @@ def _labeled_set(path: str | Path, examples: list[LabeledExample], unreadable: l
         raise DatasetError(f"{path}: no readable examples ({len(unreadable)} unreadable)")
     media = {example.modality for example in examples}
     if len(media) > 1:
-        image = next(e for e in examples if e.modality == "image")
-        audio = next(e for e in examples if e.modality == "audio")
-        raise MixedMediaError(f"{path} mixes images ({image.source}) and audio ({audio.source}); "
-                              "give one medium per dataset")
+        first: dict[str, LabeledExample] = {}
+        for example in examples:
+            first.setdefault(example.modality, example)
+        mixed = " and ".join(f"{MEDIA[name].plural} ({first[name].source})" for name in MEDIA if name in first)
+        raise MixedMediaError(f"{path} mixes {mixed}; give one medium per dataset")
     for error in unreadable[:5]:
         logger.warning("skipping unreadable item %s: %s", error.source, error.reason)
     return LabeledSet(str(path), examples, media.pop(), unreadable)
@@ -227,7 +229,7 @@ def _settle(item: _Item, path: str | Path, label_map: Mapping[str, str] | None, 
         raise UnlabeledDatasetError(
             f"{item.source}: no class label (caption {item.caption!r}); give a label column in metadata.jsonl, "
             "class subfolders, or a caption → label map with --labels")
-    if "image" in item.media and "audio" in item.media:
+    if len(MEDIA.keys() & item.media.keys()) > 1:
         raise MixedMediaError(f"{item.source} is an image + audio triplet; probe one medium at a time")
     return LabeledExample(item.key, str(label), item.source, caption=item.caption, **item.media)
 

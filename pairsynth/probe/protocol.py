@@ -28,7 +28,7 @@ import torch
 
 from pairsynth.probe.classifiers import CLASSIFIERS, TrainSettings, build_model, train_and_predict
 from pairsynth.probe.errors import MissingClassError, ProbeError
-from pairsynth.probe.features import EmbeddingSpace, InputSpace, MelSpace, PixelSpace, typical_seconds
+from pairsynth.probe.features import EmbeddingSpace, InputSpace
 from pairsynth.probe.labeled import (LabeledExample, LabeledSet, check_same_medium, read_labeled, read_synthetic,
                                      synthetic_name)
 from pairsynth.probe.splits import check_test_set, few_shot_draws, stratified_split
@@ -235,12 +235,12 @@ def _scored(predictions: np.ndarray, truth: np.ndarray, classes: int, synthetic_
 
 
 def _input_space(config: ProbeConfig, data: ProbeData) -> InputSpace:
-    medium = data.real.modality
+    from pairsynth.media import medium
+
+    name = data.real.modality
     if config.classifier == "linear":
-        return EmbeddingSpace(load_judge(medium, config.judge), medium, views=config.views, seed=config.seed)
-    if medium == "image":
-        return PixelSpace(config.image_size)
-    return MelSpace(typical_seconds(data.pool))
+        return EmbeddingSpace(judge=load_judge(name, config.judge), modality=name, views=config.views, seed=config.seed)
+    return medium(name).probe_hooks().cnn_space(config.image_size, data.pool)
 
 
 def load_judge(medium: str, ref: str | None):
