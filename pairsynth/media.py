@@ -139,16 +139,18 @@ def modality_of(image: object, audio: object) -> str:
 def _load_text_to_image(ref: str, settings: Any, device: str) -> Any:
     from pairsynth.modalities.text_to_image import ImageSampling, TextToImage
 
-    sampling = ImageSampling(settings.steps, settings.guidance_scale, settings.negative_prompt, settings.scheduler,
-                             settings.height, settings.width, settings.stop_at)
+    sampling = ImageSampling(steps=settings.steps, guidance_scale=settings.guidance_scale,
+                             negative_prompt=settings.negative_prompt, scheduler=settings.scheduler,
+                             height=settings.height, width=settings.width, stop_at=settings.stop_at)
     return TextToImage.from_pretrained(ref, revision=settings.revision, sampling=sampling, device=device)
 
 
 def _load_image_to_image(ref: str, settings: Any, device: str) -> Any:
     from pairsynth.modalities.image_to_image import ImageToImage, VariationSampling
 
-    sampling = VariationSampling(settings.strength, settings.steps, settings.guidance_scale,
-                                 settings.negative_prompt, settings.scheduler)
+    sampling = VariationSampling(strength=settings.strength, steps=settings.steps,
+                                 guidance_scale=settings.guidance_scale,
+                                 negative_prompt=settings.negative_prompt, scheduler=settings.scheduler)
     return ImageToImage.from_pretrained(ref, sampling=sampling, device=device)
 
 
@@ -175,8 +177,9 @@ def _record_image_problem(record: PairRecord) -> Problem | None:
 def _load_text_to_audio(ref: str, settings: Any, device: str) -> Any:
     from pairsynth.modalities.text_to_audio import AudioSampling, TextToAudio
 
-    sampling = AudioSampling(settings.steps, settings.guidance_scale, settings.negative_prompt, settings.scheduler,
-                             settings.duration_s, settings.stop_at)
+    sampling = AudioSampling(steps=settings.steps, guidance_scale=settings.guidance_scale,
+                             negative_prompt=settings.negative_prompt, scheduler=settings.scheduler,
+                             duration_s=settings.duration_s, stop_at=settings.stop_at)
     return TextToAudio.from_pretrained(ref, revision=settings.revision, sampling=sampling, device=device)
 
 
@@ -185,8 +188,9 @@ def _load_audio_to_audio(ref: str, settings: Any, device: str) -> Any:
 
     # AudioLDM's own scheduler is the tested default for mel-latent SDEdit; dpm++ is the image default.
     scheduler = "default" if settings.scheduler == "dpm++" else settings.scheduler
-    sampling = AudioVariationSampling(settings.strength, settings.steps, settings.guidance_scale,
-                                      settings.negative_prompt, scheduler)
+    sampling = AudioVariationSampling(strength=settings.strength, steps=settings.steps,
+                                      guidance_scale=settings.guidance_scale,
+                                      negative_prompt=settings.negative_prompt, scheduler=scheduler)
     return AudioToAudio.from_pretrained(ref, sampling=sampling, device=device)
 
 

@@ -89,7 +89,7 @@ class MelSpace(InputSpace):
         return log_mel(batch, self.window, self.filters).unsqueeze(1)
 
 
-@dataclass
+@dataclass(kw_only=True)
 class EmbeddingSpace(InputSpace):
     """Frozen judge embeddings, ``views + 1`` per example: view 0 clean, the others classic-augmented.
 

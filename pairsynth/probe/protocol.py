@@ -83,7 +83,7 @@ class ProbeConfig:
             raise ProbeError("--steps and --batch-size must be at least 1")
 
 
-@dataclass
+@dataclass(kw_only=True)
 class ProbeData:
     """Everything read and checked before training: real, test and synthetic sets, split and draws."""
 
@@ -139,7 +139,8 @@ def load_probe_data(real: str | Path | LabeledSet, synthetic: Sequence[str | Pat
         pool = [real_set.examples[i] for i in split.train]
         test_source = f"held out: {config.test_fraction:g} of {real_set.path}, stratified, seed {config.seed}"
     draws = few_shot_draws([e.label for e in pool], np.arange(len(pool)), config.shots, config.draws, config.seed)
-    return ProbeData(real_set, test_examples, pool, synthetic_sets, classes, draws, test_source)
+    return ProbeData(real=real_set, test=test_examples, pool=pool, synthetic=synthetic_sets, classes=classes,
+                     draws=draws, test_source=test_source)
 
 
 def run_probe(real: str | Path | LabeledSet, synthetic: Sequence[str | Path | LabeledSet], config: ProbeConfig, *,
