@@ -121,10 +121,12 @@ class EmbeddingScorer:
         for row, (caption, cosine) in enumerate(zip(captions, cosines)):
             counted = int(ranks.distractors[row]) if pool else 0
             if not counted:
-                scores.append(PairScores(self.kind, self.model_id, float(cosine), caption_truncated=truncated[caption]))
+                scores.append(PairScores(judge=self.kind, model=self.model_id, cosine=float(cosine),
+                                         caption_truncated=truncated[caption]))
                 continue
-            scores.append(PairScores(self.kind, self.model_id, float(cosine), rank=int(ranks.rank[row]),
-                                     distractors=counted, best_distractor=pool[ranks.best[row]],
+            scores.append(PairScores(judge=self.kind, model=self.model_id, cosine=float(cosine),
+                                     rank=int(ranks.rank[row]), distractors=counted,
+                                     best_distractor=pool[ranks.best[row]],
                                      best_distractor_cosine=float(ranks.best_cosine[row]),
                                      caption_truncated=truncated[caption]))
         return scores

@@ -39,7 +39,7 @@ COLLAPSE_COSINE = 0.95
 MIN_DIVERSITY_SAMPLES = 2
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class SetComparison:
     """A synthetic set against a real one: ``prdc``'s four numbers and the Fréchet distance."""
 
@@ -53,7 +53,7 @@ class SetComparison:
     frechet: float
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class GroupDiversity:
     """Diversity within one group (caption or class) of the dataset, beside its reference group's."""
 
@@ -66,7 +66,7 @@ class GroupDiversity:
     why: str
 
 
-@dataclass
+@dataclass(kw_only=True)
 class FidelityResult:
     """What the QA report shows: per medium, the whole-set and per-group comparisons and diversity."""
 
@@ -153,7 +153,8 @@ def mean_pairwise_cosine(features: np.ndarray) -> float:
 def compare_sets(real: np.ndarray, synthetic: np.ndarray, nearest_k: int = DEFAULT_NEAREST_K) -> SetComparison:
     """:func:`prdc_scores` and :func:`frechet_distance` together."""
     scores = prdc_scores(real, synthetic, nearest_k)
-    return SetComparison(len(real), len(synthetic), nearest_k, frechet=frechet_distance(real, synthetic), **scores)
+    return SetComparison(real=len(real), synthetic=len(synthetic), nearest_k=nearest_k,
+                         frechet=frechet_distance(real, synthetic), **scores)
 
 
 def compare_with_reference(
@@ -179,7 +180,7 @@ def compare_with_reference(
     """
     features, reference_features = np.asarray(features, np.float64), np.asarray(reference_features, np.float64)
     groups, reference_groups = np.asarray(groups, object), np.asarray(reference_groups, object)
-    result = FidelityResult(medium, judge, reference, overall=None)
+    result = FidelityResult(medium=medium, judge=judge, reference=reference, overall=None)
     need = max(MIN_GROUP_SAMPLES, nearest_k + 1)
     if min(len(features), len(reference_features)) >= nearest_k + 1:
         result.overall = compare_sets(reference_features, features, nearest_k)
@@ -211,10 +212,12 @@ def _group_diversity(group: str, mine: np.ndarray, real: np.ndarray, rng: np.ran
         collapse = theirs - 1 > 1e-3 and (ours - 1) < COLLAPSE_RATIO * (theirs - 1)
         why = (f"Vendi {ours:.2f} vs real {theirs:.2f} at n={size}"
                + (f" (spread beyond one mode < {COLLAPSE_RATIO:g}× real's)" if collapse else ""))
-        return GroupDiversity(group, len(mine), vendi, cosine, theirs, collapse, why)
+        return GroupDiversity(group=group, samples=len(mine), vendi=vendi, mean_cosine=cosine, reference_vendi=theirs,
+                              mode_collapse=collapse, why=why)
     collapse = cosine >= COLLAPSE_COSINE
     why = f"no reference group; mean cosine {cosine:.3f}" + (f" ≥ {COLLAPSE_COSINE:g}" if collapse else "")
-    return GroupDiversity(group, len(mine), vendi, cosine, None, collapse, why)
+    return GroupDiversity(group=group, samples=len(mine), vendi=vendi, mean_cosine=cosine, reference_vendi=None,
+                          mode_collapse=collapse, why=why)
 
 
 def embed_records(records: Iterable[Any], embed: Callable[[str, list[Any]], np.ndarray], group_of: Callable[[Any], str],

@@ -27,7 +27,7 @@ SIMILARITY_BLOCK_BYTES = 64 * 2**20
 """Memory for one block of the all-pairs similarity matrix; bounds duplicate search on big datasets."""
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class Ranks:
     """Where each pair's own caption ranks among its distractor captions.
 
@@ -103,13 +103,15 @@ def rank_among(sims: np.ndarray, cosines: np.ndarray, used: np.ndarray) -> Ranks
     """
     n = len(cosines)
     if not used.size:
-        return Ranks(np.ones(n, int), np.zeros(n, int), np.full(n, -1), np.full(n, np.nan))
+        return Ranks(rank=np.ones(n, int), distractors=np.zeros(n, int), best=np.full(n, -1),
+                     best_cosine=np.full(n, np.nan))
     beats = used & (sims > cosines[:, None])
     masked = np.where(used, sims, -np.inf)
     best = np.argmax(masked, axis=1)
     distractors = used.sum(axis=1)
     best_cosine = np.where(distractors > 0, masked[np.arange(n), best], np.nan)
-    return Ranks(1 + beats.sum(axis=1), distractors, np.where(distractors > 0, best, -1), best_cosine)
+    return Ranks(rank=1 + beats.sum(axis=1), distractors=distractors, best=np.where(distractors > 0, best, -1),
+                 best_cosine=best_cosine)
 
 
 def duplicate_groups(features: np.ndarray, threshold: float = DEFAULT_DUPLICATE_COSINE) -> list[list[int]]:
@@ -179,7 +181,7 @@ def gate_passes(rate: float | None, fail_under: float | None) -> bool | None:
     return rate is not None and rate >= fail_under
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class GroupStats:
     """Acceptance of one caption, class or folder.
 
@@ -213,9 +215,9 @@ def group_stats(groups: Sequence[str], passed: Sequence[bool], scores: Sequence[
         scored = [scores[i] for i in indices if scores[i] is not None]
         ranked = [ranks[i] for i in indices if ranks[i] is not None]
         stats.append(GroupStats(
-            group, len(indices), sum(bool(passed[i]) for i in indices),
-            float(np.mean(scored)) if scored else float("nan"),
-            sum(r == 1 for r in ranked) / len(ranked) if ranked else float("nan"),
+            group=group, pairs=len(indices), passed=sum(bool(passed[i]) for i in indices),
+            mean_score=float(np.mean(scored)) if scored else float("nan"),
+            top1=sum(r == 1 for r in ranked) / len(ranked) if ranked else float("nan"),
         ))
     return sorted(stats, key=lambda s: (s.pass_rate, -s.pairs, s.group))
 
@@ -344,8 +346,9 @@ class GroupTally:
             tally[5] += 1
 
     def stats(self) -> list[GroupStats]:
-        stats = [GroupStats(group, int(t[0]), int(t[1]), t[2] / t[3] if t[3] else float("nan"),
-                            t[4] / t[5] if t[5] else float("nan")) for group, t in self._groups.items()]
+        stats = [GroupStats(group=group, pairs=int(t[0]), passed=int(t[1]),
+                            mean_score=t[2] / t[3] if t[3] else float("nan"),
+                            top1=t[4] / t[5] if t[5] else float("nan")) for group, t in self._groups.items()]
         return sorted(stats, key=lambda s: (s.pass_rate, -s.pairs, s.group))
 
 

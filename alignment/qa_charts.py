@@ -26,7 +26,7 @@ class Tick:
     label: str
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class Bar:
     x: float
     y: float
@@ -50,7 +50,7 @@ class Rule:
     label: str
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class Dot:
     x: float
     y: float
@@ -63,7 +63,7 @@ class Dot:
         return self.y - 5 if self.y > TOP + 14 else self.y + 14
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class Chart:
     """Everything the template draws, in pixel coordinates of a ``WIDTH × HEIGHT`` canvas."""
 
@@ -92,8 +92,8 @@ def histogram_chart(edges: Sequence[float], counts: Sequence[int], *, judge: str
     x = _scale(edges[0], edges[-1], LEFT, RIGHT)
     top_count, step = nice_ceiling(max(counts, default=0))
     y = _scale(0, top_count, BOTTOM, TOP)
-    bars = [Bar(x(low), y(count), max(x(high) - x(low) - 1, 1), BOTTOM - y(count),
-                f"{low:g}–{high:g}: {count} pair{'s' if count != 1 else ''}")
+    bars = [Bar(x=x(low), y=y(count), width=max(x(high) - x(low) - 1, 1), height=BOTTOM - y(count),
+                tip=f"{low:g}–{high:g}: {count} pair{'s' if count != 1 else ''}")
             for low, high, count in zip(edges[:-1], edges[1:], counts) if count]
     title = f"{judge.upper()}Score per pair ({sum(counts)} scored)"
     rules = []
@@ -101,8 +101,9 @@ def histogram_chart(edges: Sequence[float], counts: Sequence[int], *, judge: str
         below = sum(c for low, c in zip(edges[:-1], counts) if low < threshold)
         title = f"{judge.upper()}Score per pair ({sum(counts)} scored, about {below} below the threshold)"
         rules.append(Rule(x(threshold), f"threshold {threshold:g}"))
-    return Chart(title, unit, "pairs", _score_ticks(x), [Tick(y(v), str(v)) for v in range(0, top_count + 1, step)],
-                 COLOURS.get(judge, OTHER_COLOUR), bars=bars, rules=rules)
+    return Chart(title=title, x_label=unit, y_label="pairs", x_ticks=_score_ticks(x),
+                 y_ticks=[Tick(y(v), str(v)) for v in range(0, top_count + 1, step)],
+                 colour=COLOURS.get(judge, OTHER_COLOUR), bars=bars, rules=rules)
 
 
 def sweep_chart(sweeps: Mapping[str, tuple[Sequence[float], Sequence[float]]],
@@ -124,9 +125,11 @@ def sweep_chart(sweeps: Mapping[str, tuple[Sequence[float], Sequence[float]]],
         if judge in marks:
             threshold, at = marks[judge]
             rules.append(Rule(x(threshold), ""))
-            dots.append(Dot(x(threshold), y(100 * at), colour, f"{100 * at:.1f}% kept at {threshold:g}"))
-    return Chart("Share of pairs kept against the threshold", "threshold (score = 100·max(cosine, 0))",
-                 "% of pairs kept", _score_ticks(x), [Tick(y(v), str(v)) for v in range(0, 101, 20)],
+            dots.append(Dot(x=x(threshold), y=y(100 * at), colour=colour,
+                            label=f"{100 * at:.1f}% kept at {threshold:g}"))
+    return Chart(title="Share of pairs kept against the threshold", x_label="threshold (score = 100·max(cosine, 0))",
+                 y_label="% of pairs kept", x_ticks=_score_ticks(x),
+                 y_ticks=[Tick(y(v), str(v)) for v in range(0, 101, 20)],
                  lines=lines, rules=rules, dots=dots, legend=len(lines) > 1)
 
 

@@ -51,7 +51,7 @@ CLAMP_CHARS = 140
 _OWN_MEDIA = re.compile(r"^(\d{5}\.(png|jpg|wav)|plot-[a-z]+-[a-z]+\.png)$")
 
 
-@dataclass
+@dataclass(kw_only=True)
 class QaRow:
     """One pair (or one candidate of a run) as the report sees it.
 
@@ -98,7 +98,7 @@ class QaRow:
                 "flags": self.flags, "duplicate_group": self.duplicate_group, "scores": self.scores}
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class JudgeSetup:
     """A judge model and the rule applied with it (``threshold`` in score units; ``None``: not used)."""
 
@@ -116,7 +116,7 @@ class DuplicateGroup:
     keys: list[str]
 
 
-@dataclass
+@dataclass(kw_only=True)
 class QaReport:
     """Everything a report shows. ``run`` is set for a ``pairsynth generate`` run (k, shortfall)."""
 

@@ -16,7 +16,7 @@ def clip_score(cosine: float) -> float:
     return 100.0 * max(cosine, 0.0)
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class PairScores:
     """How well one sample agrees with its caption, by one judge model.
 

@@ -233,7 +233,8 @@ def interpolation(args) -> list[str]:
     for what in ("both", "noise"):
         monotonic = 0
         for pair in range(args.pairs):
-            blends = [Blend(a, b, derive_seed(0, a, pair), derive_seed(0, b, pair), w, what) for w in weights]
+            blends = [Blend(prompt_a=a, prompt_b=b, seed_a=derive_seed(0, a, pair), seed_b=derive_seed(0, b, pair),
+                            weight=w, what=what) for w in weights]
             images = [Image.fromarray(to_uint8(g.pixels)) for g in adapter.generate_blended(blends)]
             sides = [p["position"] for p in judge.predict(images_to_tensor(images))]
             flips = sum(x != y for x, y in zip(sides, sides[1:]))

@@ -169,7 +169,8 @@ class PixelJudge:
         from pairsynth.alignment.scores import PairScores
 
         features = self.embed_samples(samples)
-        return [PairScores(self.kind, self.model_id, float(f @ t)) for f, t in zip(features, self.embed_texts(captions))]
+        return [PairScores(judge=self.kind, model=self.model_id, cosine=float(f @ t))
+                for f, t in zip(features, self.embed_texts(captions))]
 
 
 def write_source_folder(folder: Path, images: np.ndarray, rows: np.ndarray) -> None:

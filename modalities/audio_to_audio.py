@@ -22,7 +22,7 @@ from pairsynth.modalities.text_to_audio import GeneratedAudio, TextToAudio
 from pairsynth.audio_io import resample, to_mono
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class AudioVariationSampling:
     """How an audio variation is made; recorded in each sample's provenance.
 

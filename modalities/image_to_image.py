@@ -17,7 +17,7 @@ from pairsynth.media import to_pil
 from pairsynth.torch_compat import ensure_torchvision_importable
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class VariationSampling:
     """How a variation is made; everything here goes into each sample's provenance.
 

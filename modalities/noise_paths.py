@@ -27,7 +27,7 @@ import torch
 BlendWhat = Literal["noise", "prompt", "both"]
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class Blend:
     """One point on the path between sample A (``prompt_a``, ``seed_a``) and sample B.
 

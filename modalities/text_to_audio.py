@@ -50,7 +50,7 @@ _DEPRECATION_NOTICE = "has been deprecated and will not receive bug fixes"
 _GPT2_CACHE_WARNING = r".*`past_key_values` is deprecated"
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class AudioSampling:
     """How the pipeline samples; everything here goes into each sample's provenance.
 

@@ -26,7 +26,7 @@ from pairsynth.torch_compat import ensure_torchvision_importable
 logger = logging.getLogger(__name__)
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class ImageSampling:
     """How the pipeline samples; everything here goes into each sample's provenance."""
 

@@ -37,8 +37,6 @@ from pairsynth.stages import CaptionState, Plan, StageTimes, generate_candidates
 logger = logging.getLogger(__name__)
 
 ClassSource = Literal["auto", "label", "folder", "caption"]
-DEFAULT_TEMPLATES = {"label": "a photo of a {label}", "folder": "a photo of a {label}", "caption": "{label}"}
-DEFAULT_AUDIO_TEMPLATES = {"label": "the sound of a {label}", "folder": "the sound of a {label}", "caption": "{label}"}
 
 
 class BalanceError(PairsynthError, ValueError):
@@ -65,7 +63,7 @@ class BalanceConfig(BaseModel):
     report: bool = True
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class ClassPlan:
     """One class: how many items it has, how many it gets, and the prompts that make them."""
 
@@ -76,7 +74,7 @@ class ClassPlan:
     concept: str | None = None  # the token standing for the class name
 
 
-@dataclass
+@dataclass(kw_only=True)
 class Census:
     """The dataset's classes as read: medium, where classes come from, and how they are laid out."""
 
@@ -166,7 +164,7 @@ class BalanceJob:
         return score_candidates({self.census.medium: self.scorer}, candidates, self.distractors)
 
 
-@dataclass
+@dataclass(kw_only=True)
 class BalanceSummary:
     """Class counts before and after, and the run's own summary."""
 
@@ -203,8 +201,8 @@ def balance_dataset(source: str | Path, out_dir: str | Path, config: BalanceConf
     # 4. Count what was added, per class; write the before/after table.
     added = Counter(job.class_of(state.key) for state in summary.captions if state.accepted)
     before = dict(census.counts)
-    result = BalanceSummary(before, {name: count + added[name] for name, count in before.items()},
-                            max((p.count + p.missing for p in plans), default=0), summary)
+    result = BalanceSummary(before=before, after={name: count + added[name] for name, count in before.items()},
+                            target=max((p.count + p.missing for p in plans), default=0), run=summary)
     (Path(out_dir) / "balance.json").write_text(json.dumps(
         {"class_from": census.source, "target": result.target,
          "classes": [dict(zip(("class", "before", "added", "after"), row)) for row in result.table()]}, indent=2) + "\n")
@@ -241,14 +239,14 @@ def read_census(source: Path, class_from: ClassSource) -> Census:
                                "use --class-from folder or caption")
         classes = [str(r.label) for r in records]
         column = next(c for c in ("label", "class", "category") if _has_column(source, c))
-        return Census(name, "label", Counter(classes), label_column=column)
+        return Census(medium=name, source="label", counts=Counter(classes), label_column=column)
     if class_from == "folder":
         missing = [r.key for r in records if not folders[r.key]]
         if missing:
             raise BalanceError(f"{source}: item {missing[0]} is not in a class subfolder; use --class-from label or caption")
         classes = [folders[r.key] for r in records]
-        return Census(name, "folder", Counter(classes), subfolders={c: c for c in classes})
-    return Census(name, "caption", Counter(r.caption for r in records))
+        return Census(medium=name, source="folder", counts=Counter(classes), subfolders={c: c for c in classes})
+    return Census(medium=name, source="caption", counts=Counter(r.caption for r in records))
 
 
 def plan_classes(census: Census, config: BalanceConfig) -> list[ClassPlan]:
@@ -262,8 +260,7 @@ def plan_classes(census: Census, config: BalanceConfig) -> list[ClassPlan]:
         if name not in census.counts:
             raise BalanceError(f"--class {name!r}: no such class in the dataset; classes: {', '.join(known)}")
     tokens = _concept_tokens(config.concepts, known)
-    defaults = DEFAULT_TEMPLATES if census.medium == "image" else DEFAULT_AUDIO_TEMPLATES
-    templates = config.templates or [defaults[census.source]]
+    templates = config.templates or [medium(census.medium).class_templates[census.source]]
     for template in templates:
         if "{label}" not in template:
             raise BalanceError(f"--template {template!r}: a template must contain {{label}}")
@@ -272,7 +269,8 @@ def plan_classes(census: Census, config: BalanceConfig) -> list[ClassPlan]:
         wanted = config.classes is None or name in config.classes
         word = tokens.get(name, name.replace("_", " "))
         prompts = tuple(t.replace("{label}", word) for t in templates)
-        plans.append(ClassPlan(name, count, max(0, target - count) if wanted else 0, prompts, tokens.get(name)))
+        plans.append(ClassPlan(name=name, count=count, missing=max(0, target - count) if wanted else 0, prompts=prompts,
+                               concept=tokens.get(name)))
     return plans
 
 

@@ -125,12 +125,11 @@ def check_recipe_models(recipe: Recipe, *, generators: Collection[str] = (), sco
                                   revision=config.revision)
             if config.duration_s is not None and ref.is_local:
                 check_duration(Path(ref.location), config.duration_s, f"{where}.duration_s")
-    unused = {"clip": "image" not in recipe.media, "clap": "audio" not in recipe.media}
-    if "image" not in loaded:
-        check_model_ref(recipe.scorer.clip, "clip", "scorer.clip", unused=unused["clip"])
+    if not _judge_loaded("clip", loaded):
+        check_model_ref(recipe.scorer.clip, "clip", "scorer.clip", unused=not _scores_any(recipe.media, "clip"))
         check_pretrained(recipe.scorer.pretrained, "scorer.pretrained")
-    if "audio" not in loaded:
-        check_model_ref(recipe.scorer.clap, "clap", "scorer.clap", unused=unused["clap"])
+    if not _judge_loaded("clap", loaded):
+        check_model_ref(recipe.scorer.clap, "clap", "scorer.clap", unused=not _scores_any(recipe.media, "clap"))
 
 
 def check_vary_models(config: VaryConfig, modality: str | None = None, *, model_loaded: bool = False,
@@ -157,11 +156,25 @@ def check_vary_models(config: VaryConfig, modality: str | None = None, *, model_
 
 def check_score_models(settings: ScoreSettings, *, loaded: Collection[str] = ()) -> None:
     """``score``'s judges, both of them, whichever media the dataset turns out to hold."""
-    if "image" not in loaded:
+    if not _judge_loaded("clip", loaded):
         check_model_ref(settings.clip, "clip", "--clip")
         check_pretrained(settings.pretrained, "pretrained")
-    if "audio" not in loaded:
+    if not _judge_loaded("clap", loaded):
         check_model_ref(settings.clap, "clap", "--clap")
+
+
+def _scores_any(media: Collection[str], judge: str) -> bool:
+    """Whether ``judge`` (a judge kind) scores any of ``media``."""
+    from pairsynth.media import judge_media
+
+    return bool(set(judge_media(judge)) & set(media))
+
+
+def _judge_loaded(judge: str, loaded: Collection[str]) -> bool:
+    """Whether the caller passes ``judge`` in loaded: every medium it scores is in ``loaded``."""
+    from pairsynth.media import judge_media
+
+    return set(judge_media(judge)) <= set(loaded)
 
 
 def check_model_ref(text: str, role: str, where: str, *, revision: str | None = None, unused: bool = False,
@@ -269,7 +282,7 @@ def _parse(text: str, role: str) -> ModelRef:
         arch, _, tag = text.removeprefix("open_clip:").partition("/")
         if not text.startswith(("toy-", "local", "hf", "/", ".", "~")) and _is_open_clip_arch(arch):
             _check_open_clip_tag(text, arch, tag)
-            return ModelRef(text, "open_clip", text.removeprefix("open_clip:"))
+            return ModelRef(text=text, scheme="open_clip", location=text.removeprefix("open_clip:"))
     ref = parse_ref(text)
     if ref.scheme == "open_clip" and role != "clip":
         raise ModelRefError(f"{text!r} names an open_clip model; expected {ROLES[role]}")

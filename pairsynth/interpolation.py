@@ -23,7 +23,7 @@ from pairsynth.modalities.noise_paths import Blend
 from pairsynth.recipe import InterpolateConfig
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class PathPoint:
     """One unit of an interpolation: a caption pair and a weight."""
 
@@ -47,7 +47,7 @@ def path_points(config: InterpolateConfig | None) -> list[PathPoint]:
     if config is None:
         return []
     weights = [i / (config.steps - 1) for i in range(config.steps)]
-    return [PathPoint(a, b, w, config.what) for a, b in config.between for w in weights]
+    return [PathPoint(caption_a=a, caption_b=b, weight=w, what=config.what) for a, b in config.between for w in weights]
 
 
 def endpoint_captions(config: InterpolateConfig | None) -> list[str]:
@@ -64,8 +64,10 @@ def attach_blends(conditions: Sequence[Condition], points: Sequence[PathPoint], 
         if point is None:
             attached.append(condition)
             continue
-        blend = Blend(point.caption_a, point.caption_b, derive_seed(seed, point.caption_a, condition.sample_index),
-                      derive_seed(seed, point.caption_b, condition.sample_index), point.weight, point.what)  # type: ignore[arg-type]
+        blend = Blend(prompt_a=point.caption_a, prompt_b=point.caption_b,
+                      seed_a=derive_seed(seed, point.caption_a, condition.sample_index),
+                      seed_b=derive_seed(seed, point.caption_b, condition.sample_index), weight=point.weight,
+                      what=point.what)  # type: ignore[arg-type]
         attached.append(dataclasses.replace(condition, seed=blend.generator_seed, blend=blend))
     return attached
 

@@ -8,7 +8,8 @@ adapters, judges, readers and writers must agree on (how pixels round, what a pa
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import importlib
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -31,6 +32,7 @@ class Medium:
 
     Attributes:
         name: ``image`` or ``audio``; the candidate attribute that holds it.
+        plural: what people call many of its samples, in messages (``images``, ``audio``).
         judge: the judge kind that scores it (``clip``, ``clap``): the key of its scores.
         folder: its Hugging Face folder layout (``imagefolder``).
         default_generator: the toy zoo's text→X model (the variation model too).
@@ -45,6 +47,11 @@ class Medium:
         judge_input: the candidate's sample as it will be stored (8-bit, 16-bit), for the judge.
         record_input: a read record's sample as judge input, ``None`` when it has none.
         record_problem: the problem of a read record's sample, as :attr:`problem`.
+        class_templates: ``balance``'s default prompt template per class source (``label``,
+            ``folder``, ``caption``), with ``{label}`` for the class name.
+        probe: ``module:attribute`` of the probe's hooks for this medium (a
+            :class:`pairsynth.probe.features.MediumProbe`: its CNN input space, judge samples, their
+            augmentation, a blank sample); a name, so that importing the registry imports no torch.
     """
 
     name: str
@@ -60,6 +67,14 @@ class Medium:
     judge_input: Callable[[Candidate], Any]
     record_input: Callable[[PairRecord], Any]
     record_problem: Callable[[PairRecord], Problem | None]
+    plural: str
+    class_templates: Mapping[str, str]
+    probe: str
+
+    def probe_hooks(self) -> Any:
+        """The probe's hooks for this medium (imported on first use: they need torch)."""
+        module, _, attribute = self.probe.partition(":")
+        return getattr(importlib.import_module(module), attribute)
 
 
 def medium(name: str) -> Medium:
@@ -87,6 +102,12 @@ def folder_format(modality: str) -> str:
 def judge_media(judge: str) -> list[str]:
     """The media a judge kind scores (``clip`` → ``["image"]``)."""
     return [m.name for m in MEDIA.values() if m.judge == judge]
+
+
+def media_held(sample: object) -> list[str]:
+    """The media ``sample`` (a candidate, read record or probe example) holds, in registry order:
+    the registry's names whose attribute on it is set."""
+    return [name for name in MEDIA if getattr(sample, name, None) is not None]
 
 
 def to_uint8(image: np.ndarray) -> np.ndarray:
@@ -118,16 +139,18 @@ def modality_of(image: object, audio: object) -> str:
 def _load_text_to_image(ref: str, settings: Any, device: str) -> Any:
     from pairsynth.modalities.text_to_image import ImageSampling, TextToImage
 
-    sampling = ImageSampling(settings.steps, settings.guidance_scale, settings.negative_prompt, settings.scheduler,
-                             settings.height, settings.width, settings.stop_at)
+    sampling = ImageSampling(steps=settings.steps, guidance_scale=settings.guidance_scale,
+                             negative_prompt=settings.negative_prompt, scheduler=settings.scheduler,
+                             height=settings.height, width=settings.width, stop_at=settings.stop_at)
     return TextToImage.from_pretrained(ref, revision=settings.revision, sampling=sampling, device=device)
 
 
 def _load_image_to_image(ref: str, settings: Any, device: str) -> Any:
     from pairsynth.modalities.image_to_image import ImageToImage, VariationSampling
 
-    sampling = VariationSampling(settings.strength, settings.steps, settings.guidance_scale,
-                                 settings.negative_prompt, settings.scheduler)
+    sampling = VariationSampling(strength=settings.strength, steps=settings.steps,
+                                 guidance_scale=settings.guidance_scale,
+                                 negative_prompt=settings.negative_prompt, scheduler=settings.scheduler)
     return ImageToImage.from_pretrained(ref, sampling=sampling, device=device)
 
 
@@ -154,8 +177,9 @@ def _record_image_problem(record: PairRecord) -> Problem | None:
 def _load_text_to_audio(ref: str, settings: Any, device: str) -> Any:
     from pairsynth.modalities.text_to_audio import AudioSampling, TextToAudio
 
-    sampling = AudioSampling(settings.steps, settings.guidance_scale, settings.negative_prompt, settings.scheduler,
-                             settings.duration_s, settings.stop_at)
+    sampling = AudioSampling(steps=settings.steps, guidance_scale=settings.guidance_scale,
+                             negative_prompt=settings.negative_prompt, scheduler=settings.scheduler,
+                             duration_s=settings.duration_s, stop_at=settings.stop_at)
     return TextToAudio.from_pretrained(ref, revision=settings.revision, sampling=sampling, device=device)
 
 
@@ -164,8 +188,9 @@ def _load_audio_to_audio(ref: str, settings: Any, device: str) -> Any:
 
     # AudioLDM's own scheduler is the tested default for mel-latent SDEdit; dpm++ is the image default.
     scheduler = "default" if settings.scheduler == "dpm++" else settings.scheduler
-    sampling = AudioVariationSampling(settings.strength, settings.steps, settings.guidance_scale,
-                                      settings.negative_prompt, scheduler)
+    sampling = AudioVariationSampling(strength=settings.strength, steps=settings.steps,
+                                      guidance_scale=settings.guidance_scale,
+                                      negative_prompt=settings.negative_prompt, scheduler=scheduler)
     return AudioToAudio.from_pretrained(ref, sampling=sampling, device=device)
 
 
@@ -198,6 +223,9 @@ MEDIA: dict[str, Medium] = {
         load_generator=_load_text_to_image, load_varier=_load_image_to_image, attach=_attach_image,
         problem=_image_problem, judge_input=lambda candidate: candidate.image_uint8(),
         record_input=lambda record: record.image, record_problem=_record_image_problem,
+        plural="images",
+        class_templates={"label": "a photo of a {label}", "folder": "a photo of a {label}", "caption": "{label}"},
+        probe="pairsynth.probe.features:IMAGE_PROBE",
     ),
     "audio": Medium(
         name="audio", judge="clap", folder="audiofolder", default_generator="toy-sounds",
@@ -205,7 +233,9 @@ MEDIA: dict[str, Medium] = {
         load_generator=_load_text_to_audio, load_varier=_load_audio_to_audio, attach=_attach_audio,
         problem=_audio_problem, judge_input=_audio_judge_input,
         record_input=lambda record: None if record.audio is None else (record.audio, record.sample_rate),
-        record_problem=_record_audio_problem,
+        record_problem=_record_audio_problem, plural="audio",
+        class_templates={"label": "the sound of a {label}", "folder": "the sound of a {label}", "caption": "{label}"},
+        probe="pairsynth.probe.features:AUDIO_PROBE",
     ),
 }
 """Every medium pairsynth generates, judges and writes."""

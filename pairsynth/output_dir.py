@@ -27,7 +27,7 @@ LOCK = ".pairsynth.lock"
 FORMAT_VERSION = 1
 
 
-@dataclass
+@dataclass(kw_only=True)
 class Progress:
     """What has been committed to an output directory."""
 
@@ -69,7 +69,7 @@ class OutputDir:
         """The committed progress, or a fresh one; refuses a directory written by another recipe."""
         path = self.root / PROGRESS
         if not path.exists() or overwrite:
-            return Progress(fingerprint)
+            return Progress(fingerprint=fingerprint)
         try:
             data = json.loads(path.read_text())
             progress = Progress(**data)

@@ -20,7 +20,7 @@ from pairsynth.recipe import Recipe
 from pairsynth.stages import MIN_RATE_ESTIMATE, StageTimes, accept_candidates, plan_chunk
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class Calibration:
     """One small batch, timed.
 
@@ -45,7 +45,7 @@ class Calibration:
         return self.accepted / self.candidates if self.candidates else 0.0
 
 
-@dataclass
+@dataclass(kw_only=True)
 class RecipePlan:
     """What a run of the recipe asks for, and the estimate of what it will take.
 
@@ -111,8 +111,9 @@ def plan_recipe(recipe: Recipe, *, calibrate: bool = True, calibration_size: int
         models[f"judge ({name})"] = recipe.scorer.model_for(MEDIA[name].judge)
     if recipe.scorer.pretrained:
         models["judge weights (CLIP pretrained)"] = recipe.scorer.pretrained
-    result = RecipePlan(recipe.caption_list, recipe.k, len(first_round), len(states) * recipe.attempts_per_caption,
-                        models, list(recipe.output_formats))
+    result = RecipePlan(captions=recipe.caption_list, k=recipe.k, first_round=len(first_round),
+                        max_candidates=len(states) * recipe.attempts_per_caption,
+                        models=models, formats=list(recipe.output_formats))
     if recipe.accept.top_k:
         result.notes.append(f"top_k: each caption draws {recipe.accept.pool_factor:g}·k candidates and keeps its best k")
     if calibrate and first_round:
@@ -133,4 +134,5 @@ def calibrate_batch(recipe: Recipe, conditions: list[Condition]) -> Calibration:
     candidates = job.make(conditions, times)
     accept_candidates(candidates, job.judge(candidates, times), job.units(), job.rule, job.k)
     finished = time.perf_counter()
-    return Calibration(len(candidates), sum(c.accepted for c in candidates), loaded - started, finished - loaded)
+    return Calibration(candidates=len(candidates), accepted=sum(c.accepted for c in candidates),
+                       load_s=loaded - started, seconds=finished - loaded)

@@ -55,7 +55,7 @@ LAYOUTS = ("auto", "pairsynth", "folder", "webdataset", "sidecar")
 DECODE_ERRORS = (OSError, ValueError, RuntimeError, SyntaxError, EOFError, Image.DecompressionBombError)
 
 
-@dataclass
+@dataclass(kw_only=True)
 class PairRecord:
     """One readable pair.
 
@@ -86,7 +86,7 @@ class PairRecord:
         return modality_of(self.image, self.audio)
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class ReadError:
     """An item that could not be read; the rest of the dataset still is.
 
@@ -212,11 +212,12 @@ class _Scope:
         try:
             inside = path.resolve().is_relative_to(self.real_root)
         except (OSError, RuntimeError):  # a symlink loop
-            return ReadError(str(path), f"symlink loop: {self.name(path)}", key, "RuntimeError")
+            return ReadError(source=str(path), reason=f"symlink loop: {self.name(path)}", key=key, error="RuntimeError")
         if inside:
             return None
-        return ReadError(str(path), f"outside the dataset folder: {self.name(path)} (pass --allow-outside-root "
-                                    "to read files a dataset names outside its folder)", key)
+        return ReadError(source=str(path),
+                         reason=f"outside the dataset folder: {self.name(path)} (pass --allow-outside-root "
+                                "to read files a dataset names outside its folder)", key=key)
 
 
 def _read_pairsynth(root: Path, keys: set[str] | None, scope: _Scope) -> Iterator[Item]:
@@ -249,13 +250,15 @@ def _metadata_rows(metadata: Path, scope: _Scope) -> Iterator[tuple[str, dict[st
     try:
         data = metadata.read_bytes()
     except OSError as err:
-        yield str(metadata), ReadError(str(metadata), read_failure(err, name), None, type(err).__name__)
+        yield str(metadata), ReadError(source=str(metadata), reason=read_failure(err, name), key=None,
+                                       error=type(err).__name__)
         return
     if metadata.suffix == ".csv":
         try:
             rows = list(csv.DictReader(io.StringIO(data.decode("utf-8-sig"), newline="")))
         except (UnicodeDecodeError, csv.Error) as err:
-            yield str(metadata), ReadError(str(metadata), f"unreadable CSV: {name}: {err}", None, type(err).__name__)
+            yield str(metadata), ReadError(source=str(metadata), reason=f"unreadable CSV: {name}: {err}", key=None,
+                                           error=type(err).__name__)
             return
         for line, row in enumerate(rows, start=2):
             yield f"{metadata}:{line}", row
@@ -268,12 +271,15 @@ def _metadata_rows(metadata: Path, scope: _Scope) -> Iterator[tuple[str, dict[st
                 continue
             row = json.loads(text)
         except UnicodeDecodeError as err:
-            yield where, ReadError(where, f"{name} line {line} is not UTF-8 text ({err.reason})", None, type(err).__name__)
+            yield where, ReadError(source=where, reason=f"{name} line {line} is not UTF-8 text ({err.reason})",
+                                   key=None, error=type(err).__name__)
             continue
         except json.JSONDecodeError as err:
-            yield where, ReadError(where, f"invalid JSON on {name} line {line}: {err}", None, type(err).__name__)
+            yield where, ReadError(source=where, reason=f"invalid JSON on {name} line {line}: {err}", key=None,
+                                   error=type(err).__name__)
             continue
-        yield where, row if isinstance(row, dict) else ReadError(where, f"{name} line {line} must be a JSON object")
+        yield where, row if isinstance(row, dict) else ReadError(source=where,
+                                                                 reason=f"{name} line {line} must be a JSON object")
 
 
 def _folder_item(root: Path, base: Path, where: str, row: dict[str, Any], keys: set[str] | None,
@@ -281,10 +287,10 @@ def _folder_item(root: Path, base: Path, where: str, row: dict[str, Any], keys: 
     # ``file_name``, or ``<column>_file_name`` per medium (a triplet row names an image and a clip)
     name_columns = [c for c in row if c == "file_name" or c.endswith("_file_name")]
     if not name_columns:
-        yield ReadError(where, "no file_name column")
+        yield ReadError(source=where, reason="no file_name column")
         return
     if bad := next((c for c in name_columns if not isinstance(row[c], str) or not row[c].strip()), None):
-        yield ReadError(where, f"{bad} must be a file name, got {row[bad]!r}", None)
+        yield ReadError(source=where, reason=f"{bad} must be a file name, got {row[bad]!r}", key=None)
         return
     paths = [base / row[c] for c in name_columns]
     key = str(row.get("key") or _relative_key(root, paths[0]))
@@ -292,9 +298,9 @@ def _folder_item(root: Path, base: Path, where: str, row: dict[str, Any], keys: 
         return
     caption = next((row[c] for c in CAPTION_COLUMNS if isinstance(row.get(c), str)), None)
     if caption is None:
-        yield ReadError(str(paths[0]), f"{scope.name(Path(where.rpartition(':')[0]))} line "
-                                       f"{where.rpartition(':')[2]} has no caption: expected a "
-                                       f"{' or '.join(CAPTION_COLUMNS)} column", key)
+        yield ReadError(source=str(paths[0]), reason=f"{scope.name(Path(where.rpartition(':')[0]))} line "
+                                                     f"{where.rpartition(':')[2]} has no caption: expected a "
+                                                     f"{' or '.join(CAPTION_COLUMNS)} column", key=key)
         return
     extra = {c: v for c, v in row.items() if c not in (*name_columns, "key", *CAPTION_COLUMNS)}
     yield _file_record(paths, key, caption, extra, scope)
@@ -308,7 +314,8 @@ def _read_sidecar(root: Path, keys: set[str] | None, scope: _Scope) -> Iterator[
             continue
         caption_file = path.with_suffix(".txt")
         if not caption_file.is_file():
-            yield ReadError(str(path), f"no caption file {caption_file.name} beside {scope.name(path)}", key)
+            yield ReadError(source=str(path), reason=f"no caption file {caption_file.name} beside {scope.name(path)}",
+                            key=key)
             continue
         if (refused := scope.refusal(caption_file, key)) is not None:
             yield refused
@@ -318,7 +325,7 @@ def _read_sidecar(root: Path, keys: set[str] | None, scope: _Scope) -> Iterator[
         except (OSError, UnicodeDecodeError) as err:
             reason = (f"caption file is not UTF-8 text: {scope.name(caption_file)} ({err.reason})"
                       if isinstance(err, UnicodeDecodeError) else read_failure(err, scope.name(caption_file)))
-            yield ReadError(str(caption_file), reason, key, type(err).__name__)
+            yield ReadError(source=str(caption_file), reason=reason, key=key, error=type(err).__name__)
             continue
         folder = path.parent.relative_to(root).as_posix()
         yield _file_record([path], key, caption, {} if folder == "." else {"folder": folder}, scope)
@@ -326,27 +333,29 @@ def _read_sidecar(root: Path, keys: set[str] | None, scope: _Scope) -> Iterator[
 
 def _file_record(paths: list[Path], key: str, caption: str, extra: dict[str, Any], scope: _Scope) -> Item:
     if not caption.strip():
-        return ReadError(str(paths[0]), f"empty caption for {scope.name(paths[0])}", key)
+        return ReadError(source=str(paths[0]), reason=f"empty caption for {scope.name(paths[0])}", key=key)
     media: dict[str, Any] = {}
     for path in paths:
         name = scope.name(path)
         extension = _extension(path)
         if extension not in IMAGE_EXTENSIONS | AUDIO_EXTENSIONS:
-            return ReadError(str(path), f"not an image or audio file name: {name} (expected .png, .jpg, .flac, "
-                                        ".wav …)", key)
+            return ReadError(source=str(path),
+                             reason=f"not an image or audio file name: {name} (expected .png, .jpg, .flac, "
+                                    ".wav …)", key=key)
         if (refused := scope.refusal(path, key)) is not None:
             return refused
         try:
             data = path.read_bytes()
         except OSError as err:
-            return ReadError(str(path), read_failure(err, name), key, type(err).__name__)
+            return ReadError(source=str(path), reason=read_failure(err, name), key=key, error=type(err).__name__)
         try:
             media.update(decode_media(extension, data))
         except DECODE_ERRORS as err:
             reason = decode_failure(err, extension in IMAGE_EXTENSIONS, name, len(data), data[:8])
-            return ReadError(str(path), reason, key, type(err).__name__)
+            return ReadError(source=str(path), reason=reason, key=key, error=type(err).__name__)
     label = next((str(extra[c]) for c in LABEL_COLUMNS if extra.get(c) not in (None, "")), None)
-    return PairRecord(key, caption, " + ".join(str(p) for p in paths), label=label, meta=extra, **media)
+    return PairRecord(key=key, caption=caption, source=" + ".join(str(p) for p in paths), label=label, meta=extra,
+                      **media)
 
 
 def _read_webdataset(root: Path, keys: set[str] | None, scope: _Scope) -> Iterator[Item]:
@@ -382,18 +391,19 @@ def _read_webdataset(root: Path, keys: set[str] | None, scope: _Scope) -> Iterat
         if damage is not None:  # webdataset's own errors about it say the same, less precisely
             if keys is None or damage.key is None or damage.key in keys:
                 source = f"{shard}#{damage.key}" if damage.key else str(shard)
-                yield ReadError(source, damage.reason, damage.key, damage.error)
+                yield ReadError(source=source, reason=damage.reason, key=damage.key, error=damage.error)
         elif failures:
             error = failures[0]
-            yield ReadError(str(shard), f"unreadable tar data in {scope.name(shard)}: {error_message(error)}", None,
-                            type(error).__name__)
+            yield ReadError(source=str(shard),
+                            reason=f"unreadable tar data in {scope.name(shard)}: {error_message(error)}", key=None,
+                            error=type(error).__name__)
 
 
 def _shard_damage(shard: Path, name: str) -> ShardDamage | None:
     try:
         return scan_shard(shard, name)
     except OSError as err:
-        return ShardDamage(read_failure(err, name), None, True, type(err).__name__)
+        return ShardDamage(reason=read_failure(err, name), key=None, certain=True, error=type(err).__name__)
 
 
 def _webdataset_item(sample: dict[str, Any], shard_name: str) -> Item:
@@ -402,20 +412,23 @@ def _webdataset_item(sample: dict[str, Any], shard_name: str) -> Item:
     media = [ext for ext in sample if ext in IMAGE_EXTENSIONS | AUDIO_EXTENSIONS]
     if not media:
         members = ", ".join(sorted(k for k in sample if not k.startswith("__")))
-        return ReadError(source, f"{key} in {shard_name} has no image or audio member (has {members})", key)
+        return ReadError(source=source, reason=f"{key} in {shard_name} has no image or audio member (has {members})",
+                         key=key)
     meta: dict[str, Any] = {}
     if "json" in sample:
         try:
             meta = json.loads(sample["json"])
         except (json.JSONDecodeError, UnicodeDecodeError) as err:
-            return ReadError(source, f"invalid JSON in {key}.json in {shard_name}: {err}", key, type(err).__name__)
+            return ReadError(source=source, reason=f"invalid JSON in {key}.json in {shard_name}: {err}", key=key,
+                             error=type(err).__name__)
         meta = meta if isinstance(meta, dict) else {}
     caption = _tar_caption(sample, meta)
     if caption is None:
-        return ReadError(source, f"{key} in {shard_name} has no caption: expected a .txt member or a text/caption "
-                                 "field in its .json", key)
+        return ReadError(source=source,
+                         reason=f"{key} in {shard_name} has no caption: expected a .txt member or a text/caption "
+                                "field in its .json", key=key)
     if not caption.strip():
-        return ReadError(source, f"empty caption for {key} in {shard_name}", key)
+        return ReadError(source=source, reason=f"empty caption for {key} in {shard_name}", key=key)
     decoded: dict[str, Any] = {}
     for extension in media:
         try:
@@ -424,9 +437,9 @@ def _webdataset_item(sample: dict[str, Any], shard_name: str) -> Item:
             data = sample[extension]
             reason = decode_failure(err, extension in IMAGE_EXTENSIONS, f"{key}.{extension} in {shard_name}",
                                     len(data), data[:8])
-            return ReadError(f"{source}.{extension}", reason, key, type(err).__name__)
+            return ReadError(source=f"{source}.{extension}", reason=reason, key=key, error=type(err).__name__)
     label = next((str(meta[c]) for c in LABEL_COLUMNS if meta.get(c) not in (None, "")), None)
-    return PairRecord(key, caption, f"{source}.{'+'.join(media)}", label=label, meta=meta, **decoded)
+    return PairRecord(key=key, caption=caption, source=f"{source}.{'+'.join(media)}", label=label, meta=meta, **decoded)
 
 
 def _tar_caption(sample: dict[str, Any], meta: dict[str, Any]) -> str | None:

@@ -19,7 +19,7 @@ from pairsynth.captions import check_caption, check_template, deduplicate, expan
 from pairsynth.config_files import describe_error, read_yaml
 from pairsynth.errors import RecipeError
 from pairsynth.judges import JudgeSettings
-from pairsynth.media import MEDIA, folder_format, media_of
+from pairsynth.media import MEDIA, MODALITIES, folder_format, media_of
 
 SchedulerName = Literal["default", "dpm++", "dpm++-sde", "ddim", "euler", "euler-a", "pndm", "unipc"]
 ImageFormat = Literal["png", "jpg"]
@@ -27,7 +27,7 @@ OutputFormat = Literal["webdataset", "imagefolder", "audiofolder", "tripletfolde
 Modality = Literal["image", "audio", "triplet"]
 Medium = Literal["image", "audio"]
 
-FOLDER_FORMATS = {folder_format(modality): modality for modality in ("image", "audio", "triplet")}
+FOLDER_FORMATS = {folder_format(modality): modality for modality in MODALITIES}
 """Folder layout → the modality it holds; every other format (webdataset …) holds any."""
 
 

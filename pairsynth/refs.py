@@ -25,7 +25,7 @@ Scheme = Literal["toy", "local", "hf", "open_clip", "laion-clap"]
 LAION_CLAP_OPTIONS = ("amodel", "fusion", "text")
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class ModelRef:
     """A parsed model reference.
 
@@ -52,17 +52,17 @@ def parse_ref(text: str) -> ModelRef:
     if not text:
         raise ModelRefError("empty model reference")
     if text.startswith("toy-"):
-        return ModelRef(text, "toy", str(zoo_model(text).path))
+        return ModelRef(text=text, scheme="toy", location=str(zoo_model(text).path))
     scheme, sep, rest = text.partition(":")
     if sep and scheme in ("local", "local-dir"):
         path = Path(rest).expanduser()
         if not path.exists():
             raise ModelRefError(f"model folder {rest!r} (from {text!r}) does not exist")
-        return ModelRef(text, "local", str(path))
+        return ModelRef(text=text, scheme="local", location=str(path))
     if sep and scheme in ("hf", "hf-hub"):
-        return ModelRef(text, "hf", _check_hub_id(rest, text))
+        return ModelRef(text=text, scheme="hf", location=_check_hub_id(rest, text))
     if sep and scheme == "open_clip":
-        return ModelRef(text, "open_clip", rest)
+        return ModelRef(text=text, scheme="open_clip", location=rest)
     if sep and scheme == "laion-clap":
         return _laion_clap_ref(text, rest)
     if sep and len(scheme) > 1:
@@ -71,8 +71,8 @@ def parse_ref(text: str) -> ModelRef:
             "hf:ORG/NAME, open_clip:ARCH/TAG or laion-clap:PATH.pt"
         )
     if Path(text).expanduser().exists():
-        return ModelRef(text, "local", str(Path(text).expanduser()))
-    return ModelRef(text, "hf", _check_hub_id(text, text))
+        return ModelRef(text=text, scheme="local", location=str(Path(text).expanduser()))
+    return ModelRef(text=text, scheme="hf", location=_check_hub_id(text, text))
 
 
 def _check_hub_id(hub_id: str, text: str) -> str:
@@ -98,4 +98,4 @@ def _laion_clap_ref(text: str, rest: str) -> ModelRef:
         options[name] = value
     if options.get("fusion", "true").lower() not in ("true", "false", "1", "0"):
         raise ModelRefError(f"{text!r}: fusion={options['fusion']!r}; use fusion=true or fusion=false")
-    return ModelRef(text, "laion-clap", str(path), options)
+    return ModelRef(text=text, scheme="laion-clap", location=str(path), options=options)

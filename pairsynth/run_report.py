@@ -46,7 +46,8 @@ def write_run_report(out_dir: Path, manifest_rows: ManifestRows, summary: RunSum
         if isinstance(row.get("source"), dict):
             grouping = "source pair"
         for judge, scores in row["scores"].items():
-            judges.setdefault(judge, JudgeSetup(judge, scores["model"], thresholds.get(judge), scores.get("distractors")))
+            judges.setdefault(judge, JudgeSetup(kind=judge, model=scores["model"], threshold=thresholds.get(judge),
+                                                distractors=scores.get("distractors")))
         parameters.add(row)
     run = {"k": summary.k, "shortfall": [_state(s) for s in summary.shortfall],
            "per_caption": [_state(s) for s in summary.captions]}
@@ -109,8 +110,9 @@ def _manifest_row(row: dict[str, Any]) -> QaRow:
     flags += ["caption_truncated"] * any(s.get("caption_truncated") for s in scores.values())
     source = row.get("source") if isinstance(row.get("source"), dict) else {}
     group = source.get("key") or row["caption"] or source.get("path", "")
-    return QaRow(row["key"], row["caption"] or "", "", row.get("modality"), group, scores, bool(row["accepted"]),
-                 row.get("reason") or "", row.get("detail") or "", flags, None, has_media=bool(row["accepted"]),
+    return QaRow(key=row["key"], caption=row["caption"] or "", source="", modality=row.get("modality"), group=group,
+                 scores=scores, passed=bool(row["accepted"]), reason=row.get("reason") or "",
+                 detail=row.get("detail") or "", flags=flags, duplicate_group=None, has_media=bool(row["accepted"]),
                  usable=row.get("reason") not in MEDIA_PROBLEMS)
 
 

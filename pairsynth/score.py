@@ -105,7 +105,7 @@ class ScoreOutcome:
     gate_passed: bool | None
 
 
-@dataclass
+@dataclass(kw_only=True)
 class _Entry:
     """One dataset item as the judges saw it."""
 
@@ -177,7 +177,8 @@ def score_dataset(path: str | Path, out: str | Path, settings: ScoreSettings = S
         source={"path": str(path), "layout": layout},
         rows=rows_out,
         grouping=grouping,
-        judges={scorer.kind: JudgeSetup(scorer.kind, scorer.model_id, settings.threshold, settings.distractors)
+        judges={scorer.kind: JudgeSetup(kind=scorer.kind, model=scorer.model_id, threshold=settings.threshold,
+                                        distractors=settings.distractors)
                 for scorer in judges.loaded.values()},
         duplicate_cosine=settings.duplicate_cosine,
         duplicates=duplicates,
@@ -226,8 +227,9 @@ def _entry(item: PairRecord | ReadError, seen: Counter[str]) -> _Entry:
                        f"{key}#{seen[key]}")
         key = f"{key}#{seen[key]}"
     if isinstance(item, ReadError):
-        return _Entry(key, "", item.source, None, error=item.reason)
-    return _Entry(key, item.caption, item.source, item.modality, item.label, item.meta.get("folder"))
+        return _Entry(key=key, caption="", source=item.source, modality=None, error=item.reason)
+    return _Entry(key=key, caption=item.caption, source=item.source, modality=item.modality, label=item.label,
+                  folder=item.meta.get("folder"))
 
 
 def _samples(item: PairRecord | ReadError, entry: _Entry) -> list[tuple[str, Any]]:
@@ -276,9 +278,10 @@ def _rows(entries: list[_Entry], threshold: float, duplicates: list[DuplicateGro
         flags += ["caption_truncated"] * any(s.caption_truncated for s in entry.scores.values())
         flags += ["near_duplicate"] * (entry.key in group_of)
         group = {"label": entry.label, "folder": entry.folder}.get(grouping) or entry.caption
-        rows.append(QaRow(entry.key, entry.caption, entry.source, entry.modality, group or "(unreadable)",
-                          {judge: s.as_dict() for judge, s in entry.scores.items()}, reason == ACCEPTED,
-                          reason, detail, flags, group_of.get(entry.key), has_media=entry.error is None,
+        rows.append(QaRow(key=entry.key, caption=entry.caption, source=entry.source, modality=entry.modality,
+                          group=group or "(unreadable)",
+                          scores={judge: s.as_dict() for judge, s in entry.scores.items()}, passed=reason == ACCEPTED, reason=reason, detail=detail, flags=flags,
+                          duplicate_group=group_of.get(entry.key), has_media=entry.error is None,
                           usable=entry.error is None and not entry.problems))
     return rows, grouping
 

@@ -17,7 +17,7 @@ from pathlib import Path
 _BLOCK = tarfile.BLOCKSIZE
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class ShardDamage:
     """Where a shard is damaged.
 
@@ -57,14 +57,16 @@ def scan_shard(shard: Path, name: str) -> ShardDamage | None:
         if last is None:
             if tarfile.is_tarfile(shard):  # a compressed tar: its offsets are not the file's; webdataset reads it
                 return None
-            return ShardDamage(f"not a tar archive: {name} ({size} bytes)", None, True, type(err).__name__)
+            return ShardDamage(reason=f"not a tar archive: {name} ({size} bytes)", key=None, certain=True,
+                               error=type(err).__name__)
     if last is None:
-        return None if size >= 2 * _BLOCK else ShardDamage(f"not a tar archive: {name} ({size} bytes)", None, True)
+        return None if size >= 2 * _BLOCK else ShardDamage(reason=f"not a tar archive: {name} ({size} bytes)", key=None,
+                                                           certain=True)
     key = member_key(last.name)
     end = last.offset_data + last.size
     if end > size:
-        return ShardDamage(f"damaged shard {name}: cut short inside {last.name} ({size - last.offset_data} of "
-                           f"{last.size} bytes)", key, True)
+        return ShardDamage(reason=f"damaged shard {name}: cut short inside {last.name} ({size - last.offset_data} of "
+                                  f"{last.size} bytes)", key=key, certain=True)
     marker_at = -(-end // _BLOCK) * _BLOCK
     with open(shard, "rb") as handle:
         handle.seek(marker_at)
@@ -76,8 +78,8 @@ def scan_shard(shard: Path, name: str) -> ShardDamage | None:
     cut = (any(words in stopped for words in ("end of data", "empty header", "truncated header"))
            or size - marker_at < _BLOCK or not marker.strip(b"\0"))
     what = "cut short" if cut else "a broken tar header"
-    return ShardDamage(f"damaged shard {name}: {what} after {last.name} (byte {marker_at}); any later samples are "
-                       "lost", key, False)
+    return ShardDamage(reason=f"damaged shard {name}: {what} after {last.name} (byte {marker_at}); any later "
+                              "samples are lost", key=key, certain=False)
 
 
 def member_key(member: str) -> str | None:

@@ -176,7 +176,8 @@ def train_toy_sounds_clap(out_dir: Path, work_dir: Path, config: ClapTrainConfig
         _load_weights(model, Path(config.init_from))
     text_tokens = dict(processor.tokenizer(all_captions(), padding=True, return_tensors="pt"))
     optimizer, schedule = adamw_with_cosine(model.parameters(), config.lr, config.steps, config.warmup, config.weight_decay)
-    trainee = Trainee({"model": model}, optimizer, schedule, grad_clip=1.0, params=list(model.parameters()))
+    trainee = Trainee(parts={"model": model}, optimizer=optimizer, schedule=schedule, grad_clip=1.0,
+                      params=list(model.parameters()))
     logger.info("%s: %.2fM params, %d steps of batch %d (%d clean, %d resynthesized, %d generated)", NAME,
                 _params(model) / 1e6, config.steps, config.batch_size, n_clean, n_resynth, n_judged)
 

@@ -102,7 +102,7 @@ def train_toy_shapes_clip(out_dir: Path, work_dir: Path, config: ClipTrainConfig
     model, _, tokenizer = _load_open_clip(staging)
     caption_tokens = tokenizer(all_captions())
     optimizer, schedule = adamw_with_cosine(model.parameters(), config.lr, config.steps, config.warmup, config.weight_decay)
-    trainee = Trainee({"model": model}, optimizer, schedule)
+    trainee = Trainee(parts={"model": model}, optimizer=optimizer, schedule=schedule)
     logger.info("%s: %.2fM params, %d steps of batch %d", NAME, _params(model) / 1e6, config.steps, config.batch_size)
 
     def loss_fn(step: int) -> torch.Tensor:

@@ -92,7 +92,8 @@ def train_unet(name: str, keeper: CheckpointKeeper, config: DiffusionTrainConfig
     ema = EMAModel(ema_params, decay=config.ema_decay)
     trained = [p for part in parts.values() for p in part.parameters() if p.requires_grad]
     optimizer, schedule = adamw_with_cosine(trained, config.lr, config.steps, config.warmup, config.weight_decay)
-    trainee = Trainee({**parts, "ema": ema}, optimizer, schedule, grad_clip=config.grad_clip, params=trained)
+    trainee = Trainee(parts={**parts, "ema": ema}, optimizer=optimizer, schedule=schedule, grad_clip=config.grad_clip,
+                      params=trained)
     seconds = run_steps(name, trainee, loss_fn, config.steps, keeper, resume, after_step=lambda step: ema.step(ema_params))
     ema.copy_to(ema_params)
     return seconds

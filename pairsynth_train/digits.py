@@ -54,7 +54,7 @@ REPO_ROOT = Path(__file__).resolve().parents[1]
 VAE_CONFIG = {**components.SHAPES.vae, "block_out_channels": [8, 16, 32], "norm_num_groups": 8}
 
 
-@dataclass
+@dataclass(kw_only=True)
 class DigitsSplit:
     """The issue-16 split: 8×8 images with values 0..16 (ink), and their labels."""
 
@@ -72,7 +72,7 @@ def digits_split(seed: int = SPLIT_SEED) -> DigitsSplit:
     digits = load_digits()
     x_train, x_test, y_train, y_test = train_test_split(
         digits.images, digits.target, test_size=TEST_FRACTION, stratify=digits.target, random_state=seed)
-    return DigitsSplit(x_train, y_train, x_test, y_test)
+    return DigitsSplit(train_images=x_train, train_labels=y_train, test_images=x_test, test_labels=y_test)
 
 
 def to_pixels(images: np.ndarray | torch.Tensor) -> torch.Tensor:
@@ -87,7 +87,7 @@ def to_digits(pixels: torch.Tensor) -> torch.Tensor:
     return ((1.0 - F.avg_pool2d(grey, SCALE)) * 16.0)[:, 0]
 
 
-@dataclass
+@dataclass(kw_only=True)
 class DigitsTrainConfig:
     vae_steps: int = 600
     vae_batch_size: int = 32
@@ -125,7 +125,7 @@ def train_vae_stage(work_dir: Path, pixels: torch.Tensor, config: DigitsTrainCon
     torch.manual_seed(config.seed)
     vae = AutoencoderKL(**VAE_CONFIG)
     optimizer, schedule = adamw_with_cosine(vae.parameters(), config.vae_lr, config.vae_steps, 50)
-    trainee = Trainee({"vae": vae}, optimizer, schedule)
+    trainee = Trainee(parts={"vae": vae}, optimizer=optimizer, schedule=schedule)
     # the shared VAE loss, as this model was trained: L1 + MSE on the posterior mode, plus the KL term
     vae_settings = VaeTrainConfig(steps=config.vae_steps, batch_size=config.vae_batch_size, lr=config.vae_lr,
                                   eval_count=0, decode="mode", mse_weight=1.0, kl_weight=config.kl_weight)
@@ -174,7 +174,8 @@ def train_toy_digits(out_dir: Path, work_dir: Path, config: DigitsTrainConfig, r
     ema = EMAModel(list(unet.parameters()), decay=config.ema_decay)
     optimizer, schedule = adamw_with_cosine(list(unet.parameters()), config.lr, config.schedule_steps or config.unet_steps,
                                           config.warmup, config.weight_decay)
-    trainee = Trainee({"unet": unet, "ema": ema}, optimizer, schedule, grad_clip=config.grad_clip, params=list(unet.parameters()))
+    trainee = Trainee(parts={"unet": unet, "ema": ema}, optimizer=optimizer, schedule=schedule,
+                      grad_clip=config.grad_clip, params=list(unet.parameters()))
     noise_scheduler = components.make_training_scheduler("shapes")
 
     def loss_fn(step: int) -> torch.Tensor:

@@ -171,7 +171,7 @@ def train_judges(world: str, out_dir: Path, work_dir: Path, config: JudgeTrainCo
     torch.manual_seed(config.seed)
     judge = spec.net(spec.classes)
     optimizer, schedule = adamw_with_cosine(judge.parameters(), config.lr, config.steps, spec.warmup)
-    trainee = Trainee({"judge": judge}, optimizer, schedule)
+    trainee = Trainee(parts={"judge": judge}, optimizer=optimizer, schedule=schedule)
 
     def loss_fn(step: int) -> torch.Tensor:
         generator = torch.Generator().manual_seed(config.seed * 7919 + step)

@@ -26,7 +26,7 @@ class TrainConfig:
     checkpoint_every_s: float = 120.0
 
 
-@dataclass
+@dataclass(kw_only=True)
 class Trainee:
     """What a loop updates and checkpoints: named state-dict holders (modules, optimiser, schedule, EMA)."""
 

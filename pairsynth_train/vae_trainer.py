@@ -112,7 +112,8 @@ def train_vae(world: str, work_dir: Path, config: VaeTrainConfig, resume: bool =
     torch.manual_seed(config.seed)
     vae = make_vae(world)
     optimizer, schedule = adamw_with_cosine(vae.parameters(), config.lr, config.steps, config.warmup)
-    trainee = Trainee({"vae": vae}, optimizer, schedule, grad_clip=config.grad_clip, params=list(vae.parameters()))
+    trainee = Trainee(parts={"vae": vae}, optimizer=optimizer, schedule=schedule, grad_clip=config.grad_clip,
+                      params=list(vae.parameters()))
 
     def loss_fn(step: int) -> torch.Tensor:
         generator = torch.Generator().manual_seed(config.seed * 104729 + step)
@@ -169,7 +170,7 @@ def finetune_decoder(world: str, work_dir: Path, config: VaeTrainConfig, stage1:
     vae.quant_conv.requires_grad_(False)
     params = [*vae.decoder.parameters(), *vae.post_quant_conv.parameters()]
     optimizer, schedule = adamw_with_cosine(params, config.decoder_lr, config.decoder_steps, 50)
-    trainee = Trainee({"vae": vae}, optimizer, schedule)
+    trainee = Trainee(parts={"vae": vae}, optimizer=optimizer, schedule=schedule)
 
     def loss_fn(step: int) -> torch.Tensor:
         inputs = spec.inputs(train_seeds(config.seed, 1_000_000 + step, config.batch_size))

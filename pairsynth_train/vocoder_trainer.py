@@ -48,7 +48,7 @@ class VocoderTrainConfig(TrainConfig):
     eval_clips: int = 160
 
 
-@dataclass
+@dataclass(kw_only=True)
 class VocoderResult:
     folder: Path
     mel_l1: float
@@ -115,7 +115,8 @@ def train_vocoder(work_dir: Path, vae, config: VocoderTrainConfig, resume: bool 
     vocoder = components.make_vocoder()
     init_overlap_add(vocoder)
     optimizer, schedule = adamw_with_cosine(vocoder.parameters(), config.lr, config.steps, 20)
-    trainee = Trainee({"vocoder": vocoder}, optimizer, schedule, grad_clip=1.0, params=list(vocoder.parameters()))
+    trainee = Trainee(parts={"vocoder": vocoder}, optimizer=optimizer, schedule=schedule, grad_clip=1.0,
+                      params=list(vocoder.parameters()))
 
     def loss_fn(step: int) -> torch.Tensor:
         generator = torch.Generator().manual_seed(config.seed * 15485863 + step)
@@ -134,7 +135,7 @@ def train_vocoder(work_dir: Path, vae, config: VocoderTrainConfig, resume: bool 
     vocoder.save_pretrained(folder, safe_serialization=True)
     mel_l1, judged = evaluate_vocoder(vocoder, vae, eval_seeds(config.eval_clips), judge)
     logger.info("vocoder: held-out log-mel L1 %.4f; judges on vocoded VAE mels %s; %.0f s", mel_l1, judged, seconds)
-    return VocoderResult(folder, mel_l1, judged, seconds, config.steps)
+    return VocoderResult(folder=folder, mel_l1=mel_l1, judged=judged, train_seconds=seconds, steps=config.steps)
 
 
 @torch.no_grad()

@@ -34,7 +34,7 @@ def candidates(kind: str) -> list[Any]:
             audio = (0.5 * np.sin(2 * np.pi * (200 + 100 * index) * t)).astype(np.float32)
         candidate = Candidate(condition=Condition(caption=caption, caption_index=index, sample_index=0, seed=index), key=f"{kind[0]}{index:019x}",
                               provenance={"model": "test"}, image=image, audio=audio, sample_rate=RATE)
-        candidate.scores["clip" if image is not None else "clap"] = PairScores("clip", "t", 0.3)
+        candidate.scores["clip" if image is not None else "clap"] = PairScores(judge="clip", model="t", cosine=0.3)
         made.append(candidate)
     return made
 
@@ -52,7 +52,7 @@ def write_all(out: Path) -> None:
         for candidate in candidates(kind):
             for writer in writers:
                 writer.write(candidate)
-        OutputDir(root).commit(Progress("test"), writers)
+        OutputDir(root).commit(Progress(fingerprint="test"), writers)
 
 
 def read_all(out: Path) -> dict[str, Any]:

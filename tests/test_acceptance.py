@@ -12,7 +12,8 @@ from pairsynth.alignment.scores import PairScores
 
 
 def scores(cosine: float, rank: int | None = 1, judge: str = "clip") -> dict[str, PairScores]:
-    return {judge: PairScores(judge, "m", cosine, rank=rank, distractors=3, best_distractor="x", best_distractor_cosine=0.5)}
+    return {judge: PairScores(judge=judge, model="m", cosine=cosine, rank=rank, distractors=3, best_distractor="x",
+                              best_distractor_cosine=0.5)}
 
 
 def test_threshold_is_in_clip_score_units():

@@ -46,7 +46,7 @@ def triplet(caption: str = "a red circle on the left", *, dtype=np.float32, boxe
     if dtype == np.uint8:
         image = (image * 255).astype(np.uint8)
     audio = np.stack([np.linspace(-0.5, 0.5, RATE), 0.25 * np.sin(np.arange(RATE) / 7.0)]).astype(np.float32)
-    return Sample(caption, image=image, audio=audio, sample_rate=RATE,
+    return Sample(caption=caption, image=image, audio=audio, sample_rate=RATE,
                   boxes=None if boxes is None else np.array(boxes), box_labels=labels)
 
 
@@ -73,7 +73,7 @@ def test_hflip_mirrors_every_modality_with_one_draw():
 def test_mirrored_box_covers_the_mirrored_pixels():
     image = np.zeros((10, 16, 3), np.uint8)
     image[3:8, 2:6] = 255  # rows 3..7, columns 2..5: the box (2, 3, 6, 8)
-    sample = Sample("a square on the left", image=image, boxes=[[2, 3, 6, 8]], box_labels=["square"])
+    sample = Sample(caption="a square on the left", image=image, boxes=[[2, 3, 6, 8]], box_labels=["square"])
     out = HorizontalFlip().apply(sample, {})
     rows, cols = np.nonzero(out.image[..., 0])
     assert [cols.min(), rows.min(), cols.max() + 1, rows.max() + 1] == out.boxes[0].tolist()
@@ -89,9 +89,9 @@ def test_hflip_twice_is_the_identity():
 
 def test_hflip_leaves_mono_audio_and_skips_samples_with_nothing_to_mirror():
     mono = np.linspace(-1, 1, 100, dtype=np.float32)
-    pair = Sample("a dog on the left", image=np.zeros((4, 4, 3), np.float32), audio=mono, sample_rate=100)
+    pair = Sample(caption="a dog on the left", image=np.zeros((4, 4, 3), np.float32), audio=mono, sample_rate=100)
     assert np.array_equal(HorizontalFlip().apply(pair, {}).audio, mono)
-    audio_only = Sample("a beep on the left", audio=mono, sample_rate=100)
+    audio_only = Sample(caption="a beep on the left", audio=mono, sample_rate=100)
     result = augment(audio_only, always(HorizontalFlip()), seed=0)
     assert result.sample.caption == "a beep on the left"  # mono audio has no side to flip
     assert not result.record.steps[0].applied and "nothing to mirror" in result.record.steps[0].note
@@ -99,12 +99,12 @@ def test_hflip_leaves_mono_audio_and_skips_samples_with_nothing_to_mirror():
 
 def test_hflip_stereo_audio_only_swaps_channels_and_caption():
     audio = np.array([[1, 2, 3], [4, 5, 6]], np.float32)
-    out = augment(Sample("a beep on the right", audio=audio, sample_rate=3), always(HorizontalFlip()), 0).sample
+    out = augment(Sample(caption="a beep on the right", audio=audio, sample_rate=3), always(HorizontalFlip()), 0).sample
     assert np.array_equal(out.audio, [[4, 5, 6], [1, 2, 3]]) and out.caption == "a beep on the left"
 
 
 def test_hflip_refuses_audio_with_unknown_channel_layout():
-    sample = Sample("surround on the left", audio=np.zeros((6, 10), np.float32), sample_rate=10,
+    sample = Sample(caption="surround on the left", audio=np.zeros((6, 10), np.float32), sample_rate=10,
                     image=np.zeros((2, 2, 3), np.float32))
     with pytest.raises(ValueError, match="6 channels"):
         HorizontalFlip().apply(sample, {})
@@ -220,7 +220,7 @@ def test_time_shift_pads_exactly_and_drops_a_sound_shifted_away():
 
 
 def test_audio_transforms_do_not_run_without_audio():
-    sample = Sample("a red circle", image=np.zeros((4, 4, 3), np.float32))
+    sample = Sample(caption="a red circle", image=np.zeros((4, 4, 3), np.float32))
     result = augment(sample, [Gain(), TimeShift(), PitchShift(), TimeStretch()], seed=0)
     assert all(not step.applied and step.note == "not applicable: no audio" for step in result.record.steps)
 
@@ -228,7 +228,7 @@ def test_audio_transforms_do_not_run_without_audio():
 def test_pitch_and_stretch_keep_length_and_an_octave_up_rewrites_low_to_high():
     t = np.arange(RATE) / RATE
     tone = np.stack([np.sin(2 * np.pi * 300 * t)] * 2).astype(np.float32) * 0.5
-    sample = Sample("a low tone on the left", audio=tone, sample_rate=RATE)
+    sample = Sample(caption="a low tone on the left", audio=tone, sample_rate=RATE)
     result = augment(sample, [PitchShift(semitones=(12, 12)), TimeStretch(rate=(1.2, 1.2))], seed=0)
     out = result.sample
     assert out.audio.shape == tone.shape and out.audio.dtype == np.float32
@@ -369,13 +369,13 @@ def test_to_candidate_carries_the_record_into_the_manifest():
 
 def test_sample_validation_names_the_field():
     with pytest.raises(ValueError, match="Sample.image"):
-        Sample("x", image=np.zeros((4, 4), np.float32))
+        Sample(caption="x", image=np.zeros((4, 4), np.float32))
     with pytest.raises(ValueError, match="Sample.audio must be float32"):
-        Sample("x", audio=np.zeros(4, np.int16), sample_rate=4)
+        Sample(caption="x", audio=np.zeros(4, np.int16), sample_rate=4)
     with pytest.raises(ValueError, match="sample_rate"):
-        Sample("x", audio=np.zeros(4, np.float32))
+        Sample(caption="x", audio=np.zeros(4, np.float32))
     with pytest.raises(ValueError, match="box_labels has 2 labels for 1 boxes"):
-        Sample("x", image=np.zeros((4, 4, 3), np.float32), boxes=[[0, 0, 1, 1]], box_labels=["a", "b"])
+        Sample(caption="x", image=np.zeros((4, 4, 3), np.float32), boxes=[[0, 0, 1, 1]], box_labels=["a", "b"])
 
 
 def test_example_script_runs(tmp_path):

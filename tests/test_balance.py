@@ -21,7 +21,7 @@ def _write_dataset(root, layout):
         for i in range(count):
             file_name = f"{name.replace(' ', '_')}/{i}.png" if layout == "folder" else f"{name.replace(' ', '_')}_{i}.png"
             (root / file_name).parent.mkdir(exist_ok=True)
-            render(ShapeScene(shape, colour, "left", cx=0.2 + 0.01 * i)).save(root / file_name)
+            render(ShapeScene(shape=shape, colour=colour, position="left", cx=0.2 + 0.01 * i)).save(root / file_name)
             rows.append({"file_name": file_name, "text": f"a {name} on the left",
                          **({"label": name} if layout == "label" else {})})
     (root / "metadata.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))

@@ -121,7 +121,7 @@ def test_invalidated_words_are_found_as_written_when_the_rule_fires():
 
 
 def test_condition_on_a_param_the_transform_does_not_draw_raises():
-    rule = CaptionRule(invalidates=("low",), when=When("semitone", at_least=1))
+    rule = CaptionRule(invalidates=("low",), when=When(param="semitone", at_least=1))
     with pytest.raises(ValueError, match=r"'semitone'.*\['semitones'\]"):
         edit_caption("a low tone", [rule], {"semitones": 3.0})
 
@@ -132,13 +132,14 @@ def test_rule_validation():
     with pytest.raises(ValueError, match="non-empty"):
         CaptionRule(swaps={" ": "x"})
     with pytest.raises(ValueError, match="at_least, at_most"):
-        When("hue")
+        When(param="hue")
     with pytest.raises(ValueError, match="maps to both"):
         symmetric({"left": "right", "right": "up"})
 
 
 def test_rule_dict_round_trip():
-    rule = CaptionRule(swaps={"Low": "high"}, invalidates=("deep",), when=When("semitones", at_least=12, absolute=True))
+    rule = CaptionRule(swaps={"Low": "high"}, invalidates=("deep",),
+                       when=When(param="semitones", at_least=12, absolute=True))
     again = CaptionRule.from_dict(rule.to_dict())
     assert again == rule and again.swaps == {"low": "high"}  # keys are normalised to lower case
     with pytest.raises(ValueError, match="unknown keys"):

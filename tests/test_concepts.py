@@ -21,7 +21,7 @@ FAST = LearnConfig(steps=4, batch_size=2, eval_every=2, patience=100)
 def image_items(tmp_path_factory):
     folder = tmp_path_factory.mktemp("zz-items")
     for i in range(5):
-        render(ShapeScene("circle", "red", "left", cx=0.2 + 0.02 * i)).save(folder / f"{i}.png")
+        render(ShapeScene(shape="circle", colour="red", position="left", cx=0.2 + 0.02 * i)).save(folder / f"{i}.png")
         (folder / f"{i}.txt").write_text("a <zz> circle on the left")
     return folder
 

@@ -22,7 +22,8 @@ def adapter(tiny_sd_dir):
 @pytest.mark.parametrize("what", ["noise", "both"])
 def test_the_endpoints_of_a_path_are_the_plain_samples(adapter, what):
     plain = adapter.generate([A, B], [11, 22])
-    path = adapter.generate_blended([Blend(A, B, 11, 22, w, what) for w in (0.0, 0.5, 1.0)])
+    path = adapter.generate_blended([Blend(prompt_a=A, prompt_b=B, seed_a=11, seed_b=22, weight=w, what=what)
+                                     for w in (0.0, 0.5, 1.0)])
     np.testing.assert_array_equal(path[0].pixels, plain[0].pixels)
     np.testing.assert_array_equal(path[2].pixels, plain[1].pixels)
     assert np.abs(path[1].pixels - path[0].pixels).max() > 1e-3 and np.abs(path[1].pixels - path[2].pixels).max() > 1e-3
@@ -30,7 +31,8 @@ def test_the_endpoints_of_a_path_are_the_plain_samples(adapter, what):
 
 def test_prompt_interpolation_keeps_the_first_noise(adapter):
     plain = adapter.generate([A, B], [11, 11])
-    path = adapter.generate_blended([Blend(A, B, 11, 22, w, "prompt") for w in (0.0, 1.0)])
+    path = adapter.generate_blended([Blend(prompt_a=A, prompt_b=B, seed_a=11, seed_b=22, weight=w, what="prompt")
+                                     for w in (0.0, 1.0)])
     np.testing.assert_array_equal(path[0].pixels, plain[0].pixels)
     np.testing.assert_array_equal(path[1].pixels, plain[1].pixels)
 

@@ -70,7 +70,7 @@ def audio_candidate(index: int) -> Candidate:
     wave = (0.5 * np.sin(2 * np.pi * (220 + 110 * index) * t)).astype(np.float32)
     condition = Condition(caption=f"a tone number {index}", caption_index=index, sample_index=0, seed=index)
     candidate = Candidate(condition=condition, key=f"{index:020x}", provenance={"model": "tone"}, audio=wave, sample_rate=rate)
-    candidate.scores["clap"] = PairScores("clap", "toy", 0.31 + index / 100)
+    candidate.scores["clap"] = PairScores(judge="clap", model="toy", cosine=0.31 + index / 100)
     return candidate
 
 
@@ -79,7 +79,7 @@ def test_audio_pairs_commit_roll_back_and_load_as_audio(tmp_path):
 
     writer = parquet_writer.ParquetWriter(tmp_path)
     directory = OutputDir(tmp_path)
-    progress = Progress("fingerprint")
+    progress = Progress(fingerprint="fingerprint")
     for index in range(3):
         writer.write(audio_candidate(index))
     directory.commit(progress, [writer])

@@ -151,7 +151,7 @@ def test_linear_probe_on_frozen_clip_embeddings(photos, tiny_clip_dir):
 
     real_dir, synthetic_dir = photos
     judge = load_judge("image", f"local-dir:{tiny_clip_dir}")
-    space = EmbeddingSpace(judge, "image", views=2)
+    space = EmbeddingSpace(judge=judge, modality="image", views=2)
     stored = space.encode(read_labeled(real_dir).examples[:3])
     assert stored.shape == (3, 3, space.dimension)  # clean view + 2 augmented views per example
     assert not torch.allclose(stored[:, 0], stored[:, 1])  # the augmented views differ from the clean one
@@ -219,11 +219,11 @@ def test_probe_takes_in_memory_labeled_sets(photos):
     rng = np.random.default_rng(0)
 
     def blobs(name: str, count: int) -> LabeledSet:  # bright vs dark squares, made in the script
-        examples = [LabeledExample(f"{name}-{label}-{i}", label, "memory",
+        examples = [LabeledExample(key=f"{name}-{label}-{i}", label=label, source="memory",
                                    image=np.full((8, 8, 3), 200 if label == "bright" else 40, np.uint8)
                                    + rng.integers(0, 20, (8, 8, 3)).astype(np.uint8))
                     for label in ("bright", "dark") for i in range(count)]
-        return LabeledSet(name, examples, "image")
+        return LabeledSet(path=name, examples=examples, modality="image")
 
     config = ProbeConfig(shots=(2,), draws=2, image_size=8, cnn_width=8, train=FAST)
     summary = run_probe(blobs("real", 6), [blobs("generated", 3)], config)

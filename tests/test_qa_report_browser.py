@@ -376,10 +376,11 @@ def synthetic_report(count: int, captions: dict[int, str] | None = None):
         scores = {"clip": {"model": "toy", "cosine": score / 100, "score": score, "score_unit": "CLIPScore",
                            "rank": 1 + index % 3, "distractors": 7, "best_distractor": "a shape on the left",
                            "best_distractor_cosine": 0.3, "caption_truncated": False}}
-        rows.append(QaRow(f"{index:08x}", caption, f"img/{index}.png", "image", caption, scores, score >= 25,
-                          "accepted" if score >= 25 else "below_threshold"))
-    report = QaReport("synthetic", {"path": "synthetic", "layout": "imagefolder"}, rows,
-                      {"clip": JudgeSetup("clip", "toy", 25.0, 7)})
+        rows.append(QaRow(key=f"{index:08x}", caption=caption, source=f"img/{index}.png", modality="image",
+                          group=caption, scores=scores, passed=score >= 25,
+                          reason="accepted" if score >= 25 else "below_threshold"))
+    report = QaReport(title="synthetic", source={"path": "synthetic", "layout": "imagefolder"}, rows=rows,
+                      judges={"clip": JudgeSetup(kind="clip", model="toy", threshold=25.0, distractors=7)})
     by_key = {row.key: row for row in rows}
 
     def load_media(keys):

@@ -54,9 +54,9 @@ def rows(n: int) -> list[QaRow]:
             scores["clap"] = {"score": round(float(rng.uniform(0, 60)), 4), "rank": None,
                               "caption_truncated": i % 5 == 0}
         reason = "unreadable" if modality is None else ("accepted" if i % 3 == 0 else "below_threshold")
-        made.append(QaRow(f"k{i}", f"caption {i % 9}" if modality else "", f"src{i}", modality, f"g{i % 5}", scores,
-                          reason == "accepted", reason, flags=["near_duplicate"] * (i % 7 == 0),
-                          usable=i % 11 != 0))
+        made.append(QaRow(key=f"k{i}", caption=f"caption {i % 9}" if modality else "", source=f"src{i}",
+                          modality=modality, group=f"g{i % 5}", scores=scores, passed=reason == "accepted",
+                          reason=reason, flags=["near_duplicate"] * (i % 7 == 0), usable=i % 11 != 0))
     return made
 
 
@@ -77,7 +77,8 @@ def reference_judge(rows_: list[QaRow], kind: str, threshold: float) -> dict:
 
 def test_a_streamed_summary_equals_the_list_based_numbers():
     made = rows(403)
-    judges = {"clip": JudgeSetup("clip", "m", 30.0), "clap": JudgeSetup("clap", "m", 25.0)}
+    judges = {"clip": JudgeSetup(kind="clip", model="m", threshold=30.0),
+              "clap": JudgeSetup(kind="clap", model="m", threshold=25.0)}
 
     class OnePassOnly:  # a stream that can be read once: the summary must not need a second pass
         def __init__(self):
@@ -88,7 +89,7 @@ def test_a_streamed_summary_equals_the_list_based_numbers():
             self.used = True
             return iter(made)
 
-    summary = summarize(QaReport("t", {}, OnePassOnly(), judges))
+    summary = summarize(QaReport(title="t", source={}, rows=OnePassOnly(), judges=judges))
     for kind, setup in judges.items():
         expected = reference_judge(made, kind, setup.threshold)
         got = summary["judges"][kind]

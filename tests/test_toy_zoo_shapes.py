@@ -54,7 +54,7 @@ def test_flipped_renders_pass_only_with_the_swapped_caption(clip):
     flipped, swapped, original = [], [], []
     for seed in range(120):
         image, caption, _ = render_sample(seed)
-        result = augment(Sample(caption, image=np.asarray(image)), HorizontalFlip(p=1.0), seed=seed)
+        result = augment(Sample(caption=caption, image=np.asarray(image)), HorizontalFlip(p=1.0), seed=seed)
         flipped.append(result.sample.image)
         swapped.append(result.sample.caption)
         original.append(caption)

@@ -101,7 +101,8 @@ def test_vary_audio_pairs_resamples_downmixes_and_skips_corrupt_clips(tiny_audio
     (folder / "mono.txt").write_text("a high steady tone")
     (folder / "broken.flac").write_bytes(b"fLaC not really")
     (folder / "broken.txt").write_text("a broken clip")
-    varier = AudioToAudio.from_pretrained(str(tiny_audioldm_mel_dir), sampling=AudioVariationSampling(0.5, steps=4))
+    varier = AudioToAudio.from_pretrained(str(tiny_audioldm_mel_dir),
+                                          sampling=AudioVariationSampling(strength=0.5, steps=4))
     config = vary_config(per_pair=2, max_rank=None, similarity_band=(-1.0, 1.0))
     summary = vary_dataset(folder, tmp_path / "out", config, varier=varier, scorer=ClapScorer.from_pretrained(str(tiny_clap_dir)))
     assert summary.accepted == 4

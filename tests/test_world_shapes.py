@@ -80,7 +80,7 @@ def test_bad_captions_and_scenes_raise_naming_the_problem():
     with pytest.raises(ValueError, match="does not match"):
         parse_caption("circle, red, left")
     with pytest.raises(ValueError, match="colour"):
-        ShapeScene("circle", "pink", "left")
+        ShapeScene(shape="circle", colour="pink", position="left")
 
 
 def test_world_words_cover_every_caption_word():

@@ -33,7 +33,7 @@ def _normalise(word: str) -> str:
     return " ".join(word.lower().split())
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class When:
     """A condition on one drawn parameter: the rule fires only while it holds.
 
@@ -141,7 +141,7 @@ def symmetric(pairs: Mapping[str, str]) -> dict[str, str]:
     return table
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class CaptionEdit:
     """What the fired rules did to one caption.
 
@@ -183,7 +183,8 @@ def edit_caption(caption: str, rules: Iterable[CaptionRule], params: Mapping[str
         return replacement
 
     after = _pattern(tuple(swaps)).sub(replace, caption) if swaps else caption
-    return CaptionEdit(caption, after, tuple(done), tuple(find_words(caption, invalidates)))
+    return CaptionEdit(before=caption, after=after, swaps=tuple(done),
+                       invalidated=tuple(find_words(caption, invalidates)))
 
 
 def find_words(caption: str, words: Sequence[str]) -> list[str]:
@@ -230,11 +231,11 @@ TOP_BOTTOM = CaptionRule(swaps={
 """Vertical flip: top ↔ bottom, above ↔ below, upper ↔ lower; clockwise ↔ counterclockwise."""
 
 PITCH_UP = CaptionRule(swaps={"low": "high", "lower": "higher", "lowest": "highest"},
-                       when=When("semitones", at_least=12.0))
+                       when=When(param="semitones", at_least=12.0))
 """Pitch shifted up by an octave or more: low → high. Smaller shifts leave pitch words alone."""
 
 PITCH_DOWN = CaptionRule(swaps={"high": "low", "higher": "lower", "highest": "lowest"},
-                         when=When("semitones", at_most=-12.0))
+                         when=When(param="semitones", at_most=-12.0))
 """Pitch shifted down by an octave or more: high → low."""
 
 COLOUR_WORDS: tuple[str, ...] = (
@@ -243,8 +244,8 @@ COLOUR_WORDS: tuple[str, ...] = (
 )
 """Hue words: a hue rotation or a desaturation can make any of them untrue."""
 
-HUE_CHANGE = CaptionRule(invalidates=COLOUR_WORDS, when=When("hue", at_least=0.05, absolute=True))
+HUE_CHANGE = CaptionRule(invalidates=COLOUR_WORDS, when=When(param="hue", at_least=0.05, absolute=True))
 """A hue rotation of 0.05 turn (18°) or more may move a named colour to its neighbour."""
 
-DESATURATION = CaptionRule(invalidates=COLOUR_WORDS, when=When("saturation", at_most=0.3))
+DESATURATION = CaptionRule(invalidates=COLOUR_WORDS, when=When(param="saturation", at_most=0.3))
 """Saturation scaled to 0.3 or less turns colours towards grey."""

@@ -133,24 +133,25 @@ def augment(sample: Sample, transforms: Transform | Sequence[Transform] | Compos
         result, step = _run_one(transform, current, rng)
         steps.append(step)
         if isinstance(result, Drop):
-            record = AugmentRecord(seed, sample.caption, sample.caption, tuple(steps), sample.modality, "dropped",
-                                   result.reason, f"{transform.name}: {result.detail}",
-                                   current.flags[len(sample.flags):])
+            record = AugmentRecord(seed=seed, caption_before=sample.caption, caption_after=sample.caption,
+                                   steps=tuple(steps), modality=sample.modality, status="dropped",
+                                   reason=result.reason, detail=f"{transform.name}: {result.detail}",
+                                   flags=current.flags[len(sample.flags):])
             return Augmented(None, record)
         current = result
     # 3. Record
     flags = current.flags[len(sample.flags):]
-    record = AugmentRecord(seed, sample.caption, current.caption, tuple(steps), sample.modality,
-                           "flagged" if flags else "ok", flags=flags)
+    record = AugmentRecord(seed=seed, caption_before=sample.caption, caption_after=current.caption, steps=tuple(steps),
+                           modality=sample.modality, status="flagged" if flags else "ok", flags=flags)
     return Augmented(current.replace(history=sample.history + tuple(steps)), record)
 
 
 def _run_one(transform: Transform, sample: Sample, rng: np.random.Generator) -> tuple[Sample | Drop, Applied]:
     reason = transform.not_applicable(sample)
     if reason is not None:
-        return sample, Applied(transform.name, applied=False, note=f"not applicable: {reason}")
+        return sample, Applied(name=transform.name, applied=False, note=f"not applicable: {reason}")
     if rng.random() >= transform.p:
-        return sample, Applied(transform.name, applied=False, note=f"not drawn (p={transform.p:g})")
+        return sample, Applied(name=transform.name, applied=False, note=f"not drawn (p={transform.p:g})")
     params = transform.get_params(rng, sample)
     edit = transform.edit_caption(sample.caption, params)
     note = transform.unchecked(sample)
@@ -158,14 +159,14 @@ def _run_one(transform: Transform, sample: Sample, rng: np.random.Generator) -> 
         words = ", ".join(repr(word) for word in edit.invalidated)
         message = f"this draw makes {words} untrue"
         if transform.on_invalid == "skip":
-            return sample, Applied(transform.name, params, applied=False, note=f"skipped: {message}")
+            return sample, Applied(name=transform.name, params=params, applied=False, note=f"skipped: {message}")
         if transform.on_invalid == "drop":
-            return Drop("caption_invalidated", message), Applied(transform.name, params, note=message)
+            return Drop("caption_invalidated", message), Applied(name=transform.name, params=params, note=message)
         sample = sample.replace(flags=sample.flags + (f"caption_invalidated: {message} ({transform.name})",))
     result = transform.apply(sample, params)
     if isinstance(result, Drop):
-        return result, Applied(transform.name, params, note=f"{result.reason}: {result.detail}")
-    return result, Applied(transform.name, params, caption_swaps=edit.swaps, note=note)
+        return result, Applied(name=transform.name, params=params, note=f"{result.reason}: {result.detail}")
+    return result, Applied(name=transform.name, params=params, caption_swaps=edit.swaps, note=note)
 
 
 def derive_augment_seed(seed: int, key: str, copy_index: int) -> int:

@@ -22,7 +22,7 @@ from pairsynth.media import modality_of
 Status = Literal["ok", "flagged", "dropped"]
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class Applied:
     """One transform's entry in a sample's history and in the manifest.
 
@@ -49,7 +49,7 @@ class Applied:
                 "caption_swaps": [list(pair) for pair in self.caption_swaps], "note": self.note}
 
 
-@dataclass(frozen=True, eq=False)
+@dataclass(frozen=True, eq=False, kw_only=True)
 class Sample:
     """One pair or triplet: a caption plus an image, an audio clip or both, and optional boxes.
 
@@ -132,7 +132,7 @@ class Drop:
     detail: str = ""
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class AugmentRecord:
     """What one augmentation call did, for the manifest.
 

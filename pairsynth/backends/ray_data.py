@@ -71,7 +71,7 @@ def import_ray() -> Any:
     return ray
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class ActorLayout:
     """How many actors of each stage, and what each reserves and uses.
 
@@ -114,8 +114,8 @@ def plan_actors(settings: RayConfig, cpus: float, gpus: float) -> ActorLayout:
                              f"the Ray cluster has {gpus:g} (lower generator_actors or gpus_per_actor)")
     threads = settings.cpus_per_actor if settings.cpus_per_actor != "auto" else max(1, int(cpus // actors))
     reserve = min(float(threads), max(0.01, (cpus - HEADROOM_CPUS) / actors))
-    return ActorLayout(generators, settings.scorer_actors, threads, round(reserve, 4), gpus_per_generator,
-                       gpus_per_scorer)
+    return ActorLayout(generators=generators, scorers=settings.scorer_actors, threads=threads, cpus=round(reserve, 4),
+                       gpus_per_generator=gpus_per_generator, gpus_per_scorer=gpus_per_scorer)
 
 
 class RayDataBackend:

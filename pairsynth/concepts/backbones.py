@@ -23,7 +23,76 @@ from pairsynth.errors import ConceptError
 
 logger = logging.getLogger(__name__)
 
-SUPPORTED = {"StableDiffusionPipeline": "image", "AudioLDMPipeline": "audio"}
+class Family:
+    """What differs between pipeline families when a concept is trained against them.
+
+    Attributes:
+        medium: what the family generates (``image``, ``audio``): what a concept's items must be.
+        attention_mask: whether its text encoder takes the tokenizer's attention mask.
+    """
+
+    medium: str
+    attention_mask: bool = False
+
+    def vae_input(self, backbone: Backbone, items: ConceptItems) -> torch.Tensor:
+        """What the family's VAE encodes for ``items`` (pixels, log-mels)."""
+        raise NotImplementedError
+
+    def condition(self, text_encoder: Any, tokens: dict[str, torch.Tensor]) -> torch.Tensor:
+        """The UNet's conditioning for tokenized prompts, with gradients through the text encoder."""
+        raise NotImplementedError
+
+    def predict(self, unet: Any, noisy: torch.Tensor, timesteps: torch.Tensor, condition: torch.Tensor) -> torch.Tensor:
+        """The UNet's prediction (ε or v) for noisy latents under ``condition``."""
+        raise NotImplementedError
+
+
+class StableDiffusionFamily(Family):
+    """SD 1.x/2.x: the text encoder's hidden states reach the UNet through cross-attention."""
+
+    medium = "image"
+
+    def vae_input(self, backbone: Backbone, items: ConceptItems) -> torch.Tensor:
+        size = backbone.unet.config.sample_size * backbone.pipeline.vae_scale_factor
+        return torch.from_numpy(items.load_images(size))
+
+    def condition(self, text_encoder: Any, tokens: dict[str, torch.Tensor]) -> torch.Tensor:
+        return text_encoder(tokens["input_ids"])[0]  # SD's encode_prompt without clip_skip: the last hidden state
+
+    def predict(self, unet: Any, noisy: torch.Tensor, timesteps: torch.Tensor, condition: torch.Tensor) -> torch.Tensor:
+        return unet(noisy, timesteps, encoder_hidden_states=condition).sample
+
+
+class AudioLDMFamily(Family):
+    """AudioLDM: CLAP's normalised ``text_embeds`` reach the UNet as a class embedding."""
+
+    medium = "audio"
+    attention_mask = True
+
+    def vae_input(self, backbone: Backbone, items: ConceptItems) -> torch.Tensor:
+        """(N, 1, frames, mel bins) log-mels of the clips at the model's default length."""
+        from pairsynth.modalities.audioldm_mel import HOP, SAMPLE_RATE, SILENCE, log_mel
+
+        vocoder = backbone.pipeline.vocoder.config
+        if int(vocoder.sampling_rate) != SAMPLE_RATE or int(np.prod(vocoder.upsample_rates)) != HOP:
+            raise ConceptError(f"{backbone.model_id}: audio concepts need AudioLDM's 16 kHz, 160-hop mel front end")
+        frames = backbone.unet.config.sample_size * backbone.pipeline.vae_scale_factor
+        length = frames * HOP
+        clips = [np.pad(c, (0, max(0, length - len(c))))[:length] for c in items.load_audio(SAMPLE_RATE)]
+        mels = log_mel(torch.from_numpy(np.stack(clips).astype(np.float32)), n_mels=int(vocoder.model_in_dim))
+        mels = F.pad(mels, (0, 0, 0, max(0, frames - mels.shape[1])), value=SILENCE)[:, :frames]
+        return mels[:, None]
+
+    def condition(self, text_encoder: Any, tokens: dict[str, torch.Tensor]) -> torch.Tensor:
+        embeds = text_encoder(tokens["input_ids"], attention_mask=tokens["attention_mask"]).text_embeds
+        return F.normalize(embeds, dim=-1)  # AudioLDM's _encode_prompt normalises text_embeds
+
+    def predict(self, unet: Any, noisy: torch.Tensor, timesteps: torch.Tensor, condition: torch.Tensor) -> torch.Tensor:
+        return unet(noisy, timesteps, encoder_hidden_states=None, class_labels=condition).sample
+
+
+SUPPORTED: dict[str, Family] = {"StableDiffusionPipeline": StableDiffusionFamily(), "AudioLDMPipeline": AudioLDMFamily()}
+"""Pipeline class name → its family: the pipelines concepts are learned for."""
 
 
 @dataclass
@@ -32,13 +101,18 @@ class Backbone:
 
     Attributes:
         pipeline: the diffusers pipeline (its components are trained in place).
-        medium: ``image`` or ``audio``: what its items must be.
+        family: its pipeline family (what it generates, how it is conditioned).
         model_id: the reference it was loaded from (recorded in the concept's card).
     """
 
     pipeline: Any
-    medium: str
+    family: Family
     model_id: str
+
+    @property
+    def medium(self) -> str:
+        """``image`` or ``audio``: what its items must be."""
+        return self.family.medium
 
     @property
     def tokenizer(self) -> Any:
@@ -65,48 +139,25 @@ class Backbone:
             raise ConceptError(f"{items.folder}: holds {items.medium} items, but {self.model_id} is a "
                                f"text→{self.medium} model")
         vae = self.pipeline.vae
-        if self.medium == "image":
-            size = self.unet.config.sample_size * self.pipeline.vae_scale_factor
-            pixels = torch.from_numpy(items.load_images(size))
-        else:
-            pixels = self._mels(items)
+        pixels = self.family.vae_input(self, items)
         posterior = vae.encode(pixels.to(vae.device, vae.dtype)).latent_dist
         return posterior.mean.float(), posterior.std.float()
-
-    def _mels(self, items: ConceptItems) -> torch.Tensor:
-        """(N, 1, frames, mel bins) log-mels of the clips at the model's default length."""
-        from pairsynth.modalities.audioldm_mel import HOP, SAMPLE_RATE, SILENCE, log_mel
-
-        vocoder = self.pipeline.vocoder.config
-        if int(vocoder.sampling_rate) != SAMPLE_RATE or int(np.prod(vocoder.upsample_rates)) != HOP:
-            raise ConceptError(f"{self.model_id}: audio concepts need AudioLDM's 16 kHz, 160-hop mel front end")
-        frames = self.unet.config.sample_size * self.pipeline.vae_scale_factor
-        length = frames * HOP
-        clips = [np.pad(c, (0, max(0, length - len(c))))[:length] for c in items.load_audio(SAMPLE_RATE)]
-        mels = log_mel(torch.from_numpy(np.stack(clips).astype(np.float32)), n_mels=int(vocoder.model_in_dim))
-        mels = F.pad(mels, (0, 0, 0, max(0, frames - mels.shape[1])), value=SILENCE)[:, :frames]
-        return mels[:, None]
 
     def tokenize(self, prompts: list[str]) -> dict[str, torch.Tensor]:
         """Token ids (and masks) padded as the pipeline's own ``encode_prompt`` pads them."""
         tokens = self.tokenizer(prompts, padding="max_length", max_length=self.tokenizer.model_max_length,
                                 truncation=True, return_tensors="pt")
         out = {"input_ids": tokens.input_ids.to(self.text_encoder.device)}
-        if self.medium == "audio":
+        if self.family.attention_mask:
             out["attention_mask"] = tokens.attention_mask.to(self.text_encoder.device)
         return out
 
     def condition(self, tokens: dict[str, torch.Tensor]) -> torch.Tensor:
         """The UNet's conditioning for tokenized prompts, with gradients through the text encoder."""
-        if self.medium == "image":  # SD's encode_prompt without clip_skip: the last hidden state
-            return self.text_encoder(tokens["input_ids"])[0]
-        embeds = self.text_encoder(tokens["input_ids"], attention_mask=tokens["attention_mask"]).text_embeds
-        return F.normalize(embeds, dim=-1)  # AudioLDM's _encode_prompt normalises text_embeds
+        return self.family.condition(self.text_encoder, tokens)
 
     def predict(self, noisy: torch.Tensor, timesteps: torch.Tensor, condition: torch.Tensor) -> torch.Tensor:
-        if self.medium == "image":
-            return self.unet(noisy, timesteps, encoder_hidden_states=condition).sample
-        return self.unet(noisy, timesteps, encoder_hidden_states=None, class_labels=condition).sample
+        return self.family.predict(self.unet, noisy, timesteps, condition)
 
 
 def load_backbone(ref: str, *, device: str = "cpu") -> Backbone:

@@ -21,6 +21,7 @@ logger = logging.getLogger(__name__)
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".webp", ".bmp")
 AUDIO_SUFFIXES = (".wav", ".flac", ".ogg", ".mp3")
+SUFFIXES = {"image": IMAGE_SUFFIXES, "audio": AUDIO_SUFFIXES}  # medium → the files a concept is learned from
 TEMPLATES = {  # after diffusers' examples/textual_inversion imagenet_templates_small, shortened
     "image": ("a photo of a {token}", "a rendering of a {token}", "a picture of a {token}", "an image of a {token}"),
     "audio": ("the sound of a {token}", "a recording of a {token}", "a {token}", "audio of a {token}"),
@@ -84,12 +85,13 @@ def read_concept_items(folder: str | Path, token: str) -> ConceptItems:
     files = sorted(p for p in folder.rglob("*") if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES + AUDIO_SUFFIXES)
     if not files:
         raise ConceptError(f"{folder}: no images ({', '.join(IMAGE_SUFFIXES)}) or clips ({', '.join(AUDIO_SUFFIXES)}) found")
-    images = [p for p in files if p.suffix.lower() in IMAGE_SUFFIXES]
-    clips = [p for p in files if p.suffix.lower() in AUDIO_SUFFIXES]
-    if images and clips:
+    found = {name: [p for p in files if p.suffix.lower() in suffixes] for name, suffixes in SUFFIXES.items()}
+    held = [name for name, paths in found.items() if paths]
+    if len(held) > 1:
+        images, clips = found.values()
         raise ConceptError(f"{folder}: mixes {len(images)} images (e.g. {images[0].name}) with {len(clips)} clips "
                            f"(e.g. {clips[0].name}); a concept is learned from one medium")
-    medium = "image" if images else "audio"
+    medium = held[0]
     if not FEW <= len(files) <= MANY:
         logger.warning("%s: %d items; concepts are meant to be learned from %d–%d", folder, len(files), FEW, MANY)
     captions = _metadata_captions(folder)

@@ -29,15 +29,15 @@ from pairsynth.concepts.items import ConceptItems, read_concept_items
 from pairsynth.concepts.lora import add_lora, load_lora_state, lora_state, save_lora
 from pairsynth.concepts.textual_inversion import NewToken, save_embedding
 from pairsynth.errors import ConceptError
+from pairsynth.media import medium
 
 logger = logging.getLogger(__name__)
 
 Method = Literal["textual-inversion", "lora"]
 CHECKPOINT_FILE = "checkpoint.pt"
-DEFAULT_MODELS = {"image": "toy-shapes", "audio": "toy-sounds"}
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class LearnConfig:
     """How a concept is learned; everything here is recorded in the card.
 
@@ -65,7 +65,7 @@ class LearnConfig:
     device: str = "cpu"
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class LearnProgress:
     """Sent after every step, for progress bars."""
 
@@ -76,7 +76,7 @@ class LearnProgress:
     best_eval_loss: float | None
 
 
-@dataclass
+@dataclass(kw_only=True)
 class _State:
     step: int = 0
     losses: list[float] = field(default_factory=list)
@@ -106,7 +106,7 @@ def learn_concept(items_dir: str | Path, out_dir: str | Path, *, token: str, ini
     """
     # 1. Check inputs before any model loads.
     items = read_concept_items(items_dir, token)
-    model = model or DEFAULT_MODELS[items.medium]
+    model = model or medium(items.medium).default_generator
     out = Path(out_dir)
     fingerprint = _fingerprint(items, token, init, model, config)
     if (out / CARD_FILE).is_file() and not overwrite:
@@ -155,7 +155,8 @@ def learn_concept(items_dir: str | Path, out_dir: str | Path, *, token: str, ini
             _record(state, evaluated, config, _weights(new_token, backbone, config.method))
             _save_checkpoint(checkpoint, fingerprint, state, new_token, backbone, optimizer, config.method)
         if on_progress is not None:
-            on_progress(LearnProgress(state.step, config.steps, state.losses[-1], evaluated, state.best))
+            on_progress(LearnProgress(step=state.step, steps=config.steps, loss=state.losses[-1], eval_loss=evaluated,
+                                      best_eval_loss=state.best))
     if state.stale >= config.patience:
         logger.info("early stop at step %d: evaluation loss %.4f (best %.4f at step %d)", state.step,
                     state.evals[-1][1], state.best, state.best_step)

@@ -53,7 +53,7 @@ class LinearProbe(nn.Module):
         return self.linear(x)
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class TrainSettings:
     """How each probe classifier trains: fixed steps, so every condition gets the same compute.
 

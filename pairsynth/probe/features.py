@@ -89,7 +89,7 @@ class MelSpace(InputSpace):
         return log_mel(batch, self.window, self.filters).unsqueeze(1)
 
 
-@dataclass
+@dataclass(kw_only=True)
 class EmbeddingSpace(InputSpace):
     """Frozen judge embeddings, ``views + 1`` per example: view 0 clean, the others classic-augmented.
 
@@ -127,24 +127,81 @@ class EmbeddingSpace(InputSpace):
     def dimension(self) -> int:
         return int(self.judge.embed_samples([self._zero()]).shape[-1])
 
+    def __post_init__(self) -> None:
+        from pairsynth.media import medium
+
+        self._hooks: MediumProbe = medium(self.modality).probe_hooks()
+
     def _sample(self, example: LabeledExample):
-        if self.modality == "image":
-            return example.image
-        return (to_mono(example.audio), int(example.sample_rate))
+        return self._hooks.judge_sample(example)
 
     def _augmented(self, samples: list, generator: torch.Generator) -> list:
-        if self.modality == "image":
-            out = []
-            for image in samples:
-                tensor = torch.from_numpy(np.array(image, dtype=np.uint8)).permute(2, 0, 1)
-                transform = image_augmentation(min(image.shape[:2]))
-                out.append(augment_images(tensor.unsqueeze(0), transform)[0].permute(1, 2, 0).numpy())
-            return out
+        return self._hooks.augmented(samples, generator)
+
+    def _zero(self):
+        return self._hooks.blank()
+
+
+class MediumProbe:
+    """What the probe does differently per medium; each :class:`pairsynth.media.Medium` names one."""
+
+    def cnn_space(self, image_size: int, pool: Sequence[LabeledExample]) -> InputSpace:
+        """The input space the CNN trains on from scratch; ``pool`` is the training pool."""
+        raise NotImplementedError
+
+    def judge_sample(self, example: LabeledExample):
+        """The example as the judge's ``embed_samples`` takes it."""
+        raise NotImplementedError
+
+    def augmented(self, samples: list, generator: torch.Generator) -> list:
+        """Classic-augmented copies of judge samples."""
+        raise NotImplementedError
+
+    def blank(self):
+        """A blank judge sample (to measure the embedding's dimension)."""
+        raise NotImplementedError
+
+
+class ImageProbe(MediumProbe):
+    """Images: tiny pixels for the CNN, 8-bit RGB for the judge."""
+
+    def cnn_space(self, image_size: int, pool: Sequence[LabeledExample]) -> InputSpace:
+        return PixelSpace(image_size)
+
+    def judge_sample(self, example: LabeledExample):
+        return example.image
+
+    def augmented(self, samples: list, generator: torch.Generator) -> list:
+        out = []
+        for image in samples:
+            tensor = torch.from_numpy(np.array(image, dtype=np.uint8)).permute(2, 0, 1)
+            transform = image_augmentation(min(image.shape[:2]))
+            out.append(augment_images(tensor.unsqueeze(0), transform)[0].permute(1, 2, 0).numpy())
+        return out
+
+    def blank(self):
+        return np.zeros((32, 32, 3), np.uint8)
+
+
+class AudioProbe(MediumProbe):
+    """Clips: log-mels of the pool's typical length for the CNN, mono waveforms for the judge."""
+
+    def cnn_space(self, image_size: int, pool: Sequence[LabeledExample]) -> InputSpace:
+        return MelSpace(typical_seconds(pool))
+
+    def judge_sample(self, example: LabeledExample):
+        return (to_mono(example.audio), int(example.sample_rate))
+
+    def augmented(self, samples: list, generator: torch.Generator) -> list:
         return [(augment_audio(torch.from_numpy(clip).unsqueeze(0), generator)[0].numpy(), rate)
                 for clip, rate in samples]
 
-    def _zero(self):
-        return np.zeros((32, 32, 3), np.uint8) if self.modality == "image" else (np.zeros(SAMPLE_RATE, np.float32), SAMPLE_RATE)
+    def blank(self):
+        return (np.zeros(SAMPLE_RATE, np.float32), SAMPLE_RATE)
+
+
+IMAGE_PROBE, AUDIO_PROBE = ImageProbe(), AudioProbe()
+"""The hooks :attr:`pairsynth.media.Medium.probe` names."""
 
 
 def pixels(image: np.ndarray, size: int) -> torch.Tensor:

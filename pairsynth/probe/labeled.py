@@ -27,6 +27,7 @@ from typing import Any
 
 import numpy as np
 
+from pairsynth.media import MEDIA, media_held
 from pairsynth.probe.errors import MixedMediaError, UnlabeledDatasetError
 from pairsynth.readers import (AUDIO_EXTENSIONS, CAPTION_COLUMNS, DECODE_ERRORS, IMAGE_EXTENSIONS, LABEL_COLUMNS,
                                METADATA_FILES, DatasetError, PairRecord, ReadError, decode_media, detect_layout,
@@ -38,7 +39,7 @@ SPLIT_FOLDERS = frozenset({"train", "test", "validation", "valid", "val", "dev"}
 MEDIA_EXTENSIONS = IMAGE_EXTENSIONS | AUDIO_EXTENSIONS
 
 
-@dataclass
+@dataclass(kw_only=True)
 class LabeledExample:
     """One image or clip with its class.
 
@@ -63,10 +64,10 @@ class LabeledExample:
     @property
     def modality(self) -> str:
         """``image`` or ``audio``."""
-        return "image" if self.image is not None else "audio"
+        return media_held(self)[0]
 
 
-@dataclass
+@dataclass(kw_only=True)
 class LabeledSet:
     """A dataset read for the probe: its examples, their medium, and what could not be read."""
 
@@ -91,7 +92,7 @@ class LabeledSet:
         return dict(sorted(counts.items()))
 
 
-@dataclass
+@dataclass(kw_only=True)
 class _Item:
     """An example before its label is settled."""
 
@@ -205,13 +206,14 @@ def _labeled_set(path: str | Path, examples: list[LabeledExample], unreadable: l
         raise DatasetError(f"{path}: no readable examples ({len(unreadable)} unreadable)")
     media = {example.modality for example in examples}
     if len(media) > 1:
-        image = next(e for e in examples if e.modality == "image")
-        audio = next(e for e in examples if e.modality == "audio")
-        raise MixedMediaError(f"{path} mixes images ({image.source}) and audio ({audio.source}); "
-                              "give one medium per dataset")
+        first: dict[str, LabeledExample] = {}
+        for example in examples:
+            first.setdefault(example.modality, example)
+        mixed = " and ".join(f"{MEDIA[name].plural} ({first[name].source})" for name in MEDIA if name in first)
+        raise MixedMediaError(f"{path} mixes {mixed}; give one medium per dataset")
     for error in unreadable[:5]:
         logger.warning("skipping unreadable item %s: %s", error.source, error.reason)
-    return LabeledSet(str(path), examples, media.pop(), unreadable)
+    return LabeledSet(path=str(path), examples=examples, modality=media.pop(), unreadable=unreadable)
 
 
 def _settle(item: _Item, path: str | Path, label_map: Mapping[str, str] | None, fallbacks) -> LabeledExample:
@@ -227,9 +229,9 @@ def _settle(item: _Item, path: str | Path, label_map: Mapping[str, str] | None, 
         raise UnlabeledDatasetError(
             f"{item.source}: no class label (caption {item.caption!r}); give a label column in metadata.jsonl, "
             "class subfolders, or a caption → label map with --labels")
-    if "image" in item.media and "audio" in item.media:
+    if len(MEDIA.keys() & item.media.keys()) > 1:
         raise MixedMediaError(f"{item.source} is an image + audio triplet; probe one medium at a time")
-    return LabeledExample(item.key, str(label), item.source, caption=item.caption, **item.media)
+    return LabeledExample(key=item.key, label=str(label), source=item.source, caption=item.caption, **item.media)
 
 
 def _read_items(root: Path) -> tuple[list[_Item], list[ReadError]]:
@@ -247,7 +249,8 @@ def _read_pair_records(root: Path) -> Iterator[_Item | ReadError]:
         if isinstance(record, ReadError):
             yield record
             continue
-        yield _Item(record.key, record.source, _record_media(record), record.caption, record.label)
+        yield _Item(key=record.key, source=record.source, media=_record_media(record), caption=record.caption,
+                    label=record.label)
 
 
 def _record_media(record: PairRecord) -> dict[str, Any]:
@@ -289,7 +292,7 @@ def _rows(metadata: Path) -> Iterator[tuple[str, dict[str, Any]]]:
 
 def _metadata_item(root: Path, base: Path, where: str, row: dict[str, Any]) -> Iterator[_Item | ReadError]:
     if "file_name" not in row:
-        yield ReadError(where, "no file_name column")
+        yield ReadError(source=where, reason="no file_name column")
         return
     path = base / str(row["file_name"])
     caption = next((row[c] for c in CAPTION_COLUMNS if isinstance(row.get(c), str)), None)
@@ -301,10 +304,11 @@ def _file_item(root: Path, path: Path, key: str, caption: str | None, label: str
     try:
         media = decode_media(_extension(path), path.read_bytes())
     except (*DECODE_ERRORS, FileNotFoundError) as err:
-        return ReadError(str(path), f"{type(err).__name__}: {err}"[:300], key)
+        return ReadError(source=str(path), reason=f"{type(err).__name__}: {err}"[:300], key=key)
     folders = [part for part in path.relative_to(root).parts[:-1] if part.lower() not in SPLIT_FOLDERS] \
         if path.is_relative_to(root) else []
-    return _Item(key, str(path), media, caption, label, folders[-1] if folders else None)
+    return _Item(key=key, source=str(path), media=media, caption=caption, label=label,
+                 folder_label=folders[-1] if folders else None)
 
 
 def _key(root: Path, path: Path) -> str:

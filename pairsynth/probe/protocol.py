@@ -28,7 +28,7 @@ import torch
 
 from pairsynth.probe.classifiers import CLASSIFIERS, TrainSettings, build_model, train_and_predict
 from pairsynth.probe.errors import MissingClassError, ProbeError
-from pairsynth.probe.features import EmbeddingSpace, InputSpace, MelSpace, PixelSpace, typical_seconds
+from pairsynth.probe.features import EmbeddingSpace, InputSpace
 from pairsynth.probe.labeled import (LabeledExample, LabeledSet, check_same_medium, read_labeled, read_synthetic,
                                      synthetic_name)
 from pairsynth.probe.splits import check_test_set, few_shot_draws, stratified_split
@@ -83,7 +83,7 @@ class ProbeConfig:
             raise ProbeError("--steps and --batch-size must be at least 1")
 
 
-@dataclass
+@dataclass(kw_only=True)
 class ProbeData:
     """Everything read and checked before training: real, test and synthetic sets, split and draws."""
 
@@ -139,7 +139,8 @@ def load_probe_data(real: str | Path | LabeledSet, synthetic: Sequence[str | Pat
         pool = [real_set.examples[i] for i in split.train]
         test_source = f"held out: {config.test_fraction:g} of {real_set.path}, stratified, seed {config.seed}"
     draws = few_shot_draws([e.label for e in pool], np.arange(len(pool)), config.shots, config.draws, config.seed)
-    return ProbeData(real_set, test_examples, pool, synthetic_sets, classes, draws, test_source)
+    return ProbeData(real=real_set, test=test_examples, pool=pool, synthetic=synthetic_sets, classes=classes,
+                     draws=draws, test_source=test_source)
 
 
 def run_probe(real: str | Path | LabeledSet, synthetic: Sequence[str | Path | LabeledSet], config: ProbeConfig, *,
@@ -235,12 +236,12 @@ def _scored(predictions: np.ndarray, truth: np.ndarray, classes: int, synthetic_
 
 
 def _input_space(config: ProbeConfig, data: ProbeData) -> InputSpace:
-    medium = data.real.modality
+    from pairsynth.media import medium
+
+    name = data.real.modality
     if config.classifier == "linear":
-        return EmbeddingSpace(load_judge(medium, config.judge), medium, views=config.views, seed=config.seed)
-    if medium == "image":
-        return PixelSpace(config.image_size)
-    return MelSpace(typical_seconds(data.pool))
+        return EmbeddingSpace(judge=load_judge(name, config.judge), modality=name, views=config.views, seed=config.seed)
+    return medium(name).probe_hooks().cnn_space(config.image_size, data.pool)
 
 
 def load_judge(medium: str, ref: str | None):

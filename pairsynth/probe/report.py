@@ -62,14 +62,15 @@ def metric_chart(summary: Mapping[str, Any], metric: str) -> Chart:
         colour = PALETTE[n % len(PALETTE)]
         points = [(x(i), y(100 * r["metrics"][metric][condition]["mean"])) for i, r in enumerate(results)]
         lines.append(Line(" ".join(f"{px:.1f},{py:.1f}" for px, py in points), colour, condition))
-        dots.extend(Dot(px, py, colour, "") for px, py in points)
+        dots.extend(Dot(x=px, y=py, colour=colour, label="") for px, py in points)
     step = 5 if high - low <= 30 else 10
     ticks = [Tick(y(v), f"{v:g}") for v in range(int(low), int(high) + 1, step)]
     draws = sorted({r["draws"] for r in results})
     title = f"Mean {label(metric)} per condition ({'/'.join(map(str, draws))} draws per point)"
-    return Chart(title, "real examples per class" if summary["task"] == "classify" else "real pairs per caption",
-                 f"{label(metric)} (%)", [Tick(x(i), str(r["shots"])) for i, r in enumerate(results)],
-                 ticks, lines=lines, dots=dots, legend=True)
+    return Chart(title=title,
+                 x_label="real examples per class" if summary["task"] == "classify" else "real pairs per caption",
+                 y_label=f"{label(metric)} (%)", x_ticks=[Tick(x(i), str(r["shots"])) for i, r in enumerate(results)],
+                 y_ticks=ticks, lines=lines, dots=dots, legend=True)
 
 
 METRIC_LABELS = {"accuracy": "accuracy", "t2i_r1": "text→sample R@1", "t2i_r5": "text→sample R@5",

@@ -28,7 +28,7 @@ class Spread:
         return asdict(self)
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class PairedGain:
     """The mean paired difference ``a − b`` over draws, with its t interval.
 
@@ -79,13 +79,14 @@ def paired_gain(a: Sequence[float], b: Sequence[float], confidence: float = 0.95
     mean = float(diffs.mean())
     wins = int((diffs > 0).sum())
     if n < 2:
-        return PairedGain(mean, None, None, confidence, n, wins, None)
+        return PairedGain(mean=mean, low=None, high=None, confidence=confidence, draws=n, wins=wins, p_value=None)
     sem = float(diffs.std(ddof=1)) / math.sqrt(n)
     if sem == 0.0:
-        return PairedGain(mean, mean, mean, confidence, n, wins, None)
+        return PairedGain(mean=mean, low=mean, high=mean, confidence=confidence, draws=n, wins=wins, p_value=None)
     low, high = stats.t.interval(confidence, df=n - 1, loc=mean, scale=sem)
     p_value = float(2 * stats.t.sf(abs(mean / sem), df=n - 1))
-    return PairedGain(mean, float(low), float(high), confidence, n, wins, p_value)
+    return PairedGain(mean=mean, low=float(low), high=float(high), confidence=confidence, draws=n, wins=wins,
+                      p_value=p_value)
 
 
 def condition_table(by_condition: Mapping[str, Sequence[Mapping[str, float]]], metrics: Sequence[str],

@@ -41,7 +41,7 @@ _HALF_EXTENT_RANGE = (0.15, 0.21)  # shape half-size as a fraction of the canvas
 _MARGIN = 0.03  # keep the shape this far (fraction of canvas) from its half's borders
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class ShapeScene:
     """Everything needed to render one image; geometry is in fractions of the canvas size.
 
@@ -144,7 +144,8 @@ def sample_scene(rng: random.Random) -> ShapeScene:
     if position == "right":
         cx = 1.0 - cx
     cy = rng.uniform(lo, 1.0 - lo)
-    return ShapeScene(shape, colour, position, rng.choice(BACKGROUND_GREYS), half_extent, cx, cy)
+    return ShapeScene(shape=shape, colour=colour, position=position, background=rng.choice(BACKGROUND_GREYS),
+                      half_extent=half_extent, cx=cx, cy=cy)
 
 
 def render(scene: ShapeScene, size: int = DEFAULT_SIZE) -> Image.Image:

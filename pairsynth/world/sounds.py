@@ -50,7 +50,7 @@ STEREO_FAR_GAIN = 0.35  # the far channel's gain in a stereo render (about 9 dB 
 _FADE_S = 0.01  # fades avoid clicks, which would smear broadband energy over the mel
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class SoundScene:
     """Everything needed to synthesize one sound; times in seconds, frequencies in Hz.
 

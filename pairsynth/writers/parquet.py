@@ -22,6 +22,7 @@ from typing import Any
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from pairsynth.media import MEDIA
 from pairsynth.writers.base import WriterState, encode_media, pair_metadata, publish_shard, remove_unlisted
 
 ROW_GROUP_ROWS = 100
@@ -47,7 +48,7 @@ class ParquetWriter:
     def write(self, candidate: Any) -> None:
         encoded = encode_media(candidate, **self.formats)
         row: dict[str, Any] = {}
-        for medium in ("image", "audio"):
+        for medium in MEDIA:
             if getattr(candidate, medium) is not None:
                 extension = self._extensions[medium]
                 row[medium] = {"bytes": encoded[extension], "path": f"{candidate.key}.{extension}"}

@@ -10,7 +10,7 @@ from pairsynth.errors import ModelRefError
 WEIGHTS_DIR = Path(__file__).parent / "weights"
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class ZooModel:
     """One shipped toy model.
 
@@ -39,34 +39,36 @@ class ZooModel:
 
 _MODELS = (
     ZooModel(
-        "toy-shapes",
-        "text-to-image",
-        "stabilityai/sd-turbo",
-        "tiny Stable Diffusion pipeline for 32x32 renders of coloured shapes",
+        name="toy-shapes",
+        role="text-to-image",
+        real_default="stabilityai/sd-turbo",
+        description="tiny Stable Diffusion pipeline for 32x32 renders of coloured shapes",
     ),
     ZooModel(
-        "toy-digits",
-        "text-to-image",
-        "stabilityai/sd-turbo",
-        "tiny Stable Diffusion pipeline of real 8x8 handwritten digits (scikit-learn train half, pixels only, no labels)",
+        name="toy-digits",
+        role="text-to-image",
+        real_default="stabilityai/sd-turbo",
+        description="tiny Stable Diffusion pipeline of real 8x8 handwritten digits "
+                    "(scikit-learn train half, pixels only, no labels)",
+        
     ),
     ZooModel(
-        "toy-shapes-clip",
-        "clip",
-        "ViT-B-32/laion2b_s34b_b79k",
-        "tiny open_clip model trained contrastively on the shapes world",
+        name="toy-shapes-clip",
+        role="clip",
+        real_default="ViT-B-32/laion2b_s34b_b79k",
+        description="tiny open_clip model trained contrastively on the shapes world",
     ),
     ZooModel(
-        "toy-sounds",
-        "text-to-audio",
-        "cvssp/audioldm-s-full-v2",
-        "tiny AudioLDM pipeline for 1 s, 16 kHz synthesized tones, beeps, chirps and noise",
+        name="toy-sounds",
+        role="text-to-audio",
+        real_default="cvssp/audioldm-s-full-v2",
+        description="tiny AudioLDM pipeline for 1 s, 16 kHz synthesized tones, beeps, chirps and noise",
     ),
     ZooModel(
-        "toy-sounds-clap",
-        "clap",
-        "laion/clap-htsat-unfused",
-        "tiny transformers ClapModel trained contrastively on the sounds world",
+        name="toy-sounds-clap",
+        role="clap",
+        real_default="laion/clap-htsat-unfused",
+        description="tiny transformers ClapModel trained contrastively on the sounds world",
     ),
 )
 _BY_NAME = {model.name: model for model in _MODELS}
