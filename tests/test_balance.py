@@ -34,15 +34,21 @@ def _config(tiny_sd_dir, tiny_clip_dir, **values):
                          report=False, commit_every=2, **values)
 
 
-def test_only_the_rare_class_is_filled_laid_out_in_its_subfolder(tiny_sd_dir, tiny_clip_dir, tmp_path):
+def test_only_the_rare_class_is_filled_laid_out_in_its_subfolder(tmp_path):
+    # the toy zoo, not random models: a random judge may never rank the rare class first, and this
+    # test needs new items to look at
     source = _write_dataset(tmp_path / "data", "folder")
-    summary = balance_dataset(source, tmp_path / "out", _config(tiny_sd_dir, tiny_clip_dir, target_per_class=4))
+    config = BalanceConfig(generator={"model": "toy-shapes", "steps": 8, "guidance_scale": 4.0, "batch_size": 8},
+                           judges={"clip": "toy-shapes-clip"}, max_attempts=2, device="cpu", report=False,
+                           commit_every=2, target_per_class=4, templates=["a photo of a {label} on the left"])
+    summary = balance_dataset(source, tmp_path / "out", config)
     assert summary.before == {"red_circle": 4, "blue_square": 4, "green_triangle": 1}
     assert [row[:2] for row in summary.table()] == [("red_circle", 4), ("blue_square", 4), ("green_triangle", 1)]
     rows = [json.loads(line) for line in (tmp_path / "out" / "imagefolder" / "metadata.jsonl").read_text().splitlines()]
     assert rows and all(row["file_name"].startswith("green_triangle/") and row["synthetic"] for row in rows)
     assert all((tmp_path / "out" / "imagefolder" / row["file_name"]).is_file() for row in rows)
-    assert all(row["source"]["class"] == "green_triangle" and row["text"] == "a photo of a green triangle" for row in rows)
+    assert all(row["source"]["class"] == "green_triangle" and row["text"] == "a photo of a green triangle on the left"
+               for row in rows)
     assert summary.after["green_triangle"] == 1 + len(rows) <= 4
     manifest = [json.loads(line) for line in (tmp_path / "out" / "manifest.jsonl").read_text().splitlines()]
     assert len(manifest) <= 3 * 2 and {row["source"]["class"] for row in manifest} == {"green_triangle"}

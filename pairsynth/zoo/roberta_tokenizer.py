@@ -2,8 +2,8 @@
 
 CLAP's text tower (and AudioLDM's text encoder, which is CLAP's) reads RoBERTa tokens. The toy zoo
 cannot download ``roberta-base``'s tokenizer, and its 50,265 tokens would dominate a tiny model's
-size through the embedding table. So we train a byte-level BPE on the toy world's captions with the
-``tokenizers`` library and lay it out as RoBERTa does: ``<s>``=0, ``<pad>``=1, ``</s>``=2,
+size through the embedding table. So we learn a byte-level BPE on the toy world's captions (``tokenizers``'
+pre-tokenizer, :mod:`pairsynth.zoo.bpe`'s merges) and lay it out as RoBERTa does: ``<s>``=0, ``<pad>``=1, ``</s>``=2,
 ``<unk>``=3, then the 256 byte-level characters and the learned merges, and ``<mask>`` last.
 The files are ``vocab.json`` + ``merges.txt`` (+ configs), exactly what ``RobertaTokenizer`` reads.
 
@@ -15,13 +15,12 @@ from __future__ import annotations
 
 import json
 import logging
-import tempfile
 from collections.abc import Iterable
 from pathlib import Path
 
-from tokenizers import Tokenizer, pre_tokenizers
-from tokenizers.models import BPE
-from tokenizers.trainers import BpeTrainer
+from tokenizers import pre_tokenizers
+
+from pairsynth.zoo.bpe import learn_merges
 
 logger = logging.getLogger(__name__)
 
@@ -71,22 +70,13 @@ def build_roberta_tokenizer(texts: Iterable[str], out_dir: str | Path, model_max
 
 
 def _train(corpus: list[str]) -> tuple[dict[str, int], list[str]]:
-    """Byte-level BPE until each word is one token; specials take ids 0-3 as in RoBERTa."""
-    tokenizer = Tokenizer(BPE())
-    tokenizer.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
-    alphabet = pre_tokenizers.ByteLevel.alphabet()
-    cap = len(SPECIALS) + len(alphabet) + sum(len(t) for t in corpus) + 16  # it stops once nothing merges
-    trainer = BpeTrainer(vocab_size=cap, min_frequency=1, show_progress=False, initial_alphabet=alphabet,
-                         special_tokens=list(SPECIALS))
-    tokenizer.train_from_iterator(corpus, trainer=trainer)
-    with tempfile.TemporaryDirectory() as tmp:
-        tokenizer.model.save(tmp)
-        vocab = json.loads((Path(tmp) / "vocab.json").read_text(encoding="utf-8"))
-        lines = (Path(tmp) / "merges.txt").read_text(encoding="utf-8").splitlines()
-    merges = [line for line in lines if line and not line.startswith("#version")]
-    if [vocab[s] for s in SPECIALS] != list(range(len(SPECIALS))):
-        raise ValueError(f"special tokens got ids {[vocab[s] for s in SPECIALS]}, expected 0-3")
-    return dict(sorted(vocab.items(), key=lambda item: item[1])), merges
+    """Byte-level BPE until each word is one token; specials take ids 0-3 as in RoBERTa, then the
+    byte alphabet, then each merge's token in rank order (deterministic: :mod:`pairsynth.zoo.bpe`)."""
+    pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
+    merges = learn_merges(piece for text in corpus for piece, _ in pre_tokenizer.pre_tokenize_str(text))
+    tokens = [*SPECIALS, *sorted(pre_tokenizers.ByteLevel.alphabet())]
+    tokens += [left + right for left, right in merges]
+    return {token: index for index, token in enumerate(dict.fromkeys(tokens))}, [f"{a} {b}" for a, b in merges]
 
 
 def _write_files(out: Path, vocab: dict[str, int], merges: list[str], model_max_length: int) -> None:

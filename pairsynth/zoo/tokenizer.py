@@ -2,9 +2,9 @@
 
 The toy zoo cannot download ``openai/clip-vit-large-patch14``'s tokenizer, and the full 49,408-token
 vocabulary would dominate a tiny model's size through its embedding table. So we train a BPE
-tokenizer on the toy world's words with the ``tokenizers`` library and lay it out exactly as CLIP's:
+tokenizer on the toy world's words (``tokenizers``' byte-level pre-tokenizer) and lay it out exactly as CLIP's:
 the 256 byte-level characters, the same characters with the ``</w>`` end-of-word suffix, the learned
-merges in order, then ``<|startoftext|>`` and ``<|endoftext|>`` as the two highest ids. Keeping the
+merges in order (learned by a deterministic merge loop, see :func:`_train_merges`), then ``<|startoftext|>`` and ``<|endoftext|>`` as the two highest ids. Keeping the
 end-of-text token the highest id matters: CLIP-style text towers (open_clip's ``argmax`` pooling)
 find the end of a caption with ``argmax`` over token ids.
 
@@ -16,13 +16,12 @@ from __future__ import annotations
 
 import json
 import logging
-import tempfile
 from collections.abc import Iterable
 from pathlib import Path
 
-from tokenizers import Regex, Tokenizer, normalizers, pre_tokenizers
-from tokenizers.models import BPE
-from tokenizers.trainers import BpeTrainer
+from tokenizers import Regex, pre_tokenizers
+
+from pairsynth.zoo.bpe import learn_merges
 
 logger = logging.getLogger(__name__)
 
@@ -71,41 +70,15 @@ def build_clip_tokenizer(words: Iterable[str], out_dir: str | Path):
 
 
 def _train_merges(word_list: list[str]) -> list[tuple[str, str]]:
-    """Run the ``tokenizers`` BPE trainer until each word is one token; return merges in rank order."""
-    model = BPE(unk_token=EOS_TOKEN, end_of_word_suffix=END_OF_WORD, continuing_subword_prefix="")
-    tokenizer = Tokenizer(model)
-    tokenizer.normalizer = normalizers.Sequence(
-        [normalizers.NFC(), normalizers.Replace(Regex(r"\s+"), " "), normalizers.Lowercase()]
-    )
-    tokenizer.pre_tokenizer = pre_tokenizers.Sequence(
+    """BPE merges until each word is one token, in rank order (deterministic: :mod:`pairsynth.zoo.bpe`)."""
+    pre_tokenizer = pre_tokenizers.Sequence(
         [
             pre_tokenizers.Split(Regex(_CLIP_SPLIT), behavior="removed", invert=True),
             pre_tokenizers.ByteLevel(add_prefix_space=False),
         ]
     )
-    alphabet = pre_tokenizers.ByteLevel.alphabet()
-    # Generous cap: the trainer stops by itself once every word is a single token.
-    cap = 2 * len(alphabet) + sum(len(w) for w in word_list) + 16
-    trainer = BpeTrainer(
-        vocab_size=cap,
-        min_frequency=1,
-        show_progress=False,
-        initial_alphabet=alphabet,
-        end_of_word_suffix=END_OF_WORD,
-        continuing_subword_prefix="",
-        special_tokens=[],
-    )
-    tokenizer.train_from_iterator(word_list, trainer=trainer)
-    with tempfile.TemporaryDirectory() as tmp:
-        tokenizer.model.save(tmp)
-        lines = (Path(tmp) / "merges.txt").read_text(encoding="utf-8").splitlines()
-    merges = []
-    for line in lines:
-        if not line or line.startswith("#version"):
-            continue
-        left, right = line.split(" ")
-        merges.append((left, right))
-    return merges
+    pieces = dict.fromkeys(piece for word in word_list for piece, _ in pre_tokenizer.pre_tokenize_str(word))
+    return learn_merges(pieces, end_of_word=END_OF_WORD)
 
 
 def _clip_layout_vocab(merges: list[tuple[str, str]]) -> dict[str, int]:
