@@ -105,8 +105,8 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--worlds", nargs="+", default=["sounds", "shapes"], choices=["sounds", "shapes"])
     parser.add_argument("--k", type=int, default=8)
-    parser.add_argument("--at", type=float, nargs="+", default=[0.3, 0.5])
-    parser.add_argument("--score-margin", type=float, default=5.0)
+    parser.add_argument("--at", type=float, nargs="+", default=[0.5, 0.3])
+    parser.add_argument("--score-margin", type=float, default=10.0)
     parser.add_argument("--rank-slack", type=int, default=1)
     parser.add_argument("--threads", type=int, default=None)
     args = parser.parse_args()
@@ -131,7 +131,7 @@ def main() -> None:
                 print("| score_margin | rank_slack | accepted it would drop | rejected it catches |")
                 print("| --- | --- | --- | --- |")
                 for margin, slack, lost, caught in rule_table(rows, judge, min_score, max_rank,
-                                                              [0.0, 5.0, 10.0, 20.0], [0, 1, 2, 3]):
+                                                              [0.0, 10.0, 20.0], [0, 1, 3]):
                     mark = " ← chosen" if (margin, slack) == (args.score_margin, args.rank_slack) else ""
                     print(f"| {margin:g} | {slack} | {lost:.1%} | {caught:.1%}{mark} |")
             base, base_s, _ = run(world, args.k, None, tmp / "baseline")

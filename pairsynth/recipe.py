@@ -95,8 +95,8 @@ class EarlyRejectionConfig(_Strict):
     own caption ranks more than ``rank_slack`` places below ``max_rank``. See :mod:`pairsynth.early_rejection`.
     """
 
-    at: float = Field(0.3, gt=0.0, lt=1.0, description="preview after this fraction of the steps")
-    score_margin: float = Field(5.0, ge=0.0, le=100.0, description="how far below the final minimum score a "
+    at: float = Field(0.5, gt=0.0, lt=1.0, description="preview after this fraction of the steps")
+    score_margin: float = Field(10.0, ge=0.0, le=100.0, description="how far below the final minimum score a "
                                                                     "preview may be (score units)")
     rank_slack: int = Field(1, ge=0, description="how many places below max_rank a preview's own caption may rank")
     drop: bool = Field(True, description="false: finish every candidate and only record the preview verdict")
