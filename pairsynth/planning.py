@@ -116,6 +116,11 @@ def plan_recipe(recipe: Recipe, *, calibrate: bool = True, calibration_size: int
                         models=models, formats=list(recipe.output_formats))
     if recipe.accept.top_k:
         result.notes.append(f"top_k: each caption draws {recipe.accept.pool_factor:g}·k candidates and keeps its best k")
+    early = recipe.accept.early_rejection
+    if early is not None:
+        result.notes.append(f"early rejection: previews judged after {early.at:.0%} of the steps "
+                            f"(score margin {early.score_margin:g}, rank slack {early.rank_slack}); "
+                            + ("hopeless candidates are not finished" if early.drop else "verdicts recorded only"))
     if calibrate and first_round:
         size = calibration_size or min(config.batch_size for config in recipe.generator_configs.values())
         result.calibration = calibrate_batch(recipe, first_round[:size])
