@@ -113,7 +113,8 @@ def test_audio_retrieval_refuses_images_mixed_in_and_clips_without_captions(soun
     import soundfile
 
     real, _ = sounds_pairs
-    with pytest.raises(MixedMediaError, match=r"holds image but the real data .* holds audio; --task retrieval trains on one medium"):
+    one_medium = r"holds image but the real data .* holds audio; --task retrieval trains on one medium"
+    with pytest.raises(MixedMediaError, match=one_medium):
         run_retrieval(real, [shapes_pairs[1]], AUDIO_FAST)
     bare = tmp_path / "bare"
     bare.mkdir()

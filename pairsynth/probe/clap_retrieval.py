@@ -19,6 +19,7 @@ first would not be trained directly.
 
 from __future__ import annotations
 
+import re
 import tempfile
 from collections.abc import Sequence
 
@@ -53,8 +54,6 @@ EMBED_BATCH = 64
 def tokenizer_texts(captions: Sequence[str]) -> list[str]:
     """Captions with words and punctuation spaced apart, as the byte-level pre-tokenizer splits them,
     so that every word the tokenizer is trained on can become one token ("dog," → "dog ,")."""
-    import re
-
     return [" ".join(re.findall(r"[^\W\d_]+|\d+|[^\w\s]|_", caption)) for caption in captions]
 
 
@@ -123,7 +122,8 @@ class ClapKit(RetrievalKit):
     def embed(self, model, samples, tokens):
         audio = torch.cat([model.audio_projection(model.audio_model(input_features=self.features(part)).pooler_output)
                            for part in samples.split(EMBED_BATCH)])
-        text = model.text_projection(model.text_model(input_ids=tokens, attention_mask=self._mask(tokens)).pooler_output)
+        text_out = model.text_model(input_ids=tokens, attention_mask=self._mask(tokens))
+        text = model.text_projection(text_out.pooler_output)
         return F.normalize(audio, dim=-1), F.normalize(text, dim=-1)
 
     def _mask(self, tokens: torch.Tensor) -> torch.Tensor:

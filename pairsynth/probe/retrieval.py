@@ -120,7 +120,8 @@ class RetrievalKit:
     def after_step(self, model: torch.nn.Module) -> None:
         """Keep the learned temperature in range, as the model's own trainer does."""
 
-    def embed(self, model: torch.nn.Module, samples: torch.Tensor, tokens: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    def embed(self, model: torch.nn.Module, samples: torch.Tensor,
+              tokens: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """L2-normalised sample and caption embeddings (no augmentation)."""
         raise NotImplementedError
 
@@ -338,7 +339,8 @@ def read_caption_pairs(path: str | Path, *, expect: tuple[str, str | Path] | Non
         if held is None:
             held = kind
         if kind != held:
-            where = f"the real data {expect[1]} holds {medium(held).plural}" if expect else f"others in {path} hold {held}"
+            where = (f"the real data {expect[1]} holds {medium(held).plural}" if expect
+                     else f"others in {path} hold {held}")
             raise MixedMediaError(f"{item.source} holds {kind or 'no sample'} but {where}; "
                                   "--task retrieval trains on one medium")
         records.append(item)
