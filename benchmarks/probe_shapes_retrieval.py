@@ -81,11 +81,17 @@ def main() -> None:
     load = os.getloadavg()[0]
     print(f"{time.perf_counter() - started:.0f} s, {args.threads} torch thread(s), load average {load:.1f} "
           f"on {os.cpu_count()} CPUs; report: {args.out / 'probe' / 'index.html'}")
-    print(f"{'pairs/caption':>13} " + " ".join(f"{c:>26}" for c in summary["conditions"]))
+    for line in r1_lines(summary, "shapes retrieval R@1 (image→caption)"):
+        print(line)
+
+
+def r1_lines(summary: dict, title: str) -> list[str]:
+    """A table of sample→caption R@1 per condition and shot count, then the one-line verdict ``TITLE, …``."""
+    lines = [f"{'pairs/caption':>13} " + " ".join(f"{c:>26}" for c in summary["conditions"])]
     for result in summary["results"]:
         cells = [f"{100 * v['mean']:5.1f} ± {100 * (v['std'] or 0):4.1f}"
                  for v in result["metrics"]["i2t_r1"].values()]
-        print(f"{result['shots']:>13} " + " ".join(f"{c:>26}" for c in cells))
+        lines.append(f"{result['shots']:>13} " + " ".join(f"{c:>26}" for c in cells))
     parts = []
     for result in summary["results"]:
         metrics = result["metrics"]["i2t_r1"]
@@ -99,7 +105,9 @@ def main() -> None:
         parts.append(f"{result['shots']}/caption: best non-synthetic {best} {100 * metrics[best]['mean']:.1f}, "
                      + ", ".join(cells) + f", {result['draws']} draws (goal: a gain interval above zero: "
                      f"{'met' if supported else 'not met'})")
-    print("shapes retrieval R@1 (image→caption), " + "; ".join(parts))
+    lines.append(f"{title}, " + "; ".join(parts))
+    return lines
+
 
 if __name__ == "__main__":
     main()

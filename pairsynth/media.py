@@ -51,7 +51,8 @@ class Medium:
             ``folder``, ``caption``), with ``{label}`` for the class name.
         probe: ``module:attribute`` of the probe's hooks for this medium (a
             :class:`pairsynth.probe.features.MediumProbe`: its CNN input space, judge samples, their
-            augmentation, a blank sample); a name, so that importing the registry imports no torch.
+            augmentation, a blank sample, and the tiny CLIP/CLAP ``--task retrieval`` trains); a
+            name, so that importing the registry imports no torch.
     """
 
     name: str

@@ -1,4 +1,5 @@
-"""`--task retrieval`: a tiny open_clip CLIP on a few shapes-world pairs, and the recall maths on known features."""
+"""`--task retrieval`: a tiny open_clip CLIP on a few shapes-world pairs, a tiny transformers CLAP on a few
+sounds-world pairs, and the recall maths on known features."""
 
 from __future__ import annotations
 
@@ -7,11 +8,12 @@ import pytest
 import torch
 
 from benchmarks.probe_shapes_retrieval import write_real_renders
+from benchmarks.probe_sounds_retrieval import write_real_sounds
 from pairsynth.probe.classifiers import TrainSettings
-from pairsynth.probe.errors import MixedMediaError
+from pairsynth.probe.errors import MixedMediaError, ProbeError
 from pairsynth.probe.features import PixelSpace
 from pairsynth.probe.protocol import ProbeConfig, probe_to_folder
-from pairsynth.probe.retrieval import recall_at_k, run_retrieval
+from pairsynth.probe.retrieval import ClipKit, recall_at_k, run_retrieval
 
 
 class FixedFeatures(torch.nn.Module):
@@ -33,7 +35,8 @@ def test_recall_counts_the_own_caption_and_any_image_of_a_caption():
     # image 0 matches caption 0; image 1 (caption 1) looks like caption 0; image 2 matches caption 2;
     # image 3 (caption 1) matches caption 1
     images = [[1, 0.1, 0], [1, 0.5, 0], [0, 0, 1], [0.1, 1, 0]]
-    metrics = recall_at_k(FixedFeatures(images, texts), PixelSpace(8), torch.zeros(4, 3, 8, 8, dtype=torch.uint8),
+    kit = ClipKit(8, ["a", "b", "c"])
+    metrics = recall_at_k(FixedFeatures(images, texts), kit, torch.zeros(4, 3, 8, 8, dtype=torch.uint8),
                           torch.zeros(3, 4, dtype=torch.long), np.array([0, 1, 2, 1]))
     assert metrics["i2t_r1"] == pytest.approx(3 / 4)  # image 1 ranks caption 1 second
     assert metrics["i2t_r5"] == 1.0
@@ -64,17 +67,71 @@ def test_retrieval_probe_on_the_shapes_world(shapes_pairs, tmp_path):
     assert "image" in page and "R@1" in page
 
 
-def test_retrieval_on_audio_says_it_is_not_supported(tmp_path, shapes_pairs):
-    import json
+@pytest.fixture(scope="module")
+def sounds_pairs(tmp_path_factory):
+    base = tmp_path_factory.mktemp("sounds")
+    return write_real_sounds(base / "real", 3, seed=0), write_real_sounds(base / "synthetic", 2, seed=1)
 
+
+AUDIO_FAST = ProbeConfig(shots=(1,), draws=2, test_fraction=0.34, train=TrainSettings(steps=3, batch_size=16))
+
+
+def test_retrieval_probe_on_the_sounds_world_trains_a_tiny_clap(sounds_pairs, tmp_path):
+    real, synthetic = sounds_pairs
+    summary = probe_to_folder(real, [synthetic], tmp_path / "probe", AUDIO_FAST, task="retrieval")
+    assert summary["task"] == "retrieval" and summary["medium"] == "audio" and summary["captions"] == 8
+    assert summary["model"].startswith("transformers.ClapModel")
+    assert summary["test"]["examples"] == 8 and summary["real"]["training_pool"] == 16
+    result = summary["results"][0]
+    assert set(result["metrics"]) == {"i2t_r1", "t2i_r1", "i2t_r5", "t2i_r5"}
+    for metric in result["metrics"].values():
+        for spread in metric.values():
+            assert 0.0 <= spread["mean"] <= 1.0 and spread["draws"] == 2
+    gain = result["gains"]["i2t_r1"]["real+synthetic+classic"]
+    assert gain["draws"] == 2 and gain["over"] in ("real", "real+classic")
+    page = (tmp_path / "probe" / "index.html").read_text()
+    assert "audio" in page and "ClapModel" in page and "R@1" in page
+
+
+def test_mixing_puts_synthetic_clips_into_the_clap_training_set(sounds_pairs):
+    from pairsynth.probe.clap_retrieval import ClapKit
+    from pairsynth.probe.retrieval import _train, read_caption_pairs
+
+    real, synthetic = (read_caption_pairs(path)[0] for path in sounds_pairs)
+    kit = ClapKit([p.caption for p in real])
+    real_part = (kit.encode(real[:8]), kit.tokens([p.caption for p in real[:8]]), [p.caption for p in real[:8]])
+    synthetic_part = (kit.encode(synthetic), kit.tokens([p.caption for p in synthetic]), [p.caption for p in synthetic])
+    settings = ProbeConfig(train=TrainSettings(steps=2, batch_size=8))
+    alone, none = _train(kit, real_part, None, p=0.5, augment=False, config=settings, seed=3)
+    mixed, share = _train(kit, real_part, synthetic_part, p=1.0, augment=False, config=settings, seed=3)
+    assert none == 0.0 and share == 1.0  # p = 1: every real clip replaced by a synthetic one of its caption
+    weights = [dict(model.named_parameters())["audio_projection.linear1.weight"] for model in (alone, mixed)]
+    assert not torch.equal(*weights)  # same seed, different training clips
+
+
+def test_audio_retrieval_refuses_images_mixed_in_and_clips_without_captions(sounds_pairs, shapes_pairs, tmp_path):
     import soundfile
 
-    clips = tmp_path / "clips"
-    clips.mkdir()
-    soundfile.write(clips / "a.wav", np.zeros(1600, np.float32) + 0.1, 16000)
-    (clips / "metadata.jsonl").write_text(json.dumps({"file_name": "a.wav", "text": "a tone"}) + "\n")
-    with pytest.raises(MixedMediaError, match="audio–caption retrieval is not supported"):
-        run_retrieval(clips, [shapes_pairs[1]], ProbeConfig(shots=(1,), draws=1))
+    real, _ = sounds_pairs
+    one_medium = r"holds image but the real data .* holds audio; --task retrieval trains on one medium"
+    with pytest.raises(MixedMediaError, match=one_medium):
+        run_retrieval(real, [shapes_pairs[1]], AUDIO_FAST)
+    bare = tmp_path / "bare"
+    bare.mkdir()
+    soundfile.write(bare / "a.wav", np.zeros(1600, np.float32) + 0.1, 16000)
+    with pytest.raises(ProbeError, match=r"no readable caption pairs \(1 unreadable; first: .*a\.wav: no caption"):
+        run_retrieval(bare, [real], AUDIO_FAST)
+
+
+def test_retrieval_command_refuses_mixed_media_in_one_line(sounds_pairs, shapes_pairs, tmp_path):
+    from typer.testing import CliRunner
+
+    from pairsynth.cli import app
+
+    refused = CliRunner().invoke(app, ["probe", "--task", "retrieval", "--real", str(sounds_pairs[0]),
+                                       "--synthetic", str(shapes_pairs[1]), "--out", str(tmp_path / "no")])
+    assert refused.exit_code == 2
+    assert "--task retrieval trains on one medium" in refused.output and "Traceback" not in refused.output
 
 
 def test_caption_tokens_are_renumbered_with_end_of_text_still_the_largest_id():

@@ -161,9 +161,14 @@ class MediumProbe:
         """A blank judge sample (to measure the embedding's dimension)."""
         raise NotImplementedError
 
+    def retrieval_kit(self, config, captions: Sequence[str]):
+        """The tiny contrastive model ``--task retrieval`` trains from scratch (a
+        :class:`pairsynth.probe.retrieval.RetrievalKit`); ``captions`` are every caption it will see."""
+        raise NotImplementedError
+
 
 class ImageProbe(MediumProbe):
-    """Images: tiny pixels for the CNN, 8-bit RGB for the judge."""
+    """Images: tiny pixels for the CNN, 8-bit RGB for the judge, a tiny open_clip CLIP for retrieval."""
 
     def cnn_space(self, image_size: int, pool: Sequence[LabeledExample]) -> InputSpace:
         return PixelSpace(image_size)
@@ -182,9 +187,15 @@ class ImageProbe(MediumProbe):
     def blank(self):
         return np.zeros((32, 32, 3), np.uint8)
 
+    def retrieval_kit(self, config, captions: Sequence[str]):
+        from pairsynth.probe.retrieval import ClipKit
+
+        return ClipKit(config.image_size, captions)
+
 
 class AudioProbe(MediumProbe):
-    """Clips: log-mels of the pool's typical length for the CNN, mono waveforms for the judge."""
+    """Clips: log-mels of the pool's typical length for the CNN, mono waveforms for the judge, a tiny
+    transformers CLAP for retrieval."""
 
     def cnn_space(self, image_size: int, pool: Sequence[LabeledExample]) -> InputSpace:
         return MelSpace(typical_seconds(pool))
@@ -198,6 +209,11 @@ class AudioProbe(MediumProbe):
 
     def blank(self):
         return (np.zeros(SAMPLE_RATE, np.float32), SAMPLE_RATE)
+
+    def retrieval_kit(self, config, captions: Sequence[str]):
+        from pairsynth.probe.clap_retrieval import ClapKit
+
+        return ClapKit(captions)
 
 
 IMAGE_PROBE, AUDIO_PROBE = ImageProbe(), AudioProbe()

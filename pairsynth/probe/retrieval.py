@@ -1,16 +1,16 @@
-"""``pairsynth probe --task retrieval``: do synthetic pairs help a small CLIP learn from a few real ones?
+"""``pairsynth probe --task retrieval``: do synthetic pairs help a small CLIP/CLAP learn from a few real ones?
 
-Image–caption datasets exist to train CLIP-style models, so this probe trains one: open_clip's own
-``CLIP`` class with a tiny config (a 2-layer ViT on ``image_size``² images, a 2-layer text tower over
-open_clip's BPE tokens) and open_clip's ``ClipLoss``, from scratch, on ``shots`` real pairs per
-caption — alone, with classic augmentation, and with synthetic pairs mixed in by DA-Fusion's rule
-(each real pair replaced, with probability ``p``, by a synthetic pair *of the same caption*). It then
-ranks held-out real pairs: image → caption among the test set's distinct captions, and caption →
-image (a hit when any of the top ``k`` images carries that caption). Same draws, same seeds, same
-paired t intervals as the classification probe.
+Image–caption and audio–caption datasets exist to train CLIP/CLAP-style models, so this probe trains
+one from scratch on ``shots`` real pairs per caption — alone, with classic augmentation, and with
+synthetic pairs mixed in by DA-Fusion's rule (each real pair replaced, with probability ``p``, by a
+synthetic pair *of the same caption*). It then ranks held-out real pairs: sample → caption among the
+test set's distinct captions, and caption → sample (a hit when any of the top ``k`` samples carries
+that caption). Same draws, same seeds, same paired t intervals as the classification probe.
 
-Audio–caption retrieval is not implemented: a tiny ``ClapModel`` trained from scratch on a few clips
-is a separate piece of work, so audio datasets get a one-line error naming the alternative.
+The model is the medium's (its :class:`RetrievalKit`, from the media registry's probe hooks): for
+images open_clip's own ``CLIP`` class with a tiny config (a 2-layer ViT on ``image_size``² images, a
+2-layer text tower over open_clip's BPE tokens) and open_clip's ``ClipLoss`` (:class:`ClipKit`); for
+audio a tiny transformers ``ClapModel`` (:mod:`pairsynth.probe.clap_retrieval`).
 """
 
 from __future__ import annotations
@@ -27,6 +27,7 @@ import torch
 import torch.nn.functional as F
 from torch.utils.data import BatchSampler, ConcatDataset, TensorDataset
 
+from pairsynth.media import media_held, medium
 from pairsynth.probe.errors import MixedMediaError, ProbeError
 from pairsynth.probe.features import PixelSpace
 from pairsynth.probe.labeled import synthetic_name
@@ -89,14 +90,86 @@ def tiny_clip(image_size: int, tokens: CaptionTokens) -> torch.nn.Module:
     return open_clip.CLIP(TINY_CLIP["embed_dim"], vision, text, output_dict=True)
 
 
+class RetrievalKit:
+    """A medium's contrastive model for the retrieval probe: how its samples and captions are stored,
+    how a fresh model is built, trained one step and asked for embeddings.
+
+    Stored samples and caption tokens are tensors stacked on dimension 0, so the probe's mixing
+    (a ``ConcatDataset`` of ``TensorDataset``\ s) is the same for every medium.
+    """
+
+    description: str = ""
+
+    def encode(self, pairs: Sequence[PairRecord]) -> torch.Tensor:
+        """Stored form of the pairs' samples."""
+        raise NotImplementedError
+
+    def tokens(self, captions: Sequence[str]) -> torch.Tensor:
+        """Caption tokens, one row per caption."""
+        raise NotImplementedError
+
+    def build(self) -> torch.nn.Module:
+        """A freshly initialised model (the caller seeds torch first)."""
+        raise NotImplementedError
+
+    def loss(self, model: torch.nn.Module, samples: torch.Tensor, tokens: torch.Tensor, *, augment: bool,
+             generator: torch.Generator) -> torch.Tensor:
+        """The model's own contrastive loss on a batch, with classic augmentation when ``augment``."""
+        raise NotImplementedError
+
+    def after_step(self, model: torch.nn.Module) -> None:
+        """Keep the learned temperature in range, as the model's own trainer does."""
+
+    def embed(self, model: torch.nn.Module, samples: torch.Tensor,
+              tokens: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """L2-normalised sample and caption embeddings (no augmentation)."""
+        raise NotImplementedError
+
+
+class ClipKit(RetrievalKit):
+    """Images: a tiny open_clip ``CLIP`` on ``image_size``² pixels, trained with open_clip's ``ClipLoss``."""
+
+    def __init__(self, image_size: int, captions: Sequence[str]) -> None:
+        self.space = PixelSpace(image_size)
+        self.caption_tokens = caption_tokens(captions)
+        self.description = f"open_clip.CLIP {TINY_CLIP}, ClipLoss, trained from scratch"
+        self._loss = None
+
+    def encode(self, pairs: Sequence[PairRecord]) -> torch.Tensor:
+        return self.space.encode(pairs)
+
+    def tokens(self, captions: Sequence[str]) -> torch.Tensor:
+        return self.caption_tokens(captions)
+
+    def build(self) -> torch.nn.Module:
+        return tiny_clip(self.space.size, self.caption_tokens)
+
+    def loss(self, model, samples, tokens, *, augment, generator):
+        from open_clip import ClipLoss
+
+        self._loss = self._loss or ClipLoss()
+        out = model(self.space.prepare(samples, augment=augment, generator=generator), tokens)
+        return self._loss(out["image_features"], out["text_features"], out["logit_scale"])
+
+    def after_step(self, model):
+        with torch.no_grad():
+            model.logit_scale.clamp_(0, np.log(100))  # as open_clip's trainer does
+
+    def embed(self, model, samples, tokens):
+        generator = torch.Generator().manual_seed(0)
+        images = model.encode_image(self.space.prepare(samples, augment=False, generator=generator))
+        return F.normalize(images, dim=-1), F.normalize(model.encode_text(tokens), dim=-1)
+
+
 def run_retrieval(real: str | Path, synthetic: Sequence[str | Path], config, *, test: str | Path | None = None,
                   on_progress: Callable[[int, int], None] | None = None) -> dict[str, Any]:
-    """Train a tiny CLIP per condition and draw; return the summary (R@1, R@5 both ways, paired gains).
+    """Train a tiny CLIP/CLAP per condition and draw; return the summary (R@1, R@5 both ways, paired gains).
 
     Args:
-        real: real image–caption pairs, any layout :func:`pairsynth.readers.read_pairs` reads; each
-            caption needs several pairs (``shots`` to train on, at least one to test on).
-        synthetic: one or more synthetic pair datasets; pairs whose caption is not a real caption are ignored.
+        real: real image–caption or audio–caption pairs, any layout :func:`pairsynth.readers.read_pairs`
+            reads; each caption needs several pairs (``shots`` to train on, at least one to test on).
+        synthetic: one or more synthetic pair datasets of the same medium; pairs whose caption is not a
+            real caption are ignored.
         config: a :class:`~pairsynth.probe.protocol.ProbeConfig`; ``shots`` count pairs per caption.
         test: real pairs to test on; default: a split of ``real`` stratified by caption.
         on_progress: called with (runs done, runs in all).
@@ -106,13 +179,13 @@ def run_retrieval(real: str | Path, synthetic: Sequence[str | Path], config, *, 
     config.check()
     if not synthetic:
         raise ProbeError("give at least one --synthetic dataset to compare with the real data")
-    pairs, unreadable = _image_pairs(real)
+    pairs, unreadable, held = read_caption_pairs(real)
     captions = sorted({p.caption for p in pairs})
-    test_pairs = _image_pairs(test)[0] if test is not None else None
+    test_pairs = read_caption_pairs(test, expect=(held, real))[0] if test is not None else None
     synthetic_sets, synthetic_unreadable = {}, {}
     for path in synthetic:
         name = synthetic_name(Path(path), synthetic_sets)
-        records, synthetic_unreadable[name] = _image_pairs(path)
+        records, synthetic_unreadable[name], _ = read_caption_pairs(path, expect=(held, real))
         usable = [p for p in records if p.caption in set(captions)]
         if not usable:
             raise ProbeError(f"{path}: no synthetic pair has one of the real captions (e.g. {captions[0]!r})")
@@ -125,16 +198,15 @@ def run_retrieval(real: str | Path, synthetic: Sequence[str | Path], config, *, 
     else:
         pool, test_source = pairs, f"given: {test}"
     draws = few_shot_draws([p.caption for p in pool], np.arange(len(pool)), config.shots, config.draws, config.seed)
-    # 3. Encode: images once, captions once
-    space = PixelSpace(config.image_size)
+    # 3. Encode: samples once, captions once
     every = [*pool, *test_pairs, *(pair for part in synthetic_sets.values() for pair in part)]
-    tokenizer = caption_tokens([pair.caption for pair in every])
-    pool_x, test_x = space.encode(pool), space.encode(test_pairs)
-    pool_t = tokenizer([p.caption for p in pool])
+    kit: RetrievalKit = medium(held).probe_hooks().retrieval_kit(config, [pair.caption for pair in every])
+    pool_x, test_x = kit.encode(pool), kit.encode(test_pairs)
+    pool_t = kit.tokens([p.caption for p in pool])
     test_captions = sorted({p.caption for p in test_pairs})
     test_caption_index = np.array([test_captions.index(p.caption) for p in test_pairs])
-    test_t = tokenizer(test_captions)
-    stored = {name: (space.encode(part), tokenizer([p.caption for p in part]), [p.caption for p in part])
+    test_t = kit.tokens(test_captions)
+    stored = {name: (kit.encode(part), kit.tokens([p.caption for p in part]), [p.caption for p in part])
               for name, part in synthetic_sets.items()}
     # 4. Train every condition on every draw
     conditions = [(REAL, None, False), (CLASSIC, None, True)]
@@ -147,9 +219,9 @@ def run_retrieval(real: str | Path, synthetic: Sequence[str | Path], config, *, 
             seed = int(np.random.SeedSequence([config.seed, shots, draw]).generate_state(1)[0])
             real_part = (pool_x[rows], pool_t[rows], [pool[i].caption for i in rows])
             for condition, source, augment in conditions:
-                model, share = _train(space, tokenizer, real_part, stored.get(source), p=config.p,
+                model, share = _train(kit, real_part, stored.get(source), p=config.p,
                                       augment=augment, config=config, seed=seed)
-                runs[shots][condition].append({**recall_at_k(model, space, test_x, test_t, test_caption_index),
+                runs[shots][condition].append({**recall_at_k(model, kit, test_x, test_t, test_caption_index),
                                                "synthetic_share": share})
                 done += 1
                 if on_progress:
@@ -163,9 +235,9 @@ def run_retrieval(real: str | Path, synthetic: Sequence[str | Path], config, *, 
     return {
         "task": "retrieval",
         "metrics": list(METRICS),
-        "model": f"open_clip.CLIP {TINY_CLIP}, ClipLoss, trained from scratch",
+        "model": kit.description,
         "config": {**asdict(config), "shots": list(config.shots)},
-        "medium": "image",
+        "medium": held,
         "captions": len(captions),
         "conditions": [c[0] for c in conditions],
         "baselines": [REAL, CLASSIC],
@@ -178,15 +250,13 @@ def run_retrieval(real: str | Path, synthetic: Sequence[str | Path], config, *, 
     }
 
 
-def _train(space: PixelSpace, tokens: CaptionTokens, real: tuple, synthetic: tuple | None, *, p: float, augment: bool, config,
+def _train(kit: RetrievalKit, real: tuple, synthetic: tuple | None, *, p: float, augment: bool, config,
            seed: int) -> tuple[torch.nn.Module, float]:
-    """A tiny CLIP trained with ``ClipLoss`` on real pairs (+ synthetic ones mixed by DA-Fusion's rule), and
-    the share of training pairs that were synthetic."""
-    from open_clip import ClipLoss
-
+    """A tiny contrastive model trained with its own loss on real pairs (+ synthetic ones mixed by
+    DA-Fusion's rule), and the share of training pairs that were synthetic."""
     torch.manual_seed(seed)
     generator = torch.Generator().manual_seed(seed)
-    model = tiny_clip(space.size, tokens)
+    model = kit.build()
     real_x, real_t, real_captions = real
     syn_x, syn_t, syn_captions = synthetic if synthetic is not None else (real_x[:0], real_t[:0], [])
     data = ConcatDataset([TensorDataset(real_x, real_t), TensorDataset(syn_x, syn_t)])
@@ -194,7 +264,6 @@ def _train(space: PixelSpace, tokens: CaptionTokens, real: tuple, synthetic: tup
     sampler = MixingSampler(real_captions, syn_captions, p=p if synthetic is not None else 0.0, seed=seed, strict=False)
     optimizer = torch.optim.AdamW(model.parameters(), lr=config.train.lr, weight_decay=0.1)
     schedule = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=config.train.steps)
-    loss_fn = ClipLoss()
     model.train()
     step, epoch, drawn, synthetic_drawn = 0, 0, 0, 0
     while step < config.train.steps:
@@ -202,15 +271,13 @@ def _train(space: PixelSpace, tokens: CaptionTokens, real: tuple, synthetic: tup
         for indices in BatchSampler(sampler, config.train.batch_size, drop_last=False):
             if step >= config.train.steps:
                 break
-            images, tokens = (torch.stack(part) for part in zip(*(data[i] for i in indices)))
-            out = model(space.prepare(images, augment=augment, generator=generator), tokens)
-            loss = loss_fn(out["image_features"], out["text_features"], out["logit_scale"])
+            samples, tokens = (torch.stack(part) for part in zip(*(data[i] for i in indices)))
+            loss = kit.loss(model, samples, tokens, augment=augment, generator=generator)
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             optimizer.step()
             schedule.step()
-            with torch.no_grad():
-                model.logit_scale.clamp_(0, np.log(100))  # as open_clip's trainer does
+            kit.after_step(model)
             step += 1
             drawn += len(indices)
             synthetic_drawn += sum(i >= len(real_x) for i in indices)
@@ -219,44 +286,67 @@ def _train(space: PixelSpace, tokens: CaptionTokens, real: tuple, synthetic: tup
 
 
 @torch.inference_mode()
-def recall_at_k(model: torch.nn.Module, space: PixelSpace, images: torch.Tensor, caption_tokens: torch.Tensor,
-                caption_of_image: np.ndarray) -> dict[str, float]:
-    """Image → caption and caption → image recall at 1 and 5 over the test pairs' distinct captions.
+def recall_at_k(model: torch.nn.Module, kit: RetrievalKit, samples: torch.Tensor, caption_tokens: torch.Tensor,
+                caption_of_sample: np.ndarray) -> dict[str, float]:
+    """Sample → caption and caption → sample recall at 1 and 5 over the test pairs' distinct captions.
 
     Args:
-        model: a trained CLIP.
-        space: prepares the stored test images.
-        images: stored test images.
+        model: a trained CLIP/CLAP.
+        kit: the medium's kit, which embeds the stored test samples and caption tokens.
+        samples: stored test samples.
         caption_tokens: tokens of the distinct test captions.
-        caption_of_image: per test image, the index of its caption in ``caption_tokens``.
+        caption_of_sample: per test sample, the index of its caption in ``caption_tokens``.
     """
     model.eval()
-    generator = torch.Generator().manual_seed(0)
-    image_features = F.normalize(model.encode_image(space.prepare(images, augment=False, generator=generator)), dim=-1)
-    text_features = F.normalize(model.encode_text(caption_tokens), dim=-1)
-    similarity = (image_features @ text_features.T).numpy()  # (images, captions)
-    truth = np.asarray(caption_of_image)
+    sample_features, text_features = kit.embed(model, samples, caption_tokens)
+    return recall_from_similarity((sample_features @ text_features.T).numpy(), caption_of_sample)
+
+
+def recall_from_similarity(similarity: np.ndarray, caption_of_sample: np.ndarray) -> dict[str, float]:
+    """R@1/R@5 both ways from a ``(samples, captions)`` similarity matrix.
+
+    Sample → caption: the rank of the sample's own caption among all captions (ties count against it).
+    Caption → sample: a hit at ``k`` when any of the ``k`` most similar samples carries the caption.
+    """
+    truth = np.asarray(caption_of_sample)
     own = similarity[np.arange(len(truth)), truth]
-    image_rank = 1 + (similarity > own[:, None]).sum(axis=1)  # rank of the own caption among all captions
-    order = np.argsort(-similarity.T, axis=1, kind="stable")  # per caption, images best first
+    sample_rank = 1 + (similarity > own[:, None]).sum(axis=1)  # rank of the own caption among all captions
+    order = np.argsort(-similarity.T, axis=1, kind="stable")  # per caption, samples best first
     first_hit = np.array([int(np.flatnonzero(truth[order[c]] == c)[0]) + 1 for c in range(similarity.shape[1])])
-    return {"i2t_r1": float((image_rank <= 1).mean()), "i2t_r5": float((image_rank <= 5).mean()),
+    return {"i2t_r1": float((sample_rank <= 1).mean()), "i2t_r5": float((sample_rank <= 5).mean()),
             "t2i_r1": float((first_hit <= 1).mean()), "t2i_r5": float((first_hit <= 5).mean())}
 
 
-def _image_pairs(path: str | Path) -> tuple[list[PairRecord], int]:
-    """The readable image–caption pairs at ``path`` and how many items could not be read."""
-    records, unreadable = [], 0
+def read_caption_pairs(path: str | Path, *, expect: tuple[str, str | Path] | None = None
+                       ) -> tuple[list[PairRecord], int, str]:
+    """The readable pairs at ``path``, how many items could not be read, and the medium they hold.
+
+    A pair's medium is the first the registry lists among those it holds (a triplet's image). Every
+    pair must hold the same one, and ``expect`` (medium, the real data's path) when given.
+
+    Raises:
+        MixedMediaError: pairs of two media, or not the expected one.
+        ProbeError: no readable pair.
+    """
+    records, unreadable, held, first_error = [], 0, expect[0] if expect else None, None
     for item in read_pairs(path):
         if isinstance(item, ReadError):
             unreadable += 1
+            first_error = first_error or item
             continue
-        if item.image is None:
-            raise MixedMediaError(f"{item.source}: --task retrieval trains an open_clip model on image–caption pairs; "
-                                  "audio–caption retrieval is not supported yet (use --task classify with labels)")
+        kinds = media_held(item)
+        kind = kinds[0] if kinds else None
+        if held is None:
+            held = kind
+        if kind != held:
+            where = (f"the real data {expect[1]} holds {medium(held).plural}" if expect
+                     else f"others in {path} hold {held}")
+            raise MixedMediaError(f"{item.source} holds {kind or 'no sample'} but {where}; "
+                                  "--task retrieval trains on one medium")
         records.append(item)
     if unreadable:
         logger.warning("%s: %d unreadable pairs skipped", path, unreadable)
     if not records:
-        raise ProbeError(f"{path}: no readable image–caption pairs")
-    return records, unreadable
+        why = f"; first: {first_error.source}: {first_error.reason}" if first_error else ""
+        raise ProbeError(f"{path}: no readable caption pairs ({unreadable} unreadable{why})")
+    return records, unreadable, held
