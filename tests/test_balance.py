@@ -154,3 +154,21 @@ def test_bad_variation_settings_and_an_unreadable_item_to_vary_get_one_clear_err
         balance_dataset(source, tmp_path / "out", _config(tiny_sd_dir, tiny_clip_dir, target_per_class=4,
                                                           method="vary", strength=0.5))
     assert not (tmp_path / "out").exists()
+
+
+def test_vary_fills_an_audio_class_with_variations_of_its_own_clips(tiny_audioldm_mel_dir, tiny_clap_dir, tmp_path):
+    import numpy as np
+    import soundfile as sf
+
+    source = tmp_path / "sounds"
+    source.mkdir()
+    for name, hz in (("low_0", 300), ("low_1", 320), ("high_0", 900)):
+        sf.write(source / f"{name}.flac", np.sin(2 * np.pi * hz * np.arange(16000) / 16000) * 0.3, 16000)
+        (source / f"{name}.txt").write_text("a low steady tone" if name.startswith("low") else "a high steady tone")
+    config = BalanceConfig(generator={"model": f"local:{tiny_audioldm_mel_dir}", "steps": 2, "batch_size": 4},
+                           judges={"clap": str(tiny_clap_dir)}, max_attempts=1, device="cpu", report=False,
+                           target_per_class=2, method="vary", strength=0.5)
+    balance_dataset(source, tmp_path / "out", config)
+    [row] = _rows(tmp_path / "out" / "manifest.jsonl")
+    assert row["modality"] == "audio" and row["caption"] == "a high steady tone" and row["strength"] == 0.5
+    assert row["source"]["item"] == {"key": "high_0", "file": "high_0.flac"} and row["source"]["method"] == "vary"
