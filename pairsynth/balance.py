@@ -3,10 +3,12 @@
 1. Read the dataset and find each item's class (a ``label`` column, the item's subfolder, or its
    caption); 2. count the classes and decide what each one misses; 3. run one unit per missing item
    on the run engine (:mod:`pairsynth.run`): text→X from the class's prompt templates, the class's
-   concept token standing for its name when a concept folder of that name is given, judged like
-   ``generate`` (the class's prompt must outrank every other class's); 4. write the new items laid
-   out like the source (``<class>/`` subfolders or a label column), each row ``synthetic: true`` with
-   its lineage, and report the class counts before and after.
+   concept token standing for its name when a concept folder of that name is given, and/or (``method``
+   ``vary``/``both``) SDEdit variations of the class's own real items, prompted the same way; each
+   judged like ``generate`` (the class's prompt must outrank every other class's); 4. write the new
+   items laid out like the source (``<class>/`` subfolders or a label column), each row
+   ``synthetic: true`` with its lineage (the method; for a variation, the item varied and the
+   strength), and report the class counts before and after.
 
 A killed run resumes from its last commit (the engine's rules): no item lost, none duplicated.
 """
@@ -18,25 +20,29 @@ import logging
 import math
 from collections import Counter
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from pairsynth.alignment.acceptance import AcceptanceRule, Decision
 from pairsynth.candidates import Candidate, Condition
 from pairsynth.errors import PairsynthError
 from pairsynth.judges import JudgeSettings, load_judge
 from pairsynth.media import medium
-from pairsynth.readers import PairRecord, read_pairs
+from pairsynth.readers import PairRecord, ReadError, read_pairs
 from pairsynth.recipe import GeneratorConfig
 from pairsynth.run import Backend, OutputSpec, RunSummary, run_job
 from pairsynth.stages import CaptionState, Plan, StageTimes, generate_candidates, score_candidates
+from pairsynth.vary import denoising_problem
 
 logger = logging.getLogger(__name__)
 
 ClassSource = Literal["auto", "label", "folder", "caption"]
+Method = Literal["text", "vary", "both"]
+"""How a missing item is made: text→X from the class's prompt, a variation of one of the class's own
+items, or the two alternating (even units text, odd units variations)."""
 
 
 class BalanceError(PairsynthError, ValueError):
@@ -56,11 +62,32 @@ class BalanceConfig(BaseModel):
     concepts: list[Path] = Field(default_factory=list, description="concept folders, each named after its class")
     generator: GeneratorConfig = Field(default_factory=GeneratorConfig)
     judges: JudgeSettings = Field(default_factory=JudgeSettings)
+    method: Method = Field("text", description="text→X, variations of the class's own items, or both, alternating")
+    strength: float = Field(0.35, gt=0.0, le=1.0, description="SDEdit strength of variations: 0 keeps the item, "
+                            "1 ignores it")
     max_attempts: int = Field(4, ge=1, description="candidates per missing item at most")
     seed: int = Field(0, ge=0, lt=2**63)
     device: str = "auto"
     commit_every: int = Field(64, ge=1)
     report: bool = True
+
+    @model_validator(mode="after")
+    def _check(self) -> BalanceConfig:
+        problem = denoising_problem(self.generator.steps, self.strength) if self.method != "text" else None
+        if problem:
+            raise ValueError(problem)
+        return self
+
+
+@dataclass(frozen=True, kw_only=True)
+class VariationSettings:
+    """What a medium's ``load_varier`` reads: the generator's sampling at the variations' SDEdit strength."""
+
+    strength: float
+    steps: int
+    guidance_scale: float
+    negative_prompt: str | None
+    scheduler: str
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -83,13 +110,24 @@ class Census:
     counts: Counter
     subfolders: dict[str, str] = field(default_factory=dict)  # class -> its folder, for the folder layout
     label_column: str | None = None
+    items: dict[str, list[PairRecord]] = field(default_factory=dict)  # class -> its readable items, in order
+    unreadable: list[tuple[ReadError, str | None]] = field(default_factory=list)  # with its class when known
 
 
 class BalanceJob:
-    """A dataset's missing items as a run-engine job: one unit per missing item, ``k = 1`` each."""
+    """A dataset's missing items as a run-engine job: one unit per missing item, ``k = 1`` each.
+
+    Raises:
+        BalanceError: an item a variation would be made of cannot be read.
+    """
 
     def __init__(self, source: Path, census: Census, classes: Sequence[ClassPlan], config: BalanceConfig) -> None:
-        self.source, self.census, self.classes, self.config = source, census, list(classes), config
+        self.source, self.classes, self.config = source, list(classes), config
+        varied = variation_sources(census, self.classes, config.method)
+        self.census = replace(census, items={}, unreadable=[])  # workers get only the varied items' media
+        self.sources = {unit: medium(census.medium).record_input(record) for unit, record in varied.items()}
+        self.varied = {unit: {"key": record.key, "file": _relative(source, record.source)}
+                       for unit, record in varied.items()}
         self.k = 1
         self.batch_size = config.generator.batch_size
         self.plan = Plan(k=1, budget=config.max_attempts, seed=config.seed, chunk_size=config.commit_every)
@@ -98,14 +136,15 @@ class BalanceJob:
                                  generation_device=config.device)
         self.distractors = {census.medium: list(dict.fromkeys(c.prompts[0] for c in self.classes))}
         self.generator: Any = None
+        self.varier: Any = None
         self.scorer: Any = None
-        self._given: tuple[Any, Any] = (None, None)  # models passed in (tests), which workers get as they are
+        self._given: tuple[Any, Any, Any] = (None, None, None)  # models passed in (tests): workers get them as they are
         self._by_unit = {unit: (plan, index) for plan in self.classes for index, unit in enumerate(_units(plan))}
 
     def __getstate__(self) -> dict[str, Any]:
         """Pickled (for workers) without the models :meth:`load` made: each worker loads its own."""
         state = dict(self.__dict__)
-        state["generator"], state["scorer"] = self._given
+        state["generator"], state["varier"], state["scorer"] = self._given
         return state
 
     def check(self, out_dir: Path) -> None:
@@ -117,9 +156,14 @@ class BalanceJob:
     def fingerprint(self) -> str:
         import hashlib
 
+        config = self.config.model_dump(mode="json", exclude={"device", "commit_every"})
+        if config["method"] == "text":  # strength is unused; and text runs from before stay resumable
+            del config["method"], config["strength"]
         data = {"source": str(self.source.resolve()), "classes": [(c.name, c.count, c.missing, c.prompts, c.concept)
                                                                   for c in self.classes],
-                "config": self.config.model_dump(mode="json", exclude={"device", "commit_every"})}
+                "config": config}
+        if self.varied:
+            data["varied"] = {unit: item["key"] for unit, item in self.varied.items()}
         return hashlib.sha256(json.dumps(data, sort_keys=True).encode()).hexdigest()[:16]
 
     def class_of(self, unit: str) -> str:
@@ -138,23 +182,40 @@ class BalanceJob:
         return []
 
     def load(self) -> None:
-        """The text→X generator with the classes' concepts, and the medium's judge (unless given)."""
+        """What the units need (the text→X generator, the variation model, both) with the classes'
+        concepts, and the medium's judge; each unless given."""
         from pairsynth.concepts.judging import concept_judges
 
         config, m = self.config, medium(self.census.medium)
-        if self.generator is None:
-            self.generator = m.load_generator(config.generator.model or m.default_generator, config.generator,
-                                              config.device)
+        model = config.generator.model or m.default_generator
+        if self.generator is None and len(self.sources) < len(self._by_unit):
+            self.generator = m.load_generator(model, config.generator, config.device)
             self.generator.load_concepts(config.concepts)
+        if self.varier is None and self.sources:
+            sampling = config.generator
+            settings = VariationSettings(strength=config.strength, steps=sampling.steps,
+                                         guidance_scale=sampling.guidance_scale,
+                                         negative_prompt=sampling.negative_prompt, scheduler=sampling.scheduler)
+            self.varier = m.load_varier(model, settings, config.device)
+            self.varier.load_concepts(config.concepts)
         if self.scorer is None:
             self.scorer = load_judge(self.census.medium, config.judges, device=config.device)
-        self.scorer = concept_judges({m.name: self.scorer}, {m.name: self.generator})[m.name]
+        self.scorer = concept_judges({m.name: self.scorer}, {m.name: self.generator or self.varier})[m.name]
 
     def make(self, conditions: Sequence[Condition], times: StageTimes) -> list[Candidate]:
-        candidates = generate_candidates({self.census.medium: self.generator}, conditions, self.config.generator.batch_size)
+        name, size = self.census.medium, self.config.generator.batch_size
+        varied = [c for c in conditions if c.unit in self.sources]
+        texts = [c for c in conditions if c.unit not in self.sources]
+        made = ((generate_candidates({name: self.varier}, varied, size, sources=self.sources) if varied else [])
+                + (generate_candidates({name: self.generator}, texts, size) if texts else []))
+        order = {id(condition): position for position, condition in enumerate(conditions)}
+        candidates = sorted(made, key=lambda candidate: order[id(candidate.condition)])
         for candidate in candidates:
-            plan, _ = self._by_unit[candidate.condition.unit]
-            candidate.lineage = {"unit": candidate.condition.unit, "class": plan.name, "prompt": candidate.caption,
+            unit = candidate.condition.unit
+            plan, _ = self._by_unit[unit]
+            variation = ({"item": self.varied[unit], "strength": self.config.strength} if unit in self.varied else {})
+            candidate.lineage = {"unit": unit, "class": plan.name, "method": "vary" if variation else "text",
+                                 **variation, "prompt": candidate.caption,
                                  **({"concept": plan.concept} if plan.concept else {}),
                                  "balance": {"class": plan.name, "subfolder": self.census.subfolders.get(plan.name),
                                              "label_column": self.census.label_column}}
@@ -179,15 +240,15 @@ class BalanceSummary:
 
 
 def balance_dataset(source: str | Path, out_dir: str | Path, config: BalanceConfig, *, overwrite: bool = False,
-                    generator: Any = None, scorer: Any = None, backend: Backend | None = None,
+                    generator: Any = None, varier: Any = None, scorer: Any = None, backend: Backend | None = None,
                     on_progress: Any = None) -> BalanceSummary:
     """Generate what the rare classes of ``source`` miss; see the module docstring.
 
     Args:
         source: an imagefolder/audiofolder (or a folder of media with ``.txt`` captions).
         out_dir: the new items (laid out like ``source``), the manifest and the report; re-run to resume.
-        config: targets, class source, templates, concepts, generator and judges.
-        generator, scorer: already-loaded models to use instead of the configured ones (tests).
+        config: targets, class source, templates, concepts, method, generator and judges.
+        generator, varier, scorer: already-loaded models to use instead of the configured ones (tests).
         backend: where the models run (default: this process; see :mod:`pairsynth.backends`).
     """
     # 1.-2. Read the dataset, count classes, decide what each misses (before any model loads).
@@ -195,7 +256,7 @@ def balance_dataset(source: str | Path, out_dir: str | Path, config: BalanceConf
     census = read_census(source, config.class_from)
     plans = plan_classes(census, config)
     job = BalanceJob(source, census, plans, config)
-    job.generator, job.scorer = job._given = generator, scorer
+    job.generator, job.varier, job.scorer = job._given = generator, varier, scorer
     # 3. Run the missing items on the engine.
     summary = run_job(job, out_dir, overwrite=overwrite, backend=backend, on_progress=on_progress)
     # 4. Count what was added, per class; write the before/after table.
@@ -217,9 +278,9 @@ def read_census(source: Path, class_from: ClassSource) -> Census:
     Raises:
         BalanceError: nothing readable, images mixed with audio, or no class source that fits.
     """
-    from pairsynth.readers import ReadError
-
-    records = [item for item in read_pairs(source) if not isinstance(item, ReadError)]
+    items = list(read_pairs(source))
+    records = [item for item in items if not isinstance(item, ReadError)]
+    unreadable = [item for item in items if isinstance(item, ReadError)]
     if not records:
         raise BalanceError(f"{source}: no readable pairs; balance reads an imagefolder/audiofolder "
                            "(metadata.jsonl) or media files with .txt captions")
@@ -239,14 +300,19 @@ def read_census(source: Path, class_from: ClassSource) -> Census:
                                "use --class-from folder or caption")
         classes = [str(r.label) for r in records]
         column = next(c for c in ("label", "class", "category") if _has_column(source, c))
-        return Census(medium=name, source="label", counts=Counter(classes), label_column=column)
+        return Census(medium=name, source="label", counts=Counter(classes), label_column=column,
+                      items=_by_class(records, classes), unreadable=[(error, None) for error in unreadable])
     if class_from == "folder":
         missing = [r.key for r in records if not folders[r.key]]
         if missing:
             raise BalanceError(f"{source}: item {missing[0]} is not in a class subfolder; use --class-from label or caption")
         classes = [folders[r.key] for r in records]
-        return Census(medium=name, source="folder", counts=Counter(classes), subfolders={c: c for c in classes})
-    return Census(medium=name, source="caption", counts=Counter(r.caption for r in records))
+        return Census(medium=name, source="folder", counts=Counter(classes), subfolders={c: c for c in classes},
+                      items=_by_class(records, classes),
+                      unreadable=[(error, _folder(source, error)) for error in unreadable])
+    classes = [r.caption for r in records]
+    return Census(medium=name, source="caption", counts=Counter(classes), items=_by_class(records, classes),
+                  unreadable=[(error, None) for error in unreadable])
 
 
 def plan_classes(census: Census, config: BalanceConfig) -> list[ClassPlan]:
@@ -274,8 +340,51 @@ def plan_classes(census: Census, config: BalanceConfig) -> list[ClassPlan]:
     return plans
 
 
+def variation_sources(census: Census, plans: Sequence[ClassPlan], method: Method) -> dict[str, PairRecord]:
+    """Unit → the class's real item it is a variation of (none for text→X units).
+
+    A class's n-th variation varies its items round-robin, in dataset order: with ``vary`` every unit
+    is a variation (n = the unit's index), with ``both`` the odd units are (n = index // 2) and the
+    even ones text→X.
+
+    Raises:
+        BalanceError: an item of a class to vary (or of no class known) cannot be read.
+    """
+    if method == "text":
+        return {}
+    filled = {plan.name for plan in plans if plan.missing}
+    for error, name in census.unreadable:
+        if name is None or name in filled or name not in census.counts:  # its class's only items, perhaps
+            raise BalanceError(f"--method {method} varies each class's own items, and {error.source} cannot be read "
+                               f"({error.reason}); fix or remove it, or use --method text")
+    sources = {}
+    for plan in plans:
+        items = census.items[plan.name]
+        for index, unit in enumerate(_units(plan)):
+            if method == "vary" or index % 2:
+                sources[unit] = items[(index if method == "vary" else index // 2) % len(items)]
+    return sources
+
+
 def _units(plan: ClassPlan) -> list[str]:
     return [f"balance\x1f{plan.name}\x1f{index}" for index in range(plan.missing)]
+
+
+def _by_class(records: Sequence[PairRecord], classes: Sequence[str]) -> dict[str, list[PairRecord]]:
+    grouped: dict[str, list[PairRecord]] = {}
+    for record, name in zip(records, classes):
+        grouped.setdefault(name, []).append(record)
+    return grouped
+
+
+def _relative(root: Path, source: str) -> str:
+    """An item's file relative to the dataset root (as the source's own rows name it), when inside it."""
+    path, _, member = source.partition("#")
+    try:
+        relative = Path(path).resolve().relative_to(root.resolve()).as_posix()
+    except ValueError:
+        return source
+    return f"{relative}#{member}" if member else relative
 
 
 def _concept_tokens(folders: Sequence[Path], classes: Sequence[str]) -> dict[str, str]:
@@ -293,7 +402,7 @@ def _concept_tokens(folders: Sequence[Path], classes: Sequence[str]) -> dict[str
     return tokens
 
 
-def _folder(root: Path, record: PairRecord) -> str | None:
+def _folder(root: Path, record: PairRecord | ReadError) -> str | None:
     """The class subfolder an item sits in, directly under the dataset root (``None`` if at the root)."""
     path = Path(record.source.split("#", 1)[0])
     try:

@@ -513,7 +513,10 @@ def balance(
     class_from: Annotated[str, typer.Option(help="auto, label, folder or caption")] = "auto",
     template: Annotated[Optional[list[str]], typer.Option(help="prompt template with {label} (repeatable)")] = None,
     concepts: Annotated[Optional[list[Path]], typer.Option("--concepts", help="a concept folder named after its class (repeatable)")] = None,
-    model: Annotated[Optional[str], typer.Option(help="text→X model; default: the toy zoo's")] = None,
+    method: Annotated[str, typer.Option(help="text (text→X from class prompts), vary (variations of the class's "
+                                             "own items) or both (alternating)")] = "text",
+    strength: Annotated[float, typer.Option(help="SDEdit strength of variations: 0 keeps the item, 1 ignores it")] = 0.35,
+    model: Annotated[Optional[str], typer.Option(help="text→X model (the variation model too); default: the toy zoo's")] = None,
     steps: Annotated[int, typer.Option()] = 20,
     guidance_scale: Annotated[float, typer.Option()] = 5.0,
     clip: Annotated[str, typer.Option(help="the CLIP judge (images)")] = JudgeSettings().clip,
@@ -541,11 +544,13 @@ def balance(
         try:
             config = BalanceConfig(target_per_class=target_per_class, target_ratio=target_ratio, class_from=class_from,
                                    templates=template, concepts=concepts or [], seed=seed, device=device,
+                                   method=method, strength=strength,
                                    max_attempts=max_attempts, judges={"clip": clip, "clap": clap},
                                    generator={"model": model, "steps": steps, "guidance_scale": guidance_scale,
                                               "batch_size": batch_size})
         except ValidationError as err:
             raise BalanceError("; ".join(f"--{'-'.join(map(str, e['loc'][-1:])).replace('_', '-')}: {e['msg']}"
+                                         if e["loc"] else e["msg"].removeprefix("Value error, ")
                                          for e in err.errors())) from None
         runner = choose_backend(backend, **_ray_flags(generator_actors, gpus_per_actor, scorer_actors, cpus_per_actor))
         with _progress_bar(None) as show:

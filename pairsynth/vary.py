@@ -74,10 +74,9 @@ class VaryConfig(BaseModel):
             raise ValueError(f"--band LOW HIGH must be two cosines, low < high, in [-1, 1]; got {self.similarity_band}")
         if "caption" not in check_template(self.caption_template, "--caption-template", allowed={"caption"}):
             raise ValueError(f"--caption-template {self.caption_template!r} must contain {{caption}}, the source's caption")
-        if int(self.steps * self.strength) < 1:  # diffusers denoises the last int(steps·strength) of the schedule
-            needed = math.ceil(1 / self.strength - 1e-9)
-            raise ValueError(f"steps {self.steps} × strength {self.strength:g} leaves no denoising step; "
-                             f"use steps ≥ {needed} or strength ≥ {1 / self.steps:g}")
+        problem = denoising_problem(self.steps, self.strength)
+        if problem:
+            raise ValueError(problem)
         return self
 
     @property
@@ -99,6 +98,16 @@ class VaryConfig(BaseModel):
                 del data[name]
         data["sources"] = [(record.key, record.caption) for record in sources]
         return hashlib.sha256(json.dumps(data, sort_keys=True).encode()).hexdigest()[:16]
+
+
+def denoising_problem(steps: int, strength: float) -> str | None:
+    """Why ``steps`` at SDEdit ``strength`` cannot vary anything, or ``None``: diffusers denoises only the
+    last ``int(steps·strength)`` steps of the schedule, and none is no variation at all."""
+    if int(steps * strength) >= 1:
+        return None
+    needed = math.ceil(1 / strength - 1e-9)
+    return (f"steps {steps} × strength {strength:g} leaves no denoising step; "
+            f"use steps ≥ {needed} or strength ≥ {1 / steps:g}")
 
 
 def vary_config(**values: Any) -> VaryConfig:

@@ -238,8 +238,29 @@ SCORE = [
     Bad("out-is-the-dataset", lambda w, out: ["score", str(w.data), "--out", str(w.data)], "is the dataset itself"),
 ]
 
+def classes(w: Workspace) -> Path:
+    """Two classes in subfolders, 3 and 2 items; one of the rare class's is no image at all."""
+    files = {f"{name}/{i}.png": png_bytes() for name, count in (("a", 3), ("b", 1)) for i in range(count)}
+    return w.folder("classes", [{"file_name": name, "text": "x"} for name in [*files, "b/broken.png"]],
+                    {**files, "b/broken.png": b"\x89PNG\r\n\x1a\n not an image"})
+
+
+def balance(*flags: str) -> Callable[[Workspace, str], list[str]]:
+    return lambda w, out: ["balance", str(classes(w)), "--out", out, "--target-per-class", "3", "--device", "cpu", *flags]
+
+
+BALANCE = [
+    Bad("strength-zero", balance("--method", "vary", "--strength", "0"), "--strength: Input should be greater than 0"),
+    Bad("no-denoising-step", balance("--method", "both", "--steps", "2", "--strength", "0.3"),
+        "steps 2 × strength 0.3 leaves no denoising step; use steps ≥ 4 or strength ≥ 0.5"),
+    Bad("method-unknown", balance("--method", "remix"), "--method: Input should be 'text', 'vary' or 'both'"),
+    Bad("unreadable-item-to-vary", balance("--method", "vary"),
+        "--method vary varies each class's own items, and ", extra=["broken.png cannot be read"]),
+]
+
 TABLE = ([pytest.param(bad, id=f"generate-{bad.name}") for bad in GENERATE]
          + [pytest.param(bad, id=f"vary-{bad.name}") for bad in VARY]
+         + [pytest.param(bad, id=f"balance-{bad.name}") for bad in BALANCE]
          + [pytest.param(bad, id=f"score-{bad.name}") for bad in SCORE])
 
 

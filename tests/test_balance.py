@@ -7,16 +7,18 @@ import json
 
 import pytest
 
+from pydantic import ValidationError
+
 from pairsynth.balance import BalanceConfig, BalanceError, balance_dataset
 from pairsynth.world.shapes import ShapeScene, render
 
 CLASSES = {"red circle": 4, "blue square": 4, "green triangle": 1}
 
 
-def _write_dataset(root, layout):
+def _write_dataset(root, layout, classes=CLASSES):
     root.mkdir()
     rows = []
-    for name, count in CLASSES.items():
+    for name, count in classes.items():
         colour, shape = name.split()
         for i in range(count):
             file_name = f"{name.replace(' ', '_')}/{i}.png" if layout == "folder" else f"{name.replace(' ', '_')}_{i}.png"
@@ -81,3 +83,92 @@ def test_bad_input_gets_one_clear_error(tiny_sd_dir, tiny_clip_dir, tmp_path):
                                                           classes=["purple circle"]))
     with pytest.raises(BalanceError, match="give one of --target-per-class N or --target-ratio R"):
         balance_dataset(source, tmp_path / "out", _config(tiny_sd_dir, tiny_clip_dir))
+
+
+def _rows(path):
+    return [json.loads(line) for line in path.read_text().splitlines()] if path.exists() else []
+
+
+def _unit_index(row):
+    return int(row["source"]["unit"].rsplit("\x1f", 1)[1])
+
+
+def test_vary_makes_each_missing_item_a_variation_of_the_class_own_items_round_robin(tiny_sd_dir, tiny_clip_dir,
+                                                                                      tmp_path):
+    source = _write_dataset(tmp_path / "data", "folder", {"red circle": 5, "green triangle": 2})
+    config = _config(tiny_sd_dir, tiny_clip_dir, target_ratio=1.0, method="vary", strength=0.5,
+                     templates=["a {label} on the left"])
+    summary = balance_dataset(source, tmp_path / "out", config)
+    manifest = _rows(tmp_path / "out" / "manifest.jsonl")
+    assert {_unit_index(row) for row in manifest} == {0, 1, 2}  # the 3 missing items, accepted or not
+    for row in manifest:  # unit n varies item n mod 2, prompted with the class's prompt
+        assert row["source"]["method"] == "vary" and row["source"]["strength"] == 0.5 and row["strength"] == 0.5
+        assert row["source"]["item"] == {"key": f"green_triangle/{_unit_index(row) % 2}",
+                                         "file": f"green_triangle/{_unit_index(row) % 2}.png"}
+        assert row["caption"] == "a green triangle on the left"
+    rows = _rows(tmp_path / "out" / "imagefolder" / "metadata.jsonl")
+    assert all(row["synthetic"] and row["source"]["method"] == "vary" and row["source"]["item"]["key"]
+               and row["file_name"].startswith("green_triangle/") for row in rows)
+    assert summary.after["green_triangle"] == 2 + len(rows)
+
+
+def test_both_alternates_text_and_variations_and_resumes_without_losing_or_duplicating(tiny_sd_dir, tiny_clip_dir,
+                                                                                        tmp_path):
+    source = _write_dataset(tmp_path / "data", "label", {"red circle": 5, "green triangle": 1})
+    config = _config(tiny_sd_dir, tiny_clip_dir, target_ratio=1.0, method="both", strength=0.5,
+                     templates=["a {label} on the left"])
+
+    def stop(update):
+        raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        balance_dataset(source, tmp_path / "out", config, on_progress=stop)
+    balance_dataset(source, tmp_path / "out", config)
+    balance_dataset(source, tmp_path / "fresh", config)
+    manifest, fresh = _rows(tmp_path / "out" / "manifest.jsonl"), _rows(tmp_path / "fresh" / "manifest.jsonl")
+    assert sorted(r["key"] for r in manifest) == sorted(r["key"] for r in fresh)  # none lost, none duplicated
+    assert {_unit_index(row) for row in manifest} == {0, 1, 2, 3}
+    for row in manifest:  # even units text→X, odd ones variations of the class's only item
+        if _unit_index(row) % 2:
+            assert row["source"]["method"] == "vary" and row["strength"] == 0.5
+            assert row["source"]["item"] == {"key": "green_triangle_0", "file": "green_triangle_0.png"}
+        else:
+            assert row["source"]["method"] == "text" and "item" not in row["source"] and "strength" not in row
+    # the method and strength are part of the run: another one does not resume this output
+    with pytest.raises(Exception, match="different"):
+        balance_dataset(source, tmp_path / "out", config.model_copy(update={"strength": 0.6}))
+
+
+def test_bad_variation_settings_and_an_unreadable_item_to_vary_get_one_clear_error(tiny_sd_dir, tiny_clip_dir,
+                                                                                    tmp_path):
+    with pytest.raises(ValidationError, match="greater than 0"):
+        _config(tiny_sd_dir, tiny_clip_dir, target_per_class=4, method="vary", strength=0.0)
+    with pytest.raises(ValidationError, match="steps 2 × strength 0.3 leaves no denoising step"):
+        _config(tiny_sd_dir, tiny_clip_dir, target_per_class=4, method="both", strength=0.3)
+    _config(tiny_sd_dir, tiny_clip_dir, target_per_class=4, strength=0.3)  # text→X only: the strength is unused
+    source = _write_dataset(tmp_path / "data", "folder")
+    (source / "green_triangle" / "broken.png").write_bytes(b"\x89PNG\r\n\x1a\n not an image")
+    rows = (source / "metadata.jsonl").read_text()
+    (source / "metadata.jsonl").write_text(rows + json.dumps({"file_name": "green_triangle/broken.png", "text": "x"}) + "\n")
+    with pytest.raises(BalanceError, match=r"--method vary varies each class's own items, and \S+broken.png cannot be read"):
+        balance_dataset(source, tmp_path / "out", _config(tiny_sd_dir, tiny_clip_dir, target_per_class=4,
+                                                          method="vary", strength=0.5))
+    assert not (tmp_path / "out").exists()
+
+
+def test_vary_fills_an_audio_class_with_variations_of_its_own_clips(tiny_audioldm_mel_dir, tiny_clap_dir, tmp_path):
+    import numpy as np
+    import soundfile as sf
+
+    source = tmp_path / "sounds"
+    source.mkdir()
+    for name, hz in (("low_0", 300), ("low_1", 320), ("high_0", 900)):
+        sf.write(source / f"{name}.flac", np.sin(2 * np.pi * hz * np.arange(16000) / 16000) * 0.3, 16000)
+        (source / f"{name}.txt").write_text("a low steady tone" if name.startswith("low") else "a high steady tone")
+    config = BalanceConfig(generator={"model": f"local:{tiny_audioldm_mel_dir}", "steps": 2, "batch_size": 4},
+                           judges={"clap": str(tiny_clap_dir)}, max_attempts=1, device="cpu", report=False,
+                           target_per_class=2, method="vary", strength=0.5)
+    balance_dataset(source, tmp_path / "out", config)
+    [row] = _rows(tmp_path / "out" / "manifest.jsonl")
+    assert row["modality"] == "audio" and row["caption"] == "a high steady tone" and row["strength"] == 0.5
+    assert row["source"]["item"] == {"key": "high_0", "file": "high_0.flac"} and row["source"]["method"] == "vary"

@@ -134,22 +134,27 @@ def test_vary_on_ray_writes_the_local_runs_variations(tiny_sd_dir, tiny_clip_dir
 def test_balance_on_ray_fills_the_rare_class_like_a_local_run(tiny_sd_dir, tiny_clip_dir, ray_session, tmp_path):
     from pairsynth.world.shapes import ShapeScene, render
 
-    source, rows = tmp_path / "data", []  # an imagefolder of classes in subfolders: 6, 6 and 2 items
-    for name, count in {"red_circle": 6, "blue_square": 6, "green_triangle": 2}.items():
+    # An imagefolder of classes in subfolders: 2, 6 and 6 items. The rare class is the one whose prompt the
+    # random tiny judge ranks first, so that some new items are accepted.
+    source, rows = tmp_path / "data", []
+    for name, count in {"red_circle": 2, "blue_square": 6, "green_triangle": 6}.items():
         (source / name).mkdir(parents=True)
         colour, shape = name.split("_")
         for i in range(count):
-            render(ShapeScene(shape, colour, "left", cx=0.2 + 0.01 * i)).save(source / name / f"{i}.png")
+            render(ShapeScene(shape=shape, colour=colour, position="left", cx=0.2 + 0.01 * i)).save(source / name / f"{i}.png")
             rows.append({"file_name": f"{name}/{i}.png", "text": f"a {colour} {shape} on the left"})
     (source / "metadata.jsonl").write_text("".join(json.dumps(row) + "\n" for row in rows))
     command = ["balance", source, "--target-per-class", 6, "--model", f"local:{tiny_sd_dir}", "--steps", 2,
-               "--clip", f"local-dir:{tiny_clip_dir}", "--max-attempts", 2, "--batch-size", 2, "--device", "cpu"]
+               "--clip", f"local-dir:{tiny_clip_dir}", "--max-attempts", 2, "--batch-size", 2, "--device", "cpu",
+               "--method", "both", "--strength", 0.5]  # text→X and variations: the actors load both models
     cli(*command, "--out", tmp_path / "local", "--backend", "local")
     cli(*command, "--out", tmp_path / "ray", "--backend", "ray", "--generator-actors", 2)
     same_run(tmp_path / "local", tmp_path / "ray", "imagefolder")
     balanced = lambda out: json.loads((out / "balance.json").read_text())  # noqa: E731
     assert balanced(tmp_path / "ray") == balanced(tmp_path / "local")
-    assert [c["added"] for c in balanced(tmp_path / "ray")["classes"]][:2] == [0, 0]
+    assert [c["added"] for c in balanced(tmp_path / "ray")["classes"]][1:] == [0, 0]
+    methods = {row["source"]["method"] for row in manifest(tmp_path / "ray")}
+    assert methods == {"text", "vary"}
 
 
 def _generator_pids() -> list[int]:
