@@ -107,7 +107,7 @@ def main() -> None:
     parser.add_argument("--k", type=int, default=8)
     parser.add_argument("--at", type=float, nargs="+", default=[0.5, 0.3])
     parser.add_argument("--score-margin", type=float, default=10.0)
-    parser.add_argument("--rank-slack", type=int, default=1)
+    parser.add_argument("--rank-slack", type=int, default=3)
     parser.add_argument("--threads", type=int, default=None)
     args = parser.parse_args()
     if args.threads:

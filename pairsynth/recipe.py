@@ -98,7 +98,7 @@ class EarlyRejectionConfig(_Strict):
     at: float = Field(0.5, gt=0.0, lt=1.0, description="preview after this fraction of the steps")
     score_margin: float = Field(10.0, ge=0.0, le=100.0, description="how far below the final minimum score a "
                                                                     "preview may be (score units)")
-    rank_slack: int = Field(1, ge=0, description="how many places below max_rank a preview's own caption may rank")
+    rank_slack: int = Field(3, ge=0, description="how many places below max_rank a preview's own caption may rank")
     drop: bool = Field(True, description="false: finish every candidate and only record the preview verdict")
 
 
