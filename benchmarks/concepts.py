@@ -80,11 +80,11 @@ def is_purple(image: np.ndarray) -> bool:
 
 
 def judge_circle_left(images: list[np.ndarray]) -> list[bool]:
-    from pairsynth.zoo.training.evaluation import images_to_tensor
-    from pairsynth.zoo.training.judges import load_judges
+    from pairsynth_train.evaluation import images_to_tensor
+    from pairsynth_train.judges import load_judges
     from PIL import Image
 
-    judge = load_judges(WEIGHTS / "judges-shapes")
+    judge = load_judges("shapes", WEIGHTS / "judges-shapes")
     predictions = judge.predict(images_to_tensor([Image.fromarray(i) for i in images]))
     return [p["shape"] == "circle" and p["position"] == "left" for p in predictions]
 
@@ -220,14 +220,14 @@ def interpolation(args) -> list[str]:
     from pairsynth.media import to_uint8
     from pairsynth.modalities.noise_paths import Blend
     from pairsynth.modalities.text_to_image import ImageSampling, TextToImage
-    from pairsynth.zoo.training.evaluation import images_to_tensor
-    from pairsynth.zoo.training.judges import load_judges
+    from pairsynth_train.evaluation import images_to_tensor
+    from pairsynth_train.judges import load_judges
     from PIL import Image
 
     a, b = "a red circle on the left", "a red circle on the right"
     adapter = TextToImage.from_pretrained("toy-shapes", sampling=ImageSampling(steps=args.steps, guidance_scale=args.guidance),
                                           device="cpu")
-    judge = load_judges(WEIGHTS / "judges-shapes")
+    judge = load_judges("shapes", WEIGHTS / "judges-shapes")
     weights = [i / (args.path_steps - 1) for i in range(args.path_steps)]
     lines = []
     for what in ("both", "noise"):
@@ -291,10 +291,10 @@ def balance_section(args) -> list[str]:
     report = json.loads((out / "balance.json").read_text())
     from PIL import Image
 
-    from pairsynth.zoo.training.evaluation import images_to_tensor
-    from pairsynth.zoo.training.judges import load_judges
+    from pairsynth_train.evaluation import images_to_tensor
+    from pairsynth_train.judges import load_judges
 
-    judge = load_judges(WEIGHTS / "judges-shapes")
+    judge = load_judges("shapes", WEIGHTS / "judges-shapes")
     images = [Image.open(out / "imagefolder" / row["file_name"]).convert("RGB") for row in rows]
     predictions = judge.predict(images_to_tensor(images)) if images else []
     right = np.mean([p == parse_caption(row["label"]) for p, row in zip(predictions, rows)]) if rows else 0.0

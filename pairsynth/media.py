@@ -143,7 +143,8 @@ def _load_text_to_image(ref: str, settings: Any, device: str) -> Any:
     sampling = ImageSampling(steps=settings.steps, guidance_scale=settings.guidance_scale,
                              negative_prompt=settings.negative_prompt, scheduler=settings.scheduler,
                              height=settings.height, width=settings.width, stop_at=settings.stop_at)
-    return TextToImage.from_pretrained(ref, revision=settings.revision, sampling=sampling, device=device)
+    return TextToImage.from_pretrained(ref, revision=settings.revision, sampling=sampling, device=device,
+                                       dtype=getattr(settings, "dtype", None))
 
 
 def _load_image_to_image(ref: str, settings: Any, device: str) -> Any:
@@ -181,7 +182,8 @@ def _load_text_to_audio(ref: str, settings: Any, device: str) -> Any:
     sampling = AudioSampling(steps=settings.steps, guidance_scale=settings.guidance_scale,
                              negative_prompt=settings.negative_prompt, scheduler=settings.scheduler,
                              duration_s=settings.duration_s, stop_at=settings.stop_at)
-    return TextToAudio.from_pretrained(ref, revision=settings.revision, sampling=sampling, device=device)
+    return TextToAudio.from_pretrained(ref, revision=settings.revision, sampling=sampling, device=device,
+                                       dtype=getattr(settings, "dtype", None))
 
 
 def _load_audio_to_audio(ref: str, settings: Any, device: str) -> Any:

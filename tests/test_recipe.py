@@ -115,3 +115,21 @@ def test_triplet_recipe_mistakes(change, expected):
 def test_audio_recipes_reject_image_settings():
     assert "generator.height does not apply to audio" in error_of(
         {"modality": "audio", "captions": ["a high beeping tone"], "generator": {"height": 64}})
+
+
+def test_generator_dtype_is_checked_hashed_only_when_set_and_reaches_the_pipeline(tiny_sd_dir, tiny_clip_dir, tmp_path):
+    import json as _json
+
+    from pairsynth.generate import generate_dataset
+    from tests.helpers import tiny_recipe, tiny_recipe_dict
+
+    plain = tiny_recipe(tiny_sd_dir, tiny_clip_dir)
+    assert plain.fingerprint() == tiny_recipe(tiny_sd_dir, tiny_clip_dir, generator={"dtype": None}).fingerprint()
+    bf16 = tiny_recipe(tiny_sd_dir, tiny_clip_dir, captions=["a red circle"], k=1, max_attempts=1,
+                       generator={"dtype": "bf16"}, device="cpu", output={"report": False})
+    assert bf16.fingerprint() != plain.fingerprint()
+    generate_dataset(bf16, tmp_path / "out")
+    row = _json.loads((tmp_path / "out" / "manifest.jsonl").read_text().splitlines()[0])
+    assert row["dtype"] == "bfloat16"
+    with pytest.raises(RecipeError, match="fp16 has no fast CPU kernels"):
+        recipe_from_dict(tiny_recipe_dict(tiny_sd_dir, tiny_clip_dir, generator={"dtype": "fp16"}, device="cpu"))
