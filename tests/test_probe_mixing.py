@@ -87,3 +87,17 @@ def test_datasets_mixer_returns_a_dataset_with_provenance_columns():
     assert [r["origin"] == "synthetic" for r in rows[:300]] == [i >= 300 for i in sampler]
     streamed = next(iter(mixed.to_iterable_dataset()))
     assert set(streamed) == {"x", "label", "key", "origin", "source_key"}
+
+
+def test_classic_image_augmentation_fills_uncovered_corners_with_the_background():
+    import torch
+
+    from pairsynth.probe.augmentation import augment_images, image_augmentation
+
+    white = torch.ones(16, 3, 32, 32)
+    white[:, :, 12:20, 14:18] = 0.0  # a dark stroke on white, like handwriting
+    torch.manual_seed(0)
+    out = augment_images(white, image_augmentation(32))
+    corners = torch.cat([out[:, :, :2, :2], out[:, :, :2, -2:], out[:, :, -2:, :2], out[:, :, -2:, -2:]])
+    assert float(corners.min()) > 0.9  # black fill would put ink-coloured corners on rotated images
+    assert float((out < 0.5).float().mean()) > 0.01  # the stroke survives
