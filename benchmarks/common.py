@@ -25,3 +25,13 @@ def best_of(repeats: int, action: Callable[[], object]) -> float:
         action()
         times.append(time.perf_counter() - start)
     return min(times)
+
+
+def start_offline_run(threads: int = 1) -> None:
+    """What a long benchmark's ``main`` does first: timestamped INFO logs, no hub, ``threads`` torch threads."""
+    import logging
+
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+    torch.set_num_threads(threads)

@@ -41,8 +41,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from benchmarks.common import describe_machine
-from benchmarks.digits_utility import DigitCnn, TrainSet, labeled_rows, train_classifier
+from benchmarks.common import describe_machine, start_offline_run
+from benchmarks.digits_utility import TrainSet, labeled_rows, train_classifier
 from pairsynth_train.digits import CAPTION, digits_split, to_digits, to_pixels
 
 logger = logging.getLogger("benchmarks.digits_concepts")
@@ -250,10 +250,7 @@ def main(argv=None) -> None:
     from pairsynth.probe.stats import paired_gain
 
     args = parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    os.environ.setdefault("HF_HUB_OFFLINE", "1")
-    os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
-    torch.set_num_threads(1)
+    start_offline_run()
     print(f"machine: {describe_machine()}; load before: {', '.join(f'{x:.2f}' for x in os.getloadavg())}")
     split = digits_split()
     args.work.mkdir(parents=True, exist_ok=True)

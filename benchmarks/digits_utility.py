@@ -36,7 +36,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from benchmarks.common import describe_machine
+from benchmarks.common import describe_machine, start_offline_run
 from pairsynth_train.digits import CAPTION, digits_split, to_digits, to_pixels
 
 logger = logging.getLogger("benchmarks.digits_utility")
@@ -352,10 +352,7 @@ def _gain(a: list[float], b: list[float]) -> str:
 
 def main(argv=None) -> None:
     args = parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    os.environ.setdefault("HF_HUB_OFFLINE", "1")
-    os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
-    torch.set_num_threads(1)
+    start_offline_run()
     print(f"machine: {describe_machine()}")
     shots_list = [int(s) for s in args.shots.split(",")]
     synthetic_shots = [int(s) for s in args.synthetic_shots.split(",")] if args.part != "real" else []

@@ -50,14 +50,23 @@ def write_real_renders(root: Path, per_caption: int, seed: int) -> Path:
     return folder
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--out", type=Path, default=Path("out/probe-shapes"))
-    parser.add_argument("--synthetic", type=Path, default=None, help="a shapes.yaml output (default: OUT/synthetic)")
+def run_world_probe(*, world: str, write_real, example: str, steps: int, title: str) -> None:
+    """The CLI both retrieval benchmarks share: real renders, a synthetic run of ``example``, the probe, R@1.
+
+    Args:
+        world: ``shapes`` or ``sounds`` (the default output folder's name).
+        write_real: ``(folder, per_caption, seed) -> folder`` writing the world's real pairs.
+        example: the example recipe that makes the synthetic pairs (``shapes.yaml`` …).
+        steps: default training steps of the probe's contrastive model.
+        title: the verdict line's start.
+    """
+    parser = argparse.ArgumentParser(description=f"Do pairsynth's pairs raise held-out retrieval in the {world} world?")
+    parser.add_argument("--out", type=Path, default=Path(f"out/probe-{world}"))
+    parser.add_argument("--synthetic", type=Path, default=None, help=f"a {example} output (default: OUT/synthetic)")
     parser.add_argument("--real-per-caption", type=int, default=6)
     parser.add_argument("--shots", default="2")
     parser.add_argument("--draws", type=int, default=5)
-    parser.add_argument("--steps", type=int, default=150)
+    parser.add_argument("--steps", type=int, default=steps)
     parser.add_argument("--threads", type=int, default=1)
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
@@ -67,13 +76,13 @@ def main() -> None:
     from pairsynth.probe.classifiers import TrainSettings
     from pairsynth.probe.protocol import ProbeConfig, probe_to_folder
 
-    real = write_real_renders(args.out / "real", args.real_per_caption, seed=0)
+    real = write_real(args.out / "real", args.real_per_caption, seed=0)
     synthetic = args.synthetic or args.out / "synthetic"
     if not (synthetic / "manifest.jsonl").is_file():
         from pairsynth.generate import generate_dataset
         from pairsynth.recipe import load_recipe
 
-        generate_dataset(load_recipe(Path(__file__).parents[1] / "pairsynth/examples/shapes.yaml"), synthetic)
+        generate_dataset(load_recipe(Path(__file__).parents[1] / "pairsynth" / "examples" / example), synthetic)
     config = ProbeConfig(shots=tuple(int(n) for n in args.shots.split(",")), draws=args.draws, p=0.5,
                          train=TrainSettings(steps=args.steps, batch_size=32, lr=1e-3))
     started = time.perf_counter()
@@ -81,8 +90,13 @@ def main() -> None:
     load = os.getloadavg()[0]
     print(f"{time.perf_counter() - started:.0f} s, {args.threads} torch thread(s), load average {load:.1f} "
           f"on {os.cpu_count()} CPUs; report: {args.out / 'probe' / 'index.html'}")
-    for line in r1_lines(summary, "shapes retrieval R@1 (image→caption)"):
+    for line in r1_lines(summary, title):
         print(line)
+
+
+def main() -> None:
+    run_world_probe(world="shapes", write_real=write_real_renders, example="shapes.yaml", steps=150,
+                    title="shapes retrieval R@1 (image→caption)")
 
 
 def r1_lines(summary: dict, title: str) -> list[str]:

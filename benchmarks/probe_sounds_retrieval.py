@@ -15,16 +15,13 @@ Last line: ``sounds retrieval R@1 (audio→caption), SHOTS/caption: best non-syn
 
 from __future__ import annotations
 
-import argparse
 import json
-import logging
-import os
-import time
+import sys
 from pathlib import Path
 
-import torch
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from benchmarks.probe_shapes_retrieval import r1_lines
+from benchmarks.probe_shapes_retrieval import run_world_probe  # noqa: E402
 
 
 def write_real_sounds(root: Path, per_caption: int, seed: int) -> Path:
@@ -55,38 +52,8 @@ def write_real_sounds(root: Path, per_caption: int, seed: int) -> Path:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--out", type=Path, default=Path("out/probe-sounds"))
-    parser.add_argument("--synthetic", type=Path, default=None, help="a sounds.yaml output (default: OUT/synthetic)")
-    parser.add_argument("--real-per-caption", type=int, default=6)
-    parser.add_argument("--shots", default="2")
-    parser.add_argument("--draws", type=int, default=5)
-    parser.add_argument("--steps", type=int, default=200)
-    parser.add_argument("--threads", type=int, default=1)
-    args = parser.parse_args()
-    torch.set_num_threads(args.threads)
-    logging.basicConfig(level=logging.INFO, format="%(message)s")
-    os.environ.setdefault("HF_HUB_OFFLINE", "1")
-
-    from pairsynth.probe.classifiers import TrainSettings
-    from pairsynth.probe.protocol import ProbeConfig, probe_to_folder
-
-    real = write_real_sounds(args.out / "real", args.real_per_caption, seed=0)
-    synthetic = args.synthetic or args.out / "synthetic"
-    if not (synthetic / "manifest.jsonl").is_file():
-        from pairsynth.generate import generate_dataset
-        from pairsynth.recipe import load_recipe
-
-        generate_dataset(load_recipe(Path(__file__).parents[1] / "pairsynth/examples/sounds.yaml"), synthetic)
-    config = ProbeConfig(shots=tuple(int(n) for n in args.shots.split(",")), draws=args.draws, p=0.5,
-                         train=TrainSettings(steps=args.steps, batch_size=32, lr=1e-3))
-    started = time.perf_counter()
-    summary = probe_to_folder(real, [synthetic], args.out / "probe", config, task="retrieval")
-    load = os.getloadavg()[0]
-    print(f"{time.perf_counter() - started:.0f} s, {args.threads} torch thread(s), load average {load:.1f} "
-          f"on {os.cpu_count()} CPUs; report: {args.out / 'probe' / 'index.html'}")
-    for line in r1_lines(summary, "sounds retrieval R@1 (audio→caption)"):
-        print(line)
+    run_world_probe(world="sounds", write_real=write_real_sounds, example="sounds.yaml", steps=200,
+                    title="sounds retrieval R@1 (audio→caption)")
 
 
 if __name__ == "__main__":
