@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import logging
 import time
+from concurrent.futures import ThreadPoolExecutor
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -148,10 +149,18 @@ class Backend(Protocol):
 
 
 class LocalBackend:
-    """This process, one model stage after the other."""
+    """This process, one model stage after the other.
+
+    With ``pipelined`` (the engine sets it when it overlaps writing, i.e. on an accelerator), a
+    chunk is generated one generator batch at a time and each batch is judged on a second thread
+    while the next one generates. The batches and the judge's groups are the ones
+    :func:`judge_batches` uses, so the outputs are the same bytes either way. Jobs that judge
+    while generating (early rejection) are never pipelined: their judge would run on two threads.
+    """
 
     def __init__(self) -> None:
         self.job: Job | None = None
+        self.pipelined = False
 
     def start(self, job: Job) -> None:
         self.job = job
@@ -159,10 +168,28 @@ class LocalBackend:
 
     def process(self, conditions: Sequence[Condition], times: StageTimes) -> tuple[list[Candidate], list[Decision | None]]:
         assert self.job is not None, "start() first"
-        with times.timing("generate"):
-            candidates = self.job.make(conditions, times)
-        with times.timing("score"):
-            rejections = judge_batches(self.job, candidates, times)
+        job = self.job
+        if not self.pipelined or getattr(job, "early", None) is not None:
+            with times.timing("generate"):
+                candidates = job.make(conditions, times)
+            with times.timing("score"):
+                rejections = judge_batches(job, candidates, times)
+            return candidates, rejections
+
+        def judge(batch: list[Candidate]) -> list[Decision | None]:
+            with times.timing("score"):
+                return job.judge(batch, times)
+
+        size = max(1, int(job.batch_size))
+        candidates, verdicts = [], []
+        with ThreadPoolExecutor(1, thread_name_prefix="pairsynth-judge") as judging:
+            for start in range(0, len(conditions), size):
+                with times.timing("generate"):
+                    batch = job.make(conditions[start : start + size], times)
+                candidates += batch
+                verdicts.append(judging.submit(judge, batch))
+            with times.timing("score_wait"):
+                rejections = [rejection for verdict in verdicts for rejection in verdict.result()]
         return candidates, rejections
 
     def close(self) -> None:
@@ -256,6 +283,8 @@ def run_job(job: Job, out_dir: str | Path, *, overwrite: bool = False, backend: 
             #    write and commit of chunk N run on a background thread while the backend makes N+1;
             #    parts still commit in order, each only once its files are durable.
             overlap, workers = overlap_settings(spec, backend)
+            if isinstance(backend, LocalBackend):
+                backend.pipelined = overlap  # judge batch N while batch N+1 generates, when writing overlaps too
 
             def write(candidates: Sequence[Candidate]) -> None:
                 with disk_errors(output.root):

@@ -48,6 +48,7 @@ def test_overlap_writes_the_same_bytes_as_the_serial_engine(tmp_path):
     on_writer_thread = run(tmp_path / "overlap0", overlap=True, workers=0)
     assert serial.accepted == overlapped.accepted == on_writer_thread.accepted > 0
     assert serial.candidates > serial.accepted  # some rejections, so acceptance is exercised
+    assert "score_wait" in overlapped.times.seconds and "score_wait" not in serial.times.seconds  # judged on a thread
     reference = digest(tmp_path / "serial")
     assert len([name for name in reference if name.startswith("shards/")]) > 2  # several parts
     assert digest(tmp_path / "overlap") == reference
