@@ -9,20 +9,21 @@
 * **Early stop** (``stop_at``): after that fraction of the steps, the latent is replaced by the
   scheduler's prediction of the clean latent x0, and the remaining steps are skipped (Stable
   Diffusion, through diffusers' ``callback_on_step_end`` and the pipeline's interrupt flag) or made
-  no-ops (AudioLDM, whose pipeline has no ``callback_on_step_end``; its UNet still runs them).
+  no-ops without a denoiser call (AudioLDM, whose pipeline has no ``callback_on_step_end``). It is
+  early rejection's preview (:mod:`pairsynth.modalities.screening`) with nothing kept to resume.
 """
 
 from __future__ import annotations
 
 import contextlib
-import functools
-import inspect
 import math
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any, Literal
 
 import torch
+
+from pairsynth.modalities.screening import preview
 
 BlendWhat = Literal["noise", "prompt", "both"]
 
@@ -111,61 +112,12 @@ def early_stop(pipeline: Any, stop_at: float | None, steps: int) -> Iterator[dic
     """Stop after ``round(stop_at · steps)`` steps (at least one) and leave the predicted x0 as the latent.
 
     Yields the extra keyword arguments for the pipeline call (``callback_on_step_end`` where the
-    pipeline has it). The scheduler's ``step`` is wrapped on the instance for the call's duration.
+    pipeline has it). This is early rejection's preview (:func:`pairsynth.modalities.screening.preview`)
+    with its paused state unused: the scheduler's ``step`` is wrapped for the call's duration, and
+    the remaining steps cost no denoiser call.
     """
     if stop_at is None:
         yield {}
         return
-    scheduler = pipeline.scheduler
-    last = max(1, round(stop_at * steps)) - 1  # index of the last step that runs
-    state = {"index": 0}
-    step = scheduler.step
-
-    @functools.wraps(step)  # the pipeline inspects step's signature to pass generator= (ancestral samplers) and eta=
-    def stopping_step(model_output, timestep, sample, *args, **kwargs):
-        index = state["index"]
-        state["index"] += 1
-        if index > last:  # pipelines without an interrupt flag: the remaining steps change nothing
-            return (sample,) if not kwargs.get("return_dict", True) else _output(sample)
-        result = step(model_output, timestep, sample, *args, **kwargs)
-        if index < last:
-            return result
-        x0 = _predicted_x0(scheduler, result, model_output, timestep, sample)
-        return (x0, *result[1:]) if isinstance(result, tuple) else _output(x0)
-
-    kwargs: dict[str, Any] = {}
-    if "callback_on_step_end" in inspect.signature(type(pipeline).__call__).parameters:
-        def on_step_end(pipe: Any, index: int, timestep: Any, tensors: dict[str, Any]) -> dict[str, Any]:
-            if index >= last:
-                pipe._interrupt = True  # SD's loop skips the remaining steps, then decodes the latents
-            return tensors
-
-        kwargs = {"callback_on_step_end": on_step_end}
-    scheduler.step = stopping_step
-    try:
-        yield kwargs
-    finally:
-        del scheduler.step  # the class's own method again
-        if hasattr(pipeline, "_interrupt"):
-            pipeline._interrupt = False
-
-
-def _output(sample: torch.Tensor) -> Any:
-    from diffusers.schedulers.scheduling_utils import SchedulerOutput
-
-    return SchedulerOutput(prev_sample=sample)
-
-
-def _predicted_x0(scheduler: Any, result: Any, model_output: torch.Tensor, timestep: Any, sample: torch.Tensor) -> torch.Tensor:
-    """The scheduler's own x0 estimate where it makes one, else x0 from the ε (or v) prediction."""
-    predicted = result[1] if isinstance(result, tuple) and len(result) > 1 else getattr(result, "pred_original_sample", None)
-    if predicted is not None:
-        return predicted
-    config = scheduler.config
-    if getattr(scheduler, "model_outputs", None) and (
-            config.get("algorithm_type") in ("dpmsolver++", "sde-dpmsolver++") or config.get("predict_x0", False)):
-        return scheduler.model_outputs[-1]  # DPM-Solver++ and UniPC keep x0 predictions
-    alpha = scheduler.alphas_cumprod.to(sample.device)[int(timestep)].to(sample.dtype)
-    if config.get("prediction_type", "epsilon") == "v_prediction":
-        return alpha.sqrt() * sample - (1 - alpha).sqrt() * model_output
-    return (sample - (1 - alpha).sqrt() * model_output) / alpha.sqrt()
+    with preview(pipeline, last=max(1, round(stop_at * steps)) - 1) as (controls, _):
+        yield controls

@@ -31,8 +31,6 @@ from typing import Any
 
 import torch
 
-from pairsynth.modalities.noise_paths import _output, _predicted_x0
-
 Screen = Callable[[list[Any]], Sequence[bool]]
 """Given a batch's previews (the adapter's own outputs, decoded from x0), which samples to finish."""
 
@@ -88,13 +86,17 @@ def screened(pipeline: Any, rows: int, request: ScreenRequest,
 
 
 @contextlib.contextmanager
-def preview(pipeline: Any, at: float) -> Iterator[tuple[dict[str, Any], Paused]]:
-    """Phase 1: run ``at`` of the steps, keep the state, and let the pipeline decode the predicted x0."""
-    if not 0.0 < at < 1.0:
+def preview(pipeline: Any, at: float | None = None, *, last: int | None = None
+            ) -> Iterator[tuple[dict[str, Any], Paused]]:
+    """Phase 1: run ``at`` of the steps, keep the state, and let the pipeline decode the predicted x0.
+
+    ``last`` instead fixes the index of the last step call that runs (``stop_at`` counts that way).
+    """
+    if last is None and not (at is not None and 0.0 < at < 1.0):
         raise ValueError(f"early rejection's preview point must be in (0, 1), got {at}")
     scheduler = pipeline.scheduler
     paused = Paused()
-    counter = _StepCounter(at)
+    counter = _StepCounter(at or 0.0, last)
     step = scheduler.step
 
     @functools.wraps(step)  # the pipeline inspects step's signature to pass generator= and eta=
@@ -163,8 +165,8 @@ class _StepCounter:
     """Counts scheduler steps; the preview point is fixed at the first, once the timesteps are known
     (Heun-type schedulers make two step calls per timestep)."""
 
-    def __init__(self, at: float) -> None:
-        self.at, self.index, self.last = at, 0, -1
+    def __init__(self, at: float, last: int | None = None) -> None:
+        self.at, self.index, self.last = at, 0, -1 if last is None else last
 
     def next(self, scheduler: Any) -> int:
         if self.last < 0:
@@ -216,3 +218,24 @@ def _map_tensors(value: Any, fn: Callable[[torch.Tensor], torch.Tensor]) -> Any:
     if isinstance(value, (list, tuple)):
         return type(value)(_map_tensors(item, fn) for item in value)
     return value
+
+
+def _output(sample: torch.Tensor) -> Any:
+    from diffusers.schedulers.scheduling_utils import SchedulerOutput
+
+    return SchedulerOutput(prev_sample=sample)
+
+
+def _predicted_x0(scheduler: Any, result: Any, model_output: torch.Tensor, timestep: Any, sample: torch.Tensor) -> torch.Tensor:
+    """The scheduler's own x0 estimate where it makes one, else x0 from the ε (or v) prediction."""
+    predicted = result[1] if isinstance(result, tuple) and len(result) > 1 else getattr(result, "pred_original_sample", None)
+    if predicted is not None:
+        return predicted
+    config = scheduler.config
+    if getattr(scheduler, "model_outputs", None) and (
+            config.get("algorithm_type") in ("dpmsolver++", "sde-dpmsolver++") or config.get("predict_x0", False)):
+        return scheduler.model_outputs[-1]  # DPM-Solver++ and UniPC keep x0 predictions
+    alpha = scheduler.alphas_cumprod.to(sample.device)[int(timestep)].to(sample.dtype)
+    if config.get("prediction_type", "epsilon") == "v_prediction":
+        return alpha.sqrt() * sample - (1 - alpha).sqrt() * model_output
+    return (sample - (1 - alpha).sqrt() * model_output) / alpha.sqrt()
