@@ -79,9 +79,10 @@ def _decide(batch: Sequence[Candidate], previews: list[Any], name: str, scorer: 
         entry.attach(scratch, output)
         if entry.problem(scratch) is None:  # an unusable preview (NaN …) is finished: the final check decides
             judged.append((position, scratch))
+    from pairsynth.stages import pick_distractors  # stages imports this module
+
     prompts = [c.condition.prompt_for(name) for _, c in judged]
-    if isinstance(texts, BoundedDistractors):
-        texts = [texts.pick(prompt, c.condition.seed)[0] for prompt, (_, c) in zip(prompts, judged)]
+    texts, _ = pick_distractors(texts, prompts, [c for _, c in judged])
     results = scorer.score_pairs([entry.judge_input(c) for _, c in judged], prompts, texts) if judged else []
     keep = [True] * len(batch)
     for (position, _), score in zip(judged, results):

@@ -196,12 +196,9 @@ def score_candidates(scorers: Mapping[str, EmbeddingScorer], candidates: Sequenc
             elif problems[position] is None:
                 usable.append(candidate)
         prompts = [c.condition.prompt_for(modality) for c in usable]
-        texts = distractors.get(modality, ())
-        if isinstance(texts, BoundedDistractors):
-            picks = [texts.pick(prompt, c.condition.seed) for prompt, c in zip(prompts, usable)]
-            for candidate, (_, record) in zip(usable, picks):
-                candidate.retrieval[scorer.kind] = record
-            texts = [chosen for chosen, _ in picks]
+        texts, records = pick_distractors(distractors.get(modality, ()), prompts, usable)
+        for candidate, record in zip(usable, records):
+            candidate.retrieval[scorer.kind] = record
         results = scorer.score_pairs([judge_input(c, modality) for c in usable], prompts, texts)
         for candidate, score in zip(usable, results):
             candidate.scores[scorer.kind] = score
@@ -213,6 +210,19 @@ def score_candidates(scorers: Mapping[str, EmbeddingScorer], candidates: Sequenc
             candidate.scores.clear()
             candidate.retrieval.clear()
     return problems
+
+
+def pick_distractors(texts: Sequence[str] | BoundedDistractors, prompts: Sequence[str],
+                     candidates: Sequence[Candidate]) -> tuple[Sequence[str] | list[list[str]], list[Any]]:
+    """The distractors each candidate's prompt is ranked against, and what to record of them.
+
+    One list for all (and nothing to record), or, for :class:`BoundedDistractors`, a seeded pick per
+    candidate with its record (which captions, how chosen).
+    """
+    if not isinstance(texts, BoundedDistractors):
+        return texts, []
+    picks = [texts.pick(prompt, c.condition.seed) for prompt, c in zip(prompts, candidates)]
+    return [chosen for chosen, _ in picks], [record for _, record in picks]
 
 
 def bound_distractors(distractors: Mapping[str, Sequence[str]], scorers: Mapping[str, EmbeddingScorer],
