@@ -27,7 +27,7 @@ from pairsynth.alignment.qa_report import DuplicateGroup, JudgeSetup, QaReport, 
 from pairsynth.alignment.scores import PairScores
 from pairsynth.checks import check_score
 from pairsynth.errors import DatasetError, PairsynthError
-from pairsynth.judges import JudgeSettings, load_judge
+from pairsynth.judges import PRECISIONS, JudgeSettings, load_judge
 from pairsynth.media import MEDIA
 from pairsynth.readers import LAYOUTS, PairRecord, ReadError, detect_layout, read_manifest, read_pairs
 from pairsynth.run_report import generation_parameters
@@ -89,6 +89,7 @@ class ScoreSettings:
             (self.batch_size >= 1, "batch_size", self.batch_size, "at least 1"),
             (self.gallery_size >= 0, "gallery_size", self.gallery_size, "0 or more"),
             (self.layout in LAYOUTS, "layout", self.layout, f"one of {', '.join(LAYOUTS)}"),
+            (self.precision in PRECISIONS, "precision", self.precision, f"one of {', '.join(PRECISIONS)}"),
             (self.reference is None or Path(self.reference).exists(), "reference", self.reference, "an existing dataset"),
         ]
         for ok, name, value, accepted in checks:

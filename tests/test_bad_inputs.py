@@ -232,6 +232,7 @@ SCORE = [
     Bad("threshold-out-of-range", score("--threshold", "150"), "threshold = 150.0 is invalid; expected a score in [0, 100]"),
     Bad("fail-under-a-percent", score("--fail-under", "90"), "fail_under = 90.0 is invalid; expected a share in [0, 1]"),
     Bad("layout-unknown", score("--layout", "zip"), "layout = 'zip' is invalid"),
+    Bad("precision-unknown", score("--precision", "fastest"), "precision = 'fastest' is invalid; expected one of fp32, bf16, fp16, auto"),
     Bad("layout-finds-nothing", score("--layout", "webdataset"), "no items found (check --layout; auto detects it)"),
     Bad("device-cuda-without-gpu", score("--device", "cuda"), "--device: device 'cuda' asked for, but this torch build sees no CUDA"),
     Bad("out-is-a-file", lambda w, out: ["score", str(w.data), "--out", str(w.data / "s0.png")], "is a file; give a folder"),
