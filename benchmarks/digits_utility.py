@@ -443,8 +443,10 @@ def main(argv=None) -> None:
             print(f"  goal {s}/class ≥ {goal}: {syn:.1f} at strength {strength:g} over {n} draws "
                   f"({'met' if syn >= goal else f'not met, short by {goal - syn:.1f}'})")
     if all(s in final for s in (5, 10)):
+        met = all(final[s][0] >= goal for s, goal in GOALS.items())
         print(f"digits 5/class: {final[5][0]:.1f} (affine {final[5][1]:.1f}), "
-              f"10/class: {final[10][0]:.1f} (affine {final[10][1]:.1f})")
+              f"10/class: {final[10][0]:.1f} (affine {final[10][1]:.1f}) "
+              f"(goal {GOALS[5]} / {GOALS[10]}: {'met' if met else 'not met'})")
 
 
 if __name__ == "__main__":
