@@ -6,7 +6,8 @@ unit test on a handful of hand-made vectors.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from array import array
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -329,27 +330,50 @@ class ScoreCounts:
 
 
 class GroupTally:
-    """:func:`group_stats`, one row at a time: per group, counters only."""
+    """:func:`group_stats`, one row at a time: per group, five counters and a score sum.
+
+    The counters live in typed arrays, not per-group objects: about 100 bytes a group with its name,
+    so the report of a run with 250,000 captions keeps ~25 MB of group state, not ~300 MB.
+    """
 
     def __init__(self) -> None:
-        self._groups: dict[str, list[float]] = {}
+        self._index: dict[str, int] = {}
+        self._pairs, self._passed = array("q"), array("q")
+        self._scored, self._top1, self._ranked = array("q"), array("q"), array("q")
+        self._score_sum = array("d")
+
+    def __len__(self) -> int:
+        return len(self._index)
 
     def add(self, group: str, passed: bool, score: float | None, rank: int | None) -> None:
-        tally = self._groups.setdefault(group, [0, 0, 0.0, 0, 0, 0])  # pairs passed Σscore scored top1 ranked
-        tally[0] += 1
-        tally[1] += bool(passed)
+        i = self._index.setdefault(group, len(self._index))
+        if i == len(self._pairs):
+            for column in (self._pairs, self._passed, self._scored, self._top1, self._ranked, self._score_sum):
+                column.append(0)
+        self._pairs[i] += 1
+        self._passed[i] += bool(passed)
         if score is not None:
-            tally[2] += score
-            tally[3] += 1
+            self._score_sum[i] += score
+            self._scored[i] += 1
         if rank is not None:
-            tally[4] += rank == 1
-            tally[5] += 1
+            self._top1[i] += rank == 1
+            self._ranked[i] += 1
+
+    def ordered(self) -> Iterator[GroupStats]:
+        """Every group as :func:`group_stats` orders them (worst pass rate first, then more pairs, then name)."""
+        names = list(self._index)
+        if not names:
+            return
+        pairs, passed = np.frombuffer(self._pairs, np.int64), np.frombuffer(self._passed, np.int64)
+        by_name = np.empty(len(names), np.int64)
+        by_name[sorted(range(len(names)), key=names.__getitem__)] = np.arange(len(names))
+        for i in np.lexsort((by_name, -pairs, passed / pairs)).tolist():
+            yield GroupStats(group=names[i], pairs=self._pairs[i], passed=self._passed[i],
+                             mean_score=self._score_sum[i] / self._scored[i] if self._scored[i] else float("nan"),
+                             top1=self._top1[i] / self._ranked[i] if self._ranked[i] else float("nan"))
 
     def stats(self) -> list[GroupStats]:
-        stats = [GroupStats(group=group, pairs=int(t[0]), passed=int(t[1]),
-                            mean_score=t[2] / t[3] if t[3] else float("nan"),
-                            top1=t[4] / t[5] if t[5] else float("nan")) for group, t in self._groups.items()]
-        return sorted(stats, key=lambda s: (s.pass_rate, -s.pairs, s.group))
+        return list(self.ordered())
 
 
 class Extremes:

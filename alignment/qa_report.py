@@ -13,11 +13,12 @@ when they do.
 from __future__ import annotations
 
 import io
+import itertools
 import json
 import logging
 import re
 from collections import Counter
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from functools import cache
 from pathlib import Path
@@ -156,13 +157,13 @@ def summarize(report: QaReport) -> dict[str, Any]:
     tally = _Tally(report.judges)
     for row in report.rows:  # one pass: a run's rows stream from its manifest
         tally.add(row)
-    return _summary(report, tally)
+    summary = _summary(report, tally)
+    return {**summary, "per_group": list(summary["per_group"])}
 
 
 def _summary(report: QaReport, tally: _Tally) -> dict[str, Any]:
     accepted = tally.passed
     rate = qa.pass_rate(accepted, tally.n)
-    groups = tally.groups.stats()
     return {
         "schema_version": SCHEMA_VERSION,
         "mode": "run" if report.run is not None else "dataset",
@@ -184,8 +185,7 @@ def _summary(report: QaReport, tally: _Tally) -> dict[str, Any]:
         "duplicates": {"searched": report.duplicate_cosine is not None, "cosine_threshold": report.duplicate_cosine,
                        "groups": [{"medium": g.medium, "keys": g.keys} for g in report.duplicates]},
         "grouping": report.grouping,
-        "per_group": [{"group": g.group, "pairs": g.pairs, "passed": g.passed, "pass_rate": round(g.pass_rate, 6),
-                       "mean_score": _round(g.mean_score), "top1_rate": _round(g.top1)} for g in groups],
+        "per_group": PerGroup(tally.groups),
         "unreadable": tally.unreadable,
         "generation": report.generation,
         "run": report.run,
@@ -204,7 +204,7 @@ def write_qa_report(out_dir: str | Path, report: QaReport, load_media: MediaLoad
         load_media: fetches the few pairs the page shows (gallery, duplicates) by key.
         gallery_size: how many worst and how many best pairs the gallery shows.
     """
-    from pairsynth.writers.base import atomic_write_bytes
+    from pairsynth.writers.base import atomic_write_bytes, write_json
 
     out = Path(out_dir)
     media_dir = out / "media"
@@ -216,7 +216,7 @@ def write_qa_report(out_dir: str | Path, report: QaReport, load_media: MediaLoad
     tally = _Tally(report.judges, gallery_size, {key for keys in shown_groups for key in keys})
     _write_scores(out / "scores.jsonl", report.rows, tally)  # one pass over the rows: scores.jsonl and the numbers
     summary = _summary(report, tally)
-    atomic_write_bytes(out / "summary.json", json.dumps(summary, indent=2, ensure_ascii=False).encode("utf-8"))
+    write_json(out / "summary.json", summary)  # per_group streams into the file, one group at a time
 
     worst, best = tally.gallery.worst_and_best()
     wanted = {row.key for row in worst + best} | {key for keys in shown_groups for key in keys}
@@ -227,12 +227,36 @@ def write_qa_report(out_dir: str | Path, report: QaReport, load_media: MediaLoad
         worst=[_card(row, media) for row in worst], best=[_card(row, media) for row in best],
         duplicates=[{"medium": g.medium, "size": len(g.keys), "members": [_card(by_key[k], media) for k in keys]}
                     for g, keys in zip(report.duplicates, shown_groups)],
-        unreadable=summary["unreadable"][:SHOWN_TABLE_ROWS], groups=summary["per_group"][:SHOWN_TABLE_ROWS],
+        unreadable=summary["unreadable"][:SHOWN_TABLE_ROWS], groups=summary["per_group"].head(SHOWN_TABLE_ROWS),
         clamp_chars=CLAMP_CHARS, shown_from=tally.galleried,
     )
     atomic_write_bytes(out / "index.html", html.encode("utf-8"))
     logger.info("QA report: %s", out / "index.html")
     return summary
+
+
+class PerGroup:
+    """``summary["per_group"]``: each group's row, made when iterated (``list()`` it to keep them).
+
+    A run's groups are its captions; at 250,000 captions the list of dicts alone was ~300 MB, and
+    the summary's JSON text as much again, so the summary holds this view of the tally instead and
+    :func:`~pairsynth.writers.base.write_json` streams it into ``summary.json``.
+    """
+
+    def __init__(self, groups: qa.GroupTally) -> None:
+        self.groups = groups
+
+    def __len__(self) -> int:
+        return len(self.groups)
+
+    def __iter__(self) -> Iterator[dict[str, Any]]:
+        for g in self.groups.ordered():
+            yield {"group": g.group, "pairs": g.pairs, "passed": g.passed, "pass_rate": round(g.pass_rate, 6),
+                   "mean_score": _round(g.mean_score), "top1_rate": _round(g.top1)}
+
+    def head(self, count: int) -> list[dict[str, Any]]:
+        """The ``count`` worst groups (what the page's table shows)."""
+        return list(itertools.islice(self, count))
 
 
 @cache

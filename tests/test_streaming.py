@@ -104,6 +104,43 @@ def test_a_streamed_summary_equals_the_list_based_numbers():
     assert len(summary["unreadable"]) == sum(r.reason == "unreadable" for r in made)
 
 
+def test_group_tally_orders_ties_as_group_stats_and_counts_exactly():
+    rng = np.random.default_rng(3)
+    groups = [f"g{int(i)}" for i in rng.integers(0, 40, 600)]  # many equal pass rates and sizes
+    passed = [bool(p) for p in rng.integers(0, 2, 600)]
+    scores = [None if i % 9 == 0 else float(np.round(rng.uniform(0, 100), 4)) for i in range(600)]
+    ranks = [None if i % 5 == 0 else int(rng.integers(1, 4)) for i in range(600)]
+    tally = qa.GroupTally()
+    for row in zip(groups, passed, scores, ranks):
+        tally.add(*row)
+    assert len(tally) == len(set(groups))
+    got, expected = tally.stats(), qa.group_stats(groups, passed, scores, ranks)
+    assert [(g.group, g.pairs, g.passed, g.top1) for g in got] == [(g.group, g.pairs, g.passed, g.top1) for g in expected]
+    assert [g.mean_score for g in got] == pytest.approx([g.mean_score for g in expected], rel=1e-12)  # a running sum
+
+
+def test_summary_json_streams_per_group_rows_and_reads_back_as_one_list(tmp_path):
+    from pairsynth.writers.base import write_json
+
+    class Rows:  # a sized iterable that is not a list, as the report's per-group rows
+        def __len__(self):
+            return 3
+
+        def __iter__(self):
+            return iter({"group": f"g{i}", "pairs": i} for i in range(3))
+
+    class Empty(Rows):
+        def __len__(self):
+            return 0
+
+    value = {"a": 1, "per_group": Rows(), "nested": {"none": Empty(), "x": [1, 2]}, "text": "é"}
+    write_json(tmp_path / "s.json", value)
+    plain = {"a": 1, "per_group": list(Rows()), "nested": {"none": [], "x": [1, 2]}, "text": "é"}
+    assert (tmp_path / "s.json").read_text("utf-8") == json.dumps(plain, indent=2, ensure_ascii=False)
+    with pytest.raises(TypeError, match="not JSON serializable"):
+        write_json(tmp_path / "bad.json", {"x": object()})
+
+
 def test_resume_counts_states_from_a_generator_in_one_pass(tmp_path):
     from pairsynth.writers import ManifestWriter
 

@@ -14,7 +14,7 @@ import json
 import logging
 import os
 import sys
-from collections.abc import Callable, Collection, Iterator, Sequence
+from collections.abc import Callable, Collection, Iterable, Iterator, Sequence, Sized
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -78,6 +78,42 @@ def atomic_write_bytes(path: Path, data: bytes) -> None:
         handle.flush()
         os.fsync(handle.fileno())
     os.replace(tmp, path)
+
+
+def write_json(path: Path, value: Any) -> None:
+    """``json.dump(value, indent=2)`` to ``path`` through a temporary name, streamed in chunks.
+
+    Sized iterables that are not lists (such as the report's per-group rows) are written item by
+    item, so a summary with a row per caption never exists as one list or one string in memory.
+    """
+    encoder = json.JSONEncoder(indent=2, ensure_ascii=False, default=_streamed)
+    tmp = path.with_name(path.name + ".tmp")
+    with open(tmp, "w", encoding="utf-8") as handle:
+        for chunk in encoder.iterencode(value):  # the pure-Python encoder: it iterates lists lazily
+            handle.write(chunk)
+        handle.flush()
+        os.fsync(handle.fileno())
+    os.replace(tmp, path)
+
+
+class _StreamedList(list):
+    """Seen by the encoder as a list; its items come from the wrapped iterable as they are written."""
+
+    def __init__(self, items: Any) -> None:
+        super().__init__()
+        self.items = items
+
+    def __iter__(self):
+        return iter(self.items)
+
+    def __len__(self) -> int:
+        return len(self.items)
+
+
+def _streamed(value: Any) -> Any:
+    if isinstance(value, Iterable) and isinstance(value, Sized) and not isinstance(value, (str, bytes, dict)):
+        return _StreamedList(value)
+    raise TypeError(f"Object of type {type(value).__name__} is not JSON serializable")
 
 
 def publish_shard(tmp: Path, final: Path) -> None:
