@@ -8,6 +8,7 @@ own caption among distractors, truncation warnings — lives here once.
 from __future__ import annotations
 
 import logging
+from collections import OrderedDict
 from collections.abc import Sequence
 from contextlib import nullcontext
 from typing import Any
@@ -19,6 +20,9 @@ from pairsynth.alignment import qa
 from pairsynth.alignment.scores import PairScores
 
 logger = logging.getLogger(__name__)
+
+TEXT_CACHE_SIZE = 16_384
+"""Caption embeddings a judge keeps (32 MB at CLIP's 512 dimensions); older ones are encoded again if asked."""
 
 
 class EmbeddingScorer:
@@ -37,7 +41,7 @@ class EmbeddingScorer:
             precision = auto_precision(device)
         self.precision = precision
         self.context_length = context_length
-        self._text_cache: dict[str, np.ndarray] = {}
+        self._text_cache: OrderedDict[str, np.ndarray] = OrderedDict()
 
     def _encode_texts(self, texts: list[str]) -> torch.Tensor:
         """Normalised embeddings of one batch of captions."""
@@ -52,17 +56,30 @@ class EmbeddingScorer:
         return None
 
     def embed_texts(self, texts: Sequence[str]) -> np.ndarray:
-        """L2-normalised caption embeddings ``(len(texts), D)``, computed once per unique caption."""
-        missing = [text for text in dict.fromkeys(texts) if text not in self._text_cache]
+        """L2-normalised caption embeddings ``(len(texts), D)``.
+
+        The last :data:`TEXT_CACHE_SIZE` captions used are kept, so a caption is encoded once while
+        its candidates are judged, and a run over millions of captions keeps a bounded cache.
+        """
+        found: dict[str, np.ndarray] = {}
+        missing = []
+        for text in dict.fromkeys(texts):
+            if text in self._text_cache:
+                self._text_cache.move_to_end(text)
+                found[text] = self._text_cache[text]
+            else:
+                missing.append(text)
         for start in range(0, len(missing), self.batch_size):
             chunk = missing[start : start + self.batch_size]
             with torch.inference_mode(), self._autocast():
                 features = self._encode_texts(chunk)
             for text, feature in zip(chunk, features.float().cpu().numpy()):
-                self._text_cache[text] = feature
+                found[text] = self._text_cache[text] = feature
+        while len(self._text_cache) > TEXT_CACHE_SIZE:
+            self._text_cache.popitem(last=False)
         if not texts:
             return np.zeros((0, 0), np.float32)
-        return np.stack([self._text_cache[text] for text in texts])
+        return np.stack([found[text] for text in texts])
 
     def embed_samples(self, samples: Sequence[Any]) -> np.ndarray:
         """L2-normalised sample embeddings ``(len(samples), D)``, in batches of ``batch_size``."""

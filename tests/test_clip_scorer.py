@@ -52,6 +52,20 @@ def test_text_features_are_computed_once_per_unique_caption(scorer, images, monk
     assert calls == [1]
 
 
+def test_the_text_cache_keeps_the_most_recent_captions_only_and_changes_no_embedding(scorer, monkeypatch):
+    import pairsynth.alignment.embedding_scorer as embedding_scorer
+
+    monkeypatch.setattr(embedding_scorer, "TEXT_CACHE_SIZE", 2)
+    scorer._text_cache.clear()
+    texts = [f"caption {i}" for i in range(5)]
+    first = scorer.embed_texts(texts + texts[:1])  # more unique captions than the cache holds, in one call
+    assert len(scorer._text_cache) == 2 and list(scorer._text_cache) == texts[3:]
+    assert np.array_equal(first[0], first[-1])
+    scorer.embed_texts(texts[3:4])  # used again: now the most recent
+    assert list(scorer._text_cache) == [texts[4], texts[3]]
+    assert np.allclose(scorer.embed_texts(texts), first[:5], atol=1e-6)  # evicted ones are encoded again
+
+
 def test_retrieval_rank_counts_distractors_that_score_higher(scorer, images):
     scores = scorer.score_pairs(images[:1], [CAPTIONS[0]], distractors=CAPTIONS)
     own = scores[0].cosine
