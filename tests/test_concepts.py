@@ -158,3 +158,44 @@ def test_concept_tokens_reach_the_judges_as_plain_words():
     judge = concept_judges({"image": Scorer()}, {"image": Generator()})["image"]
     assert judge.kind == "clip"
     assert judge.score_pairs([None], ["a <zz> circle"], ["a <zz> square"]) == [["a purple circle"], ["a purple square"]]
+
+
+def test_auto_latents_take_the_posterior_mode_only_where_its_noise_swamps_the_items():
+    from pairsynth.concepts.training import training_latents
+
+    mean = torch.randn(10, 4, 8, 8)
+    sharp, noisy = torch.full_like(mean, 0.01), torch.full_like(mean, 1.0)  # SD-like VAE; toy-shapes' (std 1.05×)
+    (kept_mean, kept_std), choice = training_latents((mean, sharp), "auto")
+    assert choice == "sample" and torch.equal(kept_std, sharp) and torch.equal(kept_mean, mean)
+    (_, kept_std), choice = training_latents((mean, noisy), "auto")
+    assert choice == "mode" and not kept_std.any()
+    assert training_latents((mean, noisy), "sample")[1] == "sample"
+
+
+@pytest.mark.parametrize("family", ["image", "audio"])
+def test_prior_preservation_trains_on_the_base_models_own_samples_of_the_init_words(
+        family, image_items, audio_items, tiny_sd_dir, tiny_audioldm_mel_dir, tmp_path, monkeypatch):
+    from pairsynth.concepts.backbones import Backbone
+
+    items, model, token, init = ((image_items, tiny_sd_dir, "<zz>", "red") if family == "image"
+                                 else (audio_items, tiny_audioldm_mel_dir, "<warble>", "tone"))
+    made = []
+    original = Backbone.prior_latents
+
+    def spy(self, prompts, **kwargs):
+        latents = original(self, prompts, **kwargs)
+        made.append((prompts, latents, self.text_encoder.get_input_embeddings().weight.shape[0]))
+        return latents
+
+    monkeypatch.setattr(Backbone, "prior_latents", spy)
+    config = LearnConfig(steps=2, batch_size=2, eval_every=1, patience=100, prior_items=3)
+    card = learn_concept(items, tmp_path / "c", token=token, init=init, model=str(model), config=config)
+    [(prompts, latents, vocabulary)] = made
+    plain = learn_concept(items, tmp_path / "plain", token=token, init=init, model=str(model),
+                          config=LearnConfig(steps=2, batch_size=2, eval_every=1, patience=100))
+    assert len(prompts) == 3 and all(token not in p for p in prompts)  # the init word stands in for the token
+    assert latents.shape[0] == 3 and torch.isfinite(latents).all() and latents.std() > 0
+    assert card.config["prior_items"] == 3 and card.loss_curve != plain.loss_curve  # the prior term is in the loss
+    from pairsynth.concepts.backbones import load_backbone
+
+    assert vocabulary == len(load_backbone(str(model)).tokenizer)  # made before the token was added

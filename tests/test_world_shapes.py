@@ -86,3 +86,18 @@ def test_bad_captions_and_scenes_raise_naming_the_problem():
 def test_world_words_cover_every_caption_word():
     words = set(world_words())
     assert {w for text in all_captions() for w in text.split()} == words
+
+
+def test_a_fill_colour_paints_the_same_scene_in_a_colour_outside_the_world():
+    import numpy as np
+
+    from pairsynth.world.shapes import ShapeScene, render
+
+    scene = ShapeScene(shape="circle", colour="red", position="left", cx=0.25)
+    red, purple = (np.asarray(render(scene, fill=fill)) for fill in (None, (160, 50, 200)))
+    drawn = (red != red[0, -1]).any(-1)  # the shape's pixels (the background is one grey)
+    assert np.array_equal(drawn, (purple != purple[0, -1]).any(-1))
+    colours, counts = np.unique(purple[drawn], axis=0, return_counts=True)
+    assert tuple(colours[counts.argmax()]) == (160, 50, 200)  # the interior; edges blend with the grey
+    colours, counts = np.unique(red[drawn], axis=0, return_counts=True)
+    assert tuple(colours[counts.argmax()]) == (220, 40, 40)

@@ -46,6 +46,11 @@ class Family:
         """The UNet's prediction (ε or v) for noisy latents under ``condition``."""
         raise NotImplementedError
 
+    def sample_latents(self, pipeline: Any, prompts: list[str], generators: list[torch.Generator], steps: int,
+                       guidance: float) -> torch.Tensor:
+        """The pipeline's own final latents for ``prompts`` (UNet space, before the VAE decodes them)."""
+        raise NotImplementedError
+
 
 class StableDiffusionFamily(Family):
     """SD 1.x/2.x: the text encoder's hidden states reach the UNet through cross-attention."""
@@ -61,6 +66,11 @@ class StableDiffusionFamily(Family):
 
     def predict(self, unet: Any, noisy: torch.Tensor, timesteps: torch.Tensor, condition: torch.Tensor) -> torch.Tensor:
         return unet(noisy, timesteps, encoder_hidden_states=condition).sample
+
+    def sample_latents(self, pipeline: Any, prompts: list[str], generators: list[torch.Generator], steps: int,
+                       guidance: float) -> torch.Tensor:
+        return pipeline(prompts, num_inference_steps=steps, guidance_scale=guidance, generator=generators,
+                        output_type="latent").images
 
 
 class AudioLDMFamily(Family):
@@ -89,6 +99,14 @@ class AudioLDMFamily(Family):
 
     def predict(self, unet: Any, noisy: torch.Tensor, timesteps: torch.Tensor, condition: torch.Tensor) -> torch.Tensor:
         return unet(noisy, timesteps, encoder_hidden_states=None, class_labels=condition).sample
+
+    def sample_latents(self, pipeline: Any, prompts: list[str], generators: list[torch.Generator], steps: int,
+                       guidance: float) -> torch.Tensor:
+        """AudioLDM has no latent output; its step callback sees the latents after every step."""
+        kept: dict[str, torch.Tensor] = {}
+        pipeline(prompts, num_inference_steps=steps, guidance_scale=guidance, generator=generators,
+                 callback=lambda step, timestep, latents: kept.update(latents=latents.clone()), callback_steps=1)
+        return kept["latents"]
 
 
 SUPPORTED: dict[str, Family] = {"StableDiffusionPipeline": StableDiffusionFamily(), "AudioLDMPipeline": AudioLDMFamily()}
@@ -158,6 +176,21 @@ class Backbone:
 
     def predict(self, noisy: torch.Tensor, timesteps: torch.Tensor, condition: torch.Tensor) -> torch.Tensor:
         return self.family.predict(self.unet, noisy, timesteps, condition)
+
+    @torch.no_grad()
+    def prior_latents(self, prompts: list[str], *, seed: int, steps: int, guidance: float,
+                      batch_size: int = 16) -> torch.Tensor:
+        """What the unchanged model makes of ``prompts``, as VAE latents (DreamBooth's class images).
+
+        Generated before the token or LoRA is added, one seeded sample per prompt.
+        """
+        scaling = self.pipeline.vae.config.scaling_factor
+        chunks = []
+        for start in range(0, len(prompts), batch_size):
+            chunk = prompts[start : start + batch_size]
+            generators = [torch.Generator().manual_seed(seed * 1_000_003 + start + i) for i in range(len(chunk))]
+            chunks.append(self.family.sample_latents(self.pipeline, chunk, generators, steps, guidance).float() / scaling)
+        return torch.cat(chunks)
 
 
 def load_backbone(ref: str, *, device: str = "cpu") -> Backbone:

@@ -39,6 +39,7 @@ class ConceptCard:
     loss_curve: list[list[float]] = field(default_factory=list)
     eval_loss_curve: list[list[float]] = field(default_factory=list)
     config: dict[str, Any] = field(default_factory=dict)
+    latents: str = "sample"  # what the items were trained as: posterior samples or its mode
     seconds: float = 0.0
     threads: int = 1
     peak_rss_mb: float = 0.0
@@ -72,7 +73,7 @@ def _readme(card: ConceptCard) -> str:
     rows = [("token", f"`{card.token}` (initialised from `{card.init}`)"), ("method", card.method),
             ("base model", f"`{card.base_model}` ({card.pipeline})"), ("items", f"{len(card.items)} {card.medium}s"),
             ("steps", f"{card.steps_done} of {card.steps_planned}" + (" (early stop)" if card.stopped_early else "")),
-            ("best evaluation loss", f"step {card.best_step}"), ("evaluation loss", curve or "—"),
+            ("item latents", card.latents), ("best evaluation loss", f"step {card.best_step}"), ("evaluation loss", curve or "—"),
             ("time", f"{card.seconds:.0f} s on {card.threads} thread(s), peak RSS {card.peak_rss_mb:.0f} MB"),
             ("files", ", ".join(f"`{name}`" for name in card.files.values()))]
     table = "\n".join(f"| {key} | {value} |" for key, value in rows)

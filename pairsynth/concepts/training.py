@@ -49,6 +49,14 @@ class LearnConfig:
         eval_every: steps between evaluation-loss checks (and checkpoints).
         patience: evaluations without a relative improvement of ``min_delta`` before stopping.
         keep_norm: keep the new embedding at its init word's norm after every step.
+        latents: what the items are trained as: ``sample`` draws from the VAE's posterior each step
+            (diffusers' scripts), ``mode`` takes its mean, ``auto`` picks ``mode`` for a VAE whose
+            posterior noise is as large as the latents themselves (see :func:`training_latents`).
+        prior_items: DreamBooth's prior preservation: before anything is trained, the model makes
+            this many samples of the items' captions with the token read as its init word ("a red
+            circle on the left"); every step then also trains on them, weighted ``prior_weight``,
+            so the rest of the caption (place, pitch) keeps its meaning while the token is learned.
+            ``prior_guidance`` is the guidance scale they are made at. 0: off.
     """
 
     method: Method = "textual-inversion"
@@ -62,6 +70,10 @@ class LearnConfig:
     patience: int = 6
     min_delta: float = 0.005
     keep_norm: bool = True  # the new embedding keeps its init word's norm (see NewToken.restore_others)
+    latents: Literal["auto", "sample", "mode"] = "auto"
+    prior_items: int = 0
+    prior_weight: float = 1.0
+    prior_guidance: float = 3.0
     device: str = "cpu"
 
 
@@ -117,14 +129,15 @@ def learn_concept(items_dir: str | Path, out_dir: str | Path, *, token: str, ini
         raise ConceptError(f"{out}: holds another concept ({card.token}, {card.method}); use --overwrite or another --out")
     out.mkdir(parents=True, exist_ok=True)
 
-    # 2. Load the pipeline; add the token (and the LoRA adapter).
+    # 2. Load the pipeline; make the prior samples while it is unchanged; add the token (and the LoRA adapter).
     backbone = load_backbone(model, device=config.device)
+    prior = _prior(backbone, items.prompts(token), token, init, config)
     new_token = NewToken(backbone.tokenizer, backbone.text_encoder, token, init)
     groups = [{"params": new_token.parameters(), "lr": config.lr, "weight_decay": 0.0}]
     if config.method == "lora":
         groups.append({"params": add_lora(backbone.unet, config.lora_rank), "lr": config.lora_lr, "weight_decay": 1e-4})
     optimizer = torch.optim.AdamW(groups)
-    latents = backbone.item_latents(items)
+    latents, latents_used = training_latents(backbone.item_latents(items), config.latents)
     prompts = items.prompts(token)
     scheduler = backbone.noise_scheduler()
     evaluation = _evaluation_batch(latents, prompts, scheduler, config.seed)
@@ -142,6 +155,8 @@ def learn_concept(items_dir: str | Path, out_dir: str | Path, *, token: str, ini
         step_started = time.perf_counter()
         generator = torch.Generator().manual_seed(config.seed * 1_000_003 + state.step)
         loss = _loss(backbone, latents, prompts, scheduler, generator, config.batch_size)
+        if prior is not None:
+            loss = loss + config.prior_weight * _loss(backbone, *prior, scheduler, generator, config.batch_size)
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         optimizer.step()
@@ -175,12 +190,45 @@ def learn_concept(items_dir: str | Path, out_dir: str | Path, *, token: str, ini
         steps_planned=config.steps, steps_done=state.step, best_step=state.best_step,
         stopped_early=state.step < config.steps, loss_curve=_window_means(state.losses, config.eval_every),
         eval_loss_curve=[list(e) for e in state.evals], config=asdict(config),
-        seconds=round(state.seconds, 1), threads=torch.get_num_threads(),
+        latents=latents_used, seconds=round(state.seconds, 1), threads=torch.get_num_threads(),
         peak_rss_mb=round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
     )
     write_card(out, card)
     checkpoint.unlink(missing_ok=True)
     return card
+
+
+NOISY_POSTERIOR = 0.5
+"""Posterior std / latent std above which ``latents: auto`` trains on the posterior's mean."""
+
+
+def training_latents(posterior: tuple[torch.Tensor, torch.Tensor],
+                     choice: str) -> tuple[tuple[torch.Tensor, torch.Tensor], str]:
+    """The (mean, std) the training step draws item latents from, and which choice was made.
+
+    Stable Diffusion's VAE has a posterior std near 0.01 of its latents' spread, so a sample is the
+    mean plus a little noise, and diffusers' scripts sample. A KL-regularised autoencoder decoded
+    from its mode (``toy-shapes``' VAE: std 1.05× the spread) had its UNet trained on modes;
+    sampling there buries each item under noise as large as the item, which is what the
+    textual-inversion and LoRA runs on ``toy-shapes`` first learned from.
+    """
+    mean, std = posterior
+    if choice == "auto":
+        choice = "mode" if float(std.mean()) > NOISY_POSTERIOR * float(mean.std()) else "sample"
+    return (mean, torch.zeros_like(std) if choice == "mode" else std), choice
+
+
+def _prior(backbone: Backbone, prompts: list[list[str]], token: str, init: str,
+           config: LearnConfig) -> tuple[tuple[torch.Tensor, torch.Tensor], list[list[str]]] | None:
+    """Prior-preservation latents and their prompts (the items' captions with ``init`` for ``token``)."""
+    if not config.prior_items:
+        return None
+    captions = [caption.replace(token, init) for options in prompts for caption in options]
+    chosen = [captions[i % len(captions)] for i in range(config.prior_items)]
+    started = time.perf_counter()
+    latents = backbone.prior_latents(chosen, seed=config.seed, steps=20, guidance=config.prior_guidance)
+    logger.info("prior preservation: %d samples of the base model in %.0f s", len(chosen), time.perf_counter() - started)
+    return (latents, torch.zeros_like(latents)), [[caption] for caption in chosen]
 
 
 def _loss(backbone: Backbone, latents: tuple[torch.Tensor, torch.Tensor], prompts: list[list[str]], scheduler,

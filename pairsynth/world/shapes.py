@@ -148,15 +148,19 @@ def sample_scene(rng: random.Random) -> ShapeScene:
                       half_extent=half_extent, cx=cx, cy=cy)
 
 
-def render(scene: ShapeScene, size: int = DEFAULT_SIZE) -> Image.Image:
-    """Draw a scene as an RGB image of ``size``×``size`` pixels (anti-aliased by supersampling)."""
+def render(scene: ShapeScene, size: int = DEFAULT_SIZE, fill: tuple[int, int, int] | None = None) -> Image.Image:
+    """Draw a scene as an RGB image of ``size``×``size`` pixels (anti-aliased by supersampling).
+
+    ``fill`` paints the shape in an RGB colour outside the world's four (new-concept renders,
+    the colour-widening VAE stage); the scene's colour word is then ignored.
+    """
     if size < 8:
         raise ValueError(f"render: size={size} is too small; use at least 8")
     big = size * _SUPERSAMPLE
     image = Image.new("RGB", (big, big), (scene.background,) * 3)
     draw = ImageDraw.Draw(image)
     cx, cy, r = scene.cx * big, scene.cy * big, scene.half_extent * big
-    fill = COLOUR_RGB[scene.colour]
+    fill = fill or COLOUR_RGB[scene.colour]
     if scene.shape == "circle":
         draw.ellipse([cx - r, cy - r, cx + r, cy + r], fill=fill)
     elif scene.shape == "square":
