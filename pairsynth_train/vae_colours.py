@@ -2,7 +2,7 @@
 
 Why: learn-concept teaches the UNet a new word, but it can only draw what the VAE can decode. The
 shipped VAE saw the world's four colours only, and it encodes a purple circle as a blue or red blob
-(5 of 10 purple renders came back purple-hued, none of them round). Stable Diffusion's VAE has seen
+(3 of 10 purple renders came back purple-hued, none of them round). Stable Diffusion's VAE has seen
 every colour; this stage gives the toy one the same property.
 
 How: fine-tune the shipped VAE on a mix of the world's renders and renders filled with random RGB
