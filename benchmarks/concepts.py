@@ -104,11 +104,13 @@ def generate_images(concepts: list[Path], prompt: str, samples: int, steps: int,
     return images
 
 
-def learn(items: Path, out: Path, token: str, init: str, method: str, steps: int) -> tuple[object, float, float]:
+def learn(items: Path, out: Path, token: str, init: str, method: str, args) -> tuple[object, float, float]:
     from pairsynth.concepts import LearnConfig, learn_concept
 
+    config = LearnConfig(method=method, steps=args.learn_steps, prior_items=args.prior_items,
+                         **({"lora_lr": args.lora_lr, "lora_rank": args.lora_rank} if method == "lora" else {}))
     began = time.perf_counter()
-    card = learn_concept(items, out, token=token, init=init, config=LearnConfig(method=method, steps=steps))
+    card = learn_concept(items, out, token=token, init=init, config=config)
     return card, time.perf_counter() - began, resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
@@ -121,7 +123,7 @@ def image_concept(args) -> list[str]:
     lines.append(f"image concept baseline (no concept, 'a purple circle on the left'): "
                  f"{np.mean(base_ok):.1%} purple circles on the left ({args.samples} samples)")
     for method in args.methods:
-        card, seconds, rss = learn(items, args.work / f"purple-{method}", "<purple>", args.image_init, method, args.learn_steps)
+        card, seconds, rss = learn(items, args.work / f"purple-{method}", "<purple>", args.image_init, method, args)
         images = generate_images([args.work / f"purple-{method}"], "a <purple> circle on the left", args.samples,
                                  args.steps, args.guidance)
         purple = [is_purple(i) for i in images]
@@ -199,7 +201,7 @@ def audio_concept(args) -> list[str]:
     baseline = np.mean([is_warble(w) for w in clips([], "a high warbling tone")])
     lines.append(f"audio concept baseline (no concept, 'a high warbling tone'): {baseline:.1%} warbles")
     for method in args.methods:
-        card, seconds, rss = learn(items, args.work / f"warble-{method}", "<warble>", args.audio_init, method, args.learn_steps)
+        card, seconds, rss = learn(items, args.work / f"warble-{method}", "<warble>", args.audio_init, method, args)
         share = float(np.mean([is_warble(w) for w in clips([args.work / f"warble-{method}"], "a high <warble>")]))
         lines.append(f"audio concept {method}: learned in {card.seconds:.0f} s ({card.steps_done} steps), peak RSS "
                      f"{rss:.0f} MB; {share:.1%} of {args.samples} clips judged warbling")
@@ -317,6 +319,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--only", nargs="*", default=None)
     parser.add_argument("--methods", nargs="*", default=["textual-inversion", "lora"])
     parser.add_argument("--learn-steps", type=int, default=400)
+    parser.add_argument("--lora-lr", type=float, default=1e-4)
+    parser.add_argument("--lora-rank", type=int, default=4)
+    parser.add_argument("--prior-items", type=int, default=0, help="prior preservation samples (0: off)")
     parser.add_argument("--image-init", default="red")
     parser.add_argument("--audio-init", default="steady")
     parser.add_argument("--samples", type=int, default=64)

@@ -473,6 +473,10 @@ def learn_concept_command(
     method: Annotated[str, typer.Option(help="textual-inversion or lora")] = "textual-inversion",
     model: Annotated[Optional[str], typer.Option(help="pipeline to adapt; default: the toy zoo's for the medium")] = None,
     steps: Annotated[int, typer.Option(help="optimiser steps at most (early stopping may end sooner)")] = 400,
+    lora_lr: Annotated[Optional[float], typer.Option(help="lora: the adapter's learning rate [default: 1e-4]")] = None,
+    lora_rank: Annotated[Optional[int], typer.Option(help="lora: the adapter's rank [default: 4]")] = None,
+    prior_items: Annotated[int, typer.Option(help="prior preservation: samples of the init word's captions "
+                                             "trained alongside (0: off)")] = 0,
     words: Annotated[Optional[str], typer.Option(help="what the token means, for the judges; default: the token")] = None,
     device: Annotated[str, typer.Option(help="cpu, cuda, cuda:N, mps or auto")] = "cpu",
     overwrite: Annotated[bool, typer.Option(help="start over instead of resuming")] = False,
@@ -486,7 +490,14 @@ def learn_concept_command(
 
         if method not in ("textual-inversion", "lora"):
             raise ConceptError(f"--method {method!r}: use textual-inversion or lora")
-        config = LearnConfig(method=method, steps=steps, device=device)  # type: ignore[arg-type]
+        lora = {name: value for name, value in (("lora_lr", lora_lr), ("lora_rank", lora_rank)) if value is not None}
+        for name, value in (("steps", steps), *lora.items()):
+            if value <= 0:
+                raise ConceptError(f"--{name.replace('_', '-')} {value}: must be above 0")
+        if prior_items < 0:
+            raise ConceptError(f"--prior-items {prior_items}: must be 0 (off) or more")
+        config = LearnConfig(method=method, steps=steps, prior_items=prior_items, device=device,  # type: ignore[arg-type]
+                             **lora)
         columns = (TextColumn("[bold]learning"), BarColumn(), MofNCompleteColumn(), TextColumn("{task.fields[stats]}"),
                    TimeElapsedColumn())
         with Progress(*columns, console=console) as bar:

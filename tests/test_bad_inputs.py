@@ -259,7 +259,18 @@ BALANCE = [
         "--method vary varies each class's own items, and ", extra=["broken.png cannot be read"]),
 ]
 
+def learn(*flags: str) -> Callable[[Workspace, str], list[str]]:
+    return lambda w, out: ["learn-concept", str(w.data), "--token", "<zz>", "--init", "red", "--out", out, *flags]
+
+
+LEARN = [
+    Bad("method-unknown", learn("--method", "dreambooth"), "--method 'dreambooth': use textual-inversion or lora"),
+    Bad("prior-items-negative", learn("--prior-items", "-1"), "--prior-items -1: must be 0 (off) or more"),
+    Bad("lora-rank-zero", learn("--method", "lora", "--lora-rank", "0"), "--lora-rank 0: must be above 0"),
+]
+
 TABLE = ([pytest.param(bad, id=f"generate-{bad.name}") for bad in GENERATE]
+         + [pytest.param(bad, id=f"learn-concept-{bad.name}") for bad in LEARN]
          + [pytest.param(bad, id=f"vary-{bad.name}") for bad in VARY]
          + [pytest.param(bad, id=f"balance-{bad.name}") for bad in BALANCE]
          + [pytest.param(bad, id=f"score-{bad.name}") for bad in SCORE])
