@@ -477,6 +477,9 @@ def learn_concept_command(
     lora_rank: Annotated[Optional[int], typer.Option(help="lora: the adapter's rank [default: 4]")] = None,
     prior_items: Annotated[int, typer.Option(help="prior preservation: samples of the init word's captions "
                                              "trained alongside (0: off)")] = 0,
+    empty_prompt_prob: Annotated[float, typer.Option(help="share of training captions replaced by '' (keeps "
+                                                     "guidance working; 0.3 for LoRA on toy-shapes)")] = 0.0,
+    token_lr: Annotated[Optional[float], typer.Option(help="the token embedding's learning rate [default: 5e-3]")] = None,
     words: Annotated[Optional[str], typer.Option(help="what the token means, for the judges; default: the token")] = None,
     device: Annotated[str, typer.Option(help="cpu, cuda, cuda:N, mps or auto")] = "cpu",
     overwrite: Annotated[bool, typer.Option(help="start over instead of resuming")] = False,
@@ -490,14 +493,17 @@ def learn_concept_command(
 
         if method not in ("textual-inversion", "lora"):
             raise ConceptError(f"--method {method!r}: use textual-inversion or lora")
-        lora = {name: value for name, value in (("lora_lr", lora_lr), ("lora_rank", lora_rank)) if value is not None}
-        for name, value in (("steps", steps), *lora.items()):
+        given = {name: value for name, value in (("lora_lr", lora_lr), ("lora_rank", lora_rank), ("lr", token_lr))
+                 if value is not None}
+        for name, value in (("steps", steps), *given.items()):
             if value <= 0:
-                raise ConceptError(f"--{name.replace('_', '-')} {value}: must be above 0")
+                raise ConceptError(f"--{'token-lr' if name == 'lr' else name.replace('_', '-')} {value}: must be above 0")
         if prior_items < 0:
             raise ConceptError(f"--prior-items {prior_items}: must be 0 (off) or more")
-        config = LearnConfig(method=method, steps=steps, prior_items=prior_items, device=device,  # type: ignore[arg-type]
-                             **lora)
+        if not 0 <= empty_prompt_prob < 1:
+            raise ConceptError(f"--empty-prompt-prob {empty_prompt_prob}: must be in [0, 1)")
+        config = LearnConfig(method=method, steps=steps, prior_items=prior_items,  # type: ignore[arg-type]
+                             empty_prompt_prob=empty_prompt_prob, device=device, **given)
         columns = (TextColumn("[bold]learning"), BarColumn(), MofNCompleteColumn(), TextColumn("{task.fields[stats]}"),
                    TimeElapsedColumn())
         with Progress(*columns, console=console) as bar:

@@ -199,3 +199,17 @@ def test_prior_preservation_trains_on_the_base_models_own_samples_of_the_init_wo
     from pairsynth.concepts.backbones import load_backbone
 
     assert vocabulary == len(load_backbone(str(model)).tokenizer)  # made before the token was added
+
+
+def test_empty_prompt_dropout_trains_the_unconditional_prediction_at_its_share(image_items, tiny_sd_dir, tmp_path,
+                                                                             monkeypatch):
+    from pairsynth.concepts.backbones import Backbone
+
+    seen: list[str] = []
+    original = Backbone.tokenize
+    monkeypatch.setattr(Backbone, "tokenize", lambda self, prompts: seen.extend(prompts) or original(self, prompts))
+    config = LearnConfig(steps=40, batch_size=8, eval_every=40, patience=100, empty_prompt_prob=0.25)
+    learn_concept(image_items, tmp_path / "c", token="<zz>", init="red", model=str(tiny_sd_dir), config=config)
+    trained = seen[:40 * 8]  # the training batches come first; the evaluation batch follows
+    assert set(trained) == {"", "a <zz> circle on the left"}
+    assert 0.15 < trained.count("") / len(trained) < 0.35

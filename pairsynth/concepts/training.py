@@ -57,6 +57,11 @@ class LearnConfig:
             circle on the left"); every step then also trains on them, weighted ``prior_weight``,
             so the rest of the caption (place, pitch) keeps its meaning while the token is learned.
             ``prior_guidance`` is the guidance scale they are made at. 0: off.
+        empty_prompt_prob: the share of training captions replaced by ``""``, as the base model's
+            own training drops captions for classifier-free guidance. Guidance extrapolates from the
+            unconditional prediction, and a LoRA trained on captioned items only moves that
+            prediction untrained: on ``toy-shapes`` the purple concept's circles lost their side
+            as guidance rose (50 % on the left at guidance 1, 34 % at 3, 6 % at 6).
     """
 
     method: Method = "textual-inversion"
@@ -74,6 +79,7 @@ class LearnConfig:
     prior_items: int = 0
     prior_weight: float = 1.0
     prior_guidance: float = 3.0
+    empty_prompt_prob: float = 0.0
     device: str = "cpu"
 
 
@@ -154,7 +160,7 @@ def learn_concept(items_dir: str | Path, out_dir: str | Path, *, token: str, ini
     while state.step < config.steps and state.stale < config.patience:
         step_started = time.perf_counter()
         generator = torch.Generator().manual_seed(config.seed * 1_000_003 + state.step)
-        loss = _loss(backbone, latents, prompts, scheduler, generator, config.batch_size)
+        loss = _loss(backbone, latents, prompts, scheduler, generator, config.batch_size, config.empty_prompt_prob)
         if prior is not None:
             loss = loss + config.prior_weight * _loss(backbone, *prior, scheduler, generator, config.batch_size)
         optimizer.zero_grad(set_to_none=True)
@@ -232,11 +238,14 @@ def _prior(backbone: Backbone, prompts: list[list[str]], token: str, init: str,
 
 
 def _loss(backbone: Backbone, latents: tuple[torch.Tensor, torch.Tensor], prompts: list[list[str]], scheduler,
-          generator: torch.Generator, batch_size: int) -> torch.Tensor:
-    """Noise-prediction MSE on a batch of items, each under one of its prompts."""
+          generator: torch.Generator, batch_size: int, empty_prompt_prob: float = 0.0) -> torch.Tensor:
+    """Noise-prediction MSE on a batch of items, each under one of its prompts (or, at ``empty_prompt_prob``, ``""``)."""
     mean, std = latents
     picks = torch.randint(0, len(mean), (batch_size,), generator=generator)
     texts = [prompts[i][int(torch.randint(0, len(prompts[i]), (1,), generator=generator))] for i in picks.tolist()]
+    if empty_prompt_prob:
+        dropped = torch.rand(batch_size, generator=generator) < empty_prompt_prob
+        texts = ["" if drop else text for text, drop in zip(texts, dropped.tolist())]
     clean = (mean[picks] + std[picks] * torch.randn(mean[picks].shape, generator=generator))
     clean = clean * backbone.pipeline.vae.config.scaling_factor
     return _denoising_loss(backbone, scheduler, clean, texts, generator)
