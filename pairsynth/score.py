@@ -99,7 +99,11 @@ class ScoreSettings:
 
 @dataclass
 class ScoreOutcome:
-    """What :func:`score_dataset` wrote and whether the gate passed (``None``: no gate asked for)."""
+    """What :func:`score_dataset` wrote and whether the gate passed (``None``: no gate asked for).
+
+    ``summary`` is ``summary.json``'s content, except ``per_group``: an iterable producing one row per
+    group as it is read (``list()`` it to keep them), so a dataset of a million captions is never one list.
+    """
 
     report_dir: Path
     summary: dict[str, Any]
