@@ -359,7 +359,7 @@ class GroupTally:
             self._top1[i] += rank == 1
             self._ranked[i] += 1
 
-    def ordered(self) -> Iterator[GroupStats]:
+    def __iter__(self) -> Iterator[GroupStats]:
         """Every group as :func:`group_stats` orders them (worst pass rate first, then more pairs, then name)."""
         names = list(self._index)
         if not names:
@@ -373,7 +373,7 @@ class GroupTally:
                              top1=self._top1[i] / self._ranked[i] if self._ranked[i] else float("nan"))
 
     def stats(self) -> list[GroupStats]:
-        return list(self.ordered())
+        return list(self)
 
 
 class Extremes:

@@ -13,7 +13,6 @@ when they do.
 from __future__ import annotations
 
 import io
-import itertools
 import json
 import logging
 import re
@@ -30,6 +29,7 @@ from pairsynth.media import MEDIA
 from pairsynth.alignment import qa
 from pairsynth.alignment.qa_charts import Chart, histogram_chart, sweep_chart
 from pairsynth.alignment.scores import COSINE_UNIT, SCORE_UNITS
+from pairsynth.writers.base import MappedRows
 
 logger = logging.getLogger(__name__)
 
@@ -185,7 +185,7 @@ def _summary(report: QaReport, tally: _Tally) -> dict[str, Any]:
         "duplicates": {"searched": report.duplicate_cosine is not None, "cosine_threshold": report.duplicate_cosine,
                        "groups": [{"medium": g.medium, "keys": g.keys} for g in report.duplicates]},
         "grouping": report.grouping,
-        "per_group": PerGroup(tally.groups),
+        "per_group": MappedRows(tally.groups, _group_row),  # streamed: a row per group
         "unreadable": tally.unreadable,
         "generation": report.generation,
         "run": report.run,
@@ -235,28 +235,9 @@ def write_qa_report(out_dir: str | Path, report: QaReport, load_media: MediaLoad
     return summary
 
 
-class PerGroup:
-    """``summary["per_group"]``: each group's row, made when iterated (``list()`` it to keep them).
-
-    A run's groups are its captions; at 250,000 captions the list of dicts alone was ~300 MB, and
-    the summary's JSON text as much again, so the summary holds this view of the tally instead and
-    :func:`~pairsynth.writers.base.write_json` streams it into ``summary.json``.
-    """
-
-    def __init__(self, groups: qa.GroupTally) -> None:
-        self.groups = groups
-
-    def __len__(self) -> int:
-        return len(self.groups)
-
-    def __iter__(self) -> Iterator[dict[str, Any]]:
-        for g in self.groups.ordered():
-            yield {"group": g.group, "pairs": g.pairs, "passed": g.passed, "pass_rate": round(g.pass_rate, 6),
-                   "mean_score": _round(g.mean_score), "top1_rate": _round(g.top1)}
-
-    def head(self, count: int) -> list[dict[str, Any]]:
-        """The ``count`` worst groups (what the page's table shows)."""
-        return list(itertools.islice(self, count))
+def _group_row(g: qa.GroupStats) -> dict[str, Any]:
+    return {"group": g.group, "pairs": g.pairs, "passed": g.passed, "pass_rate": round(g.pass_rate, 6),
+            "mean_score": _round(g.mean_score), "top1_rate": _round(g.top1)}
 
 
 @cache

@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING, Any
 
 from pairsynth.alignment.qa_report import JudgeSetup, QaReport, QaRow, write_qa_report
 from pairsynth.readers import read_pairs
+from pairsynth.writers.base import MappedRows
 
 if TYPE_CHECKING:
     from pairsynth.run import RunSummary
@@ -49,7 +50,8 @@ def write_run_report(out_dir: Path, manifest_rows: ManifestRows, summary: RunSum
             judges.setdefault(judge, JudgeSetup(kind=judge, model=scores["model"], threshold=thresholds.get(judge),
                                                 distractors=scores.get("distractors")))
         parameters.add(row)
-    run = {"k": summary.k, "shortfall": _States(summary.shortfall), "per_caption": _States(summary.captions)}
+    run = {"k": summary.k, "shortfall": MappedRows(summary.shortfall, _state_row),
+           "per_caption": MappedRows(summary.captions, _state_row)}
     report = QaReport(title=f"pairsynth run: {Path(out_dir).name}", source={"path": str(out_dir), "layout": "pairsynth"},
                       rows=_QaRows(read), judges=judges, grouping=grouping, generation=parameters.values or None,
                       run=run)
@@ -115,15 +117,5 @@ def _manifest_row(row: dict[str, Any]) -> QaRow:
                  usable=row.get("reason") not in MEDIA_PROBLEMS)
 
 
-class _States:
-    """Caption states as summary rows, made as ``summary.json`` streams them (one dict at a time)."""
-
-    def __init__(self, states: list[CaptionState]) -> None:
-        self.states = states
-
-    def __len__(self) -> int:
-        return len(self.states)
-
-    def __iter__(self) -> Iterator[dict[str, Any]]:
-        for state in self.states:
-            yield {"caption": state.caption, "key": state.key, "accepted": state.accepted, "attempts": state.attempts}
+def _state_row(state: CaptionState) -> dict[str, Any]:
+    return {"caption": state.caption, "key": state.key, "accepted": state.accepted, "attempts": state.attempts}

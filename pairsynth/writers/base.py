@@ -10,13 +10,14 @@ from __future__ import annotations
 
 import ctypes
 import io
+import itertools
 import json
 import logging
 import os
 import sys
 from collections.abc import Callable, Collection, Iterable, Iterator, Sequence, Sized
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any, Generic, Protocol, TypeVar
 
 import numpy as np
 from PIL import Image
@@ -94,6 +95,31 @@ def write_json(path: Path, value: Any) -> None:
         handle.flush()
         os.fsync(handle.fileno())
     os.replace(tmp, path)
+
+
+Row = TypeVar("Row")
+
+
+class MappedRows(Generic[Row]):
+    """A sized view that turns each of ``items`` into its summary dict only when read.
+
+    ``items`` must be sized and iterable more than once. A run's summary holds these instead of
+    lists of dicts (a row per caption is ~1 KB as a dict; a million captions would be a GB), and
+    :func:`write_json` streams them into the file one row at a time. ``list()`` one to keep its rows.
+    """
+
+    def __init__(self, items: Collection[Row] | Any, convert: Callable[[Row], dict[str, Any]]) -> None:
+        self.items, self.convert = items, convert
+
+    def __len__(self) -> int:
+        return len(self.items)
+
+    def __iter__(self) -> Iterator[dict[str, Any]]:
+        return map(self.convert, self.items)
+
+    def head(self, count: int) -> list[dict[str, Any]]:
+        """The first ``count`` rows (what a page's table shows)."""
+        return list(itertools.islice(self, count))
 
 
 class _StreamedList(list):
