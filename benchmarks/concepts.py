@@ -42,8 +42,9 @@ PURPLE_HUES = (255.0, 320.0)
 
 
 # --------------------------------------------------------------------------------------------- image
-def purple_items(folder: Path, count: int, seed: int = 0) -> None:
-    """``count`` circles from the shapes world's renderer, red recoloured to purple, captioned with the token.
+def purple_items(folder: Path, count: int, seed: int = 0, shapes: tuple[str, ...] = ("circle",)) -> None:
+    """``count`` shapes (circles by default) from the shapes world's renderer, red recoloured to purple,
+    captioned with the token.
 
     The renderer draws the world's four colours only; a red render is recoloured exactly: each pixel
     is ``grey·(1-a) + red·a`` (anti-aliased edges included), so ``a`` is recovered from the green
@@ -55,7 +56,7 @@ def purple_items(folder: Path, count: int, seed: int = 0) -> None:
     rng = random.Random(seed)
     red = np.array(COLOUR_RGB["red"], dtype=np.float32)
     for index in range(count):
-        scene = dataclasses.replace(sample_scene(rng), shape="circle", colour="red")
+        scene = dataclasses.replace(sample_scene(rng), shape=shapes[index % len(shapes)], colour="red")
         pixels = np.asarray(render(scene), dtype=np.float32)
         grey = float(scene.background)
         alpha = np.clip((grey - pixels[..., 1]) / (grey - red[1]), 0.0, 1.0)[..., None]
@@ -63,7 +64,7 @@ def purple_items(folder: Path, count: int, seed: int = 0) -> None:
         from PIL import Image
 
         Image.fromarray(recoloured.round().astype(np.uint8)).save(folder / f"purple_{index:02d}.png")
-        (folder / f"purple_{index:02d}.txt").write_text(f"a <purple> circle on the {scene.position}\n")
+        (folder / f"purple_{index:02d}.txt").write_text(f"a <purple> {scene.shape} on the {scene.position}\n")
 
 
 def is_purple(image: np.ndarray) -> bool:
@@ -109,7 +110,7 @@ def learn(items: Path, out: Path, token: str, init: str, method: str, args) -> t
 
     lora = {"lora_lr": args.lora_lr, "lora_rank": args.lora_rank, "lr": args.lora_token_lr,
             "empty_prompt_prob": args.lora_empty_prompt_prob} if method == "lora" else {}
-    config = LearnConfig(method=method, steps=args.learn_steps, prior_items=args.prior_items, **lora)
+    config = LearnConfig(method=method, steps=args.learn_steps, prior_items=args.prior_items, mirror=args.mirror, **lora)
     began = time.perf_counter()
     card = learn_concept(items, out, token=token, init=init, config=config)
     return card, time.perf_counter() - began, resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
@@ -117,7 +118,7 @@ def learn(items: Path, out: Path, token: str, init: str, method: str, args) -> t
 
 def image_concept(args) -> list[str]:
     items = args.work / "purple-items"
-    purple_items(items, 10)
+    purple_items(items, 10, shapes=tuple(args.item_shapes))
     lines = []
     baseline = generate_images([], "a purple circle on the left", args.samples, args.steps, args.guidance)
     base_ok = [is_purple(i) and j for i, j in zip(baseline, judge_circle_left(baseline))]
@@ -326,6 +327,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--lora-token-lr", type=float, default=5e-4)
     parser.add_argument("--lora-empty-prompt-prob", type=float, default=0.3)
     parser.add_argument("--prior-items", type=int, default=0, help="prior preservation samples (0: off)")
+    parser.add_argument("--mirror", action=argparse.BooleanOptionalAction, default=False,
+                        help="learn from each item and its mirror image (captions' sides swapped)")
+    parser.add_argument("--item-shapes", nargs="+", default=["circle"],
+                        help="the purple items' shapes, in turn (the judged prompt is always a circle)")
     parser.add_argument("--image-init", default="red")
     parser.add_argument("--audio-init", default="steady")
     parser.add_argument("--samples", type=int, default=64)

@@ -480,6 +480,8 @@ def learn_concept_command(
     empty_prompt_prob: Annotated[float, typer.Option(help="share of training captions replaced by '' (keeps "
                                                      "guidance working; 0.3 for LoRA on toy-shapes)")] = 0.0,
     token_lr: Annotated[Optional[float], typer.Option(help="the token embedding's learning rate [default: 5e-3]")] = None,
+    mirror: Annotated[bool, typer.Option(help="images: also train on each item mirrored, 'left' and 'right' "
+                                         "swapped in its caption")] = False,
     words: Annotated[Optional[str], typer.Option(help="what the token means, for the judges; default: the token")] = None,
     device: Annotated[str, typer.Option(help="cpu, cuda, cuda:N, mps or auto")] = "cpu",
     overwrite: Annotated[bool, typer.Option(help="start over instead of resuming")] = False,
@@ -503,7 +505,7 @@ def learn_concept_command(
         if not 0 <= empty_prompt_prob < 1:
             raise ConceptError(f"--empty-prompt-prob {empty_prompt_prob}: must be in [0, 1)")
         config = LearnConfig(method=method, steps=steps, prior_items=prior_items,  # type: ignore[arg-type]
-                             empty_prompt_prob=empty_prompt_prob, device=device, **given)
+                             empty_prompt_prob=empty_prompt_prob, mirror=mirror, device=device, **given)
         columns = (TextColumn("[bold]learning"), BarColumn(), MofNCompleteColumn(), TextColumn("{task.fields[stats]}"),
                    TimeElapsedColumn())
         with Progress(*columns, console=console) as bar:

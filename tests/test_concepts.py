@@ -213,3 +213,33 @@ def test_empty_prompt_dropout_trains_the_unconditional_prediction_at_its_share(i
     trained = seen[:40 * 8]  # the training batches come first; the evaluation batch follows
     assert set(trained) == {"", "a <zz> circle on the left"}
     assert 0.15 < trained.count("") / len(trained) < 0.35
+
+
+def test_mirror_trains_each_image_and_its_mirror_under_the_swapped_caption(image_items, tiny_sd_dir, tmp_path,
+                                                                         monkeypatch):
+    from pairsynth.concepts.backbones import Backbone, load_backbone
+    from pairsynth.concepts.items import read_concept_items
+
+    backbone = load_backbone(str(tiny_sd_dir))
+    items = read_concept_items(image_items, "<zz>")
+    mean, _ = backbone.item_latents(items)
+    both, _ = backbone.item_latents(items, mirror=True)
+    pixels = backbone.family.vae_input(backbone, items)
+    flipped = backbone.pipeline.vae.encode(pixels.flip(-1)).latent_dist.mean
+    assert torch.allclose(both[:5], mean) and torch.allclose(both[5:], flipped, atol=1e-6)
+    assert not torch.allclose(both[5:], mean, atol=1e-3)
+
+    seen: list[str] = []
+    original = Backbone.tokenize
+    monkeypatch.setattr(Backbone, "tokenize", lambda self, prompts: seen.extend(prompts) or original(self, prompts))
+    config = LearnConfig(steps=20, batch_size=8, eval_every=20, patience=100, mirror=True)
+    learn_concept(image_items, tmp_path / "c", token="<zz>", init="red", model=str(tiny_sd_dir), config=config)
+    trained = seen[:20 * 8]
+    assert set(trained) == {"a <zz> circle on the left", "a <zz> circle on the right"}
+    assert 0.3 < trained.count("a <zz> circle on the right") / len(trained) < 0.7
+
+
+def test_mirror_is_refused_for_clips_before_any_model_loads(audio_items, tmp_path):
+    with pytest.raises(ConceptError, match="mirror applies to images only"):
+        learn_concept(audio_items, tmp_path / "out", token="<w>", init="tone", model="/no/such/model",
+                      config=LearnConfig(mirror=True))

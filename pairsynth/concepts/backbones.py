@@ -151,13 +151,18 @@ class Backbone:
         return DDPMScheduler.from_config(self.pipeline.scheduler.config)
 
     @torch.no_grad()
-    def item_latents(self, items: ConceptItems) -> tuple[torch.Tensor, torch.Tensor]:
-        """Posterior mean and std of every item's VAE latent (computed once: the VAE is frozen)."""
+    def item_latents(self, items: ConceptItems, *, mirror: bool = False) -> tuple[torch.Tensor, torch.Tensor]:
+        """Posterior mean and std of every item's VAE latent (computed once: the VAE is frozen).
+
+        With ``mirror``, the items mirrored left ↔ right follow, in the same order (images only).
+        """
         if items.medium != self.medium:
             raise ConceptError(f"{items.folder}: holds {items.medium} items, but {self.model_id} is a "
                                f"text→{self.medium} model")
         vae = self.pipeline.vae
         pixels = self.family.vae_input(self, items)
+        if mirror:
+            pixels = torch.cat([pixels, pixels.flip(-1)])
         posterior = vae.encode(pixels.to(vae.device, vae.dtype)).latent_dist
         return posterior.mean.float(), posterior.std.float()
 

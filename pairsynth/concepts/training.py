@@ -62,6 +62,10 @@ class LearnConfig:
             unconditional prediction, and a LoRA trained on captioned items only moves that
             prediction untrained: on ``toy-shapes`` the purple concept's circles lost their side
             as guidance rose (50 % on the left at guidance 1, 34 % at 3, 6 % at 6).
+        mirror: also train on every image mirrored left ↔ right, its caption's side words swapped
+            by the ``hflip`` transform's caption rules (:mod:`pairsynth.augment`), so "on the left"
+            is learned from as many layouts as "on the right" and no side is tied to a few items.
+            Images only; leave it off for concepts that are not mirror-symmetric (text, logos).
     """
 
     method: Method = "textual-inversion"
@@ -80,6 +84,7 @@ class LearnConfig:
     prior_weight: float = 1.0
     prior_guidance: float = 3.0
     empty_prompt_prob: float = 0.0
+    mirror: bool = False
     device: str = "cpu"
 
 
@@ -124,6 +129,8 @@ def learn_concept(items_dir: str | Path, out_dir: str | Path, *, token: str, ini
     """
     # 1. Check inputs before any model loads.
     items = read_concept_items(items_dir, token)
+    if config.mirror and items.medium != "image":
+        raise ConceptError(f"{items.folder}: mirror applies to images only; {items.medium} clips have no left and right")
     model = model or medium(items.medium).default_generator
     out = Path(out_dir)
     fingerprint = _fingerprint(items, token, init, model, config)
@@ -143,8 +150,10 @@ def learn_concept(items_dir: str | Path, out_dir: str | Path, *, token: str, ini
     if config.method == "lora":
         groups.append({"params": add_lora(backbone.unet, config.lora_rank), "lr": config.lora_lr, "weight_decay": 1e-4})
     optimizer = torch.optim.AdamW(groups)
-    latents, latents_used = training_latents(backbone.item_latents(items), config.latents)
+    latents, latents_used = training_latents(backbone.item_latents(items, mirror=config.mirror), config.latents)
     prompts = items.prompts(token)
+    if config.mirror:
+        prompts += mirrored_prompts(prompts)
     scheduler = backbone.noise_scheduler()
     evaluation = _evaluation_batch(latents, prompts, scheduler, config.seed)
 
@@ -202,6 +211,14 @@ def learn_concept(items_dir: str | Path, out_dir: str | Path, *, token: str, ini
     write_card(out, card)
     checkpoint.unlink(missing_ok=True)
     return card
+
+
+def mirrored_prompts(prompts: list[list[str]]) -> list[list[str]]:
+    """Each item's prompts as its mirror image reads: ``hflip``'s caption rules swap left and right."""
+    from pairsynth.augment.transforms import HorizontalFlip
+
+    flip = HorizontalFlip(p=1.0)
+    return [[flip.edit_caption(prompt, {}).after for prompt in options] for options in prompts]
 
 
 NOISY_POSTERIOR = 0.5
