@@ -177,23 +177,30 @@ class BoundedDistractors:
         self.pool, self.count, self.hard, self.scorer = list(pool), count, hard, scorer
         self._index = {text: position for position, text in enumerate(self.pool)}
         self._features: np.ndarray | None = None
-        self._nearest: dict[str, list[int]] = {}
+        self._nearest: OrderedDict[str, list[int]] = OrderedDict()  # an LRU, as the judges' caption cache
 
     def nearest(self, caption: str) -> list[int]:
-        """Pool positions of the ``hard`` captions nearest ``caption`` (itself excluded), nearest first."""
-        if caption not in self._nearest:
-            if not self.hard:
-                self._nearest[caption] = []
-            else:
-                if self._features is None:
-                    self._features = self.scorer.embed_texts(self.pool)
-                similarity = self._features @ self.scorer.embed_texts([caption])[0]
-                own = self._index.get(caption)
-                if own is not None:
-                    similarity[own] = -np.inf
-                top = np.argpartition(-similarity, self.hard - 1)[: self.hard]
-                self._nearest[caption] = sorted(top.tolist(), key=lambda j: (-similarity[j], j))
-        return self._nearest[caption]
+        """Pool positions of the ``hard`` captions nearest ``caption`` (itself excluded), nearest first.
+
+        The last :data:`TEXT_CACHE_SIZE` captions' answers are kept (a caption's attempts come
+        together); one evicted is computed again, to the same answer.
+        """
+        if not self.hard:
+            return []
+        if caption in self._nearest:
+            self._nearest.move_to_end(caption)
+            return self._nearest[caption]
+        if self._features is None:
+            self._features = self.scorer.embed_texts(self.pool)
+        similarity = self._features @ self.scorer.embed_texts([caption])[0]
+        own = self._index.get(caption)
+        if own is not None:
+            similarity[own] = -np.inf
+        top = np.argpartition(-similarity, self.hard - 1)[: self.hard]
+        found = self._nearest[caption] = sorted(top.tolist(), key=lambda j: (-similarity[j], j))
+        while len(self._nearest) > TEXT_CACHE_SIZE:
+            self._nearest.popitem(last=False)
+        return found
 
     def pick(self, caption: str, seed: int) -> tuple[list[str], dict[str, int]]:
         """The distractors of one sample, and what the manifest records about them."""

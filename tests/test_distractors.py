@@ -98,3 +98,13 @@ def test_hard_negatives_need_a_bound_no_larger_than_it():
         recipe({"hard_negatives": 4})
     with pytest.raises(RecipeError, match="cannot exceed"):
         recipe({"distractors": 4, "hard_negatives": 5})
+
+
+def test_nearest_captions_are_kept_for_the_last_few_only_and_recomputed_alike(monkeypatch):
+    import pairsynth.alignment.embedding_scorer as embedding_scorer
+
+    monkeypatch.setattr(embedding_scorer, "TEXT_CACHE_SIZE", 4)
+    picker = BoundedDistractors(CAPTIONS, count=6, hard=2, scorer=FakeJudge())
+    first = [picker.nearest(caption) for caption in CAPTIONS]
+    assert len(picker._nearest) == 4 and list(picker._nearest) == CAPTIONS[-4:]
+    assert [picker.nearest(caption) for caption in CAPTIONS] == first  # evicted ones come back the same
