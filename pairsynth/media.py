@@ -49,6 +49,8 @@ class Medium:
         record_problem: the problem of a read record's sample, as :attr:`problem`.
         class_templates: ``balance``'s default prompt template per class source (``label``,
             ``folder``, ``caption``), with ``{label}`` for the class name.
+        mirrors: whether its samples have a left and a right that a mirror swaps (images; clips as
+            learned from are mono), e.g. for ``learn-concept --mirror``.
         probe: ``module:attribute`` of the probe's hooks for this medium (a
             :class:`pairsynth.probe.features.MediumProbe`: its CNN input space, judge samples, their
             augmentation, a blank sample, and the tiny CLIP/CLAP ``--task retrieval`` trains); a
@@ -70,6 +72,7 @@ class Medium:
     record_problem: Callable[[PairRecord], Problem | None]
     plural: str
     class_templates: Mapping[str, str]
+    mirrors: bool
     probe: str
 
     def probe_hooks(self) -> Any:
@@ -226,7 +229,7 @@ MEDIA: dict[str, Medium] = {
         load_generator=_load_text_to_image, load_varier=_load_image_to_image, attach=_attach_image,
         problem=_image_problem, judge_input=lambda candidate: candidate.image_uint8(),
         record_input=lambda record: record.image, record_problem=_record_image_problem,
-        plural="images",
+        plural="images", mirrors=True,
         class_templates={"label": "a photo of a {label}", "folder": "a photo of a {label}", "caption": "{label}"},
         probe="pairsynth.probe.features:IMAGE_PROBE",
     ),
@@ -236,7 +239,7 @@ MEDIA: dict[str, Medium] = {
         load_generator=_load_text_to_audio, load_varier=_load_audio_to_audio, attach=_attach_audio,
         problem=_audio_problem, judge_input=_audio_judge_input,
         record_input=lambda record: None if record.audio is None else (record.audio, record.sample_rate),
-        record_problem=_record_audio_problem, plural="audio",
+        record_problem=_record_audio_problem, plural="audio", mirrors=False,
         class_templates={"label": "the sound of a {label}", "folder": "the sound of a {label}", "caption": "{label}"},
         probe="pairsynth.probe.features:AUDIO_PROBE",
     ),

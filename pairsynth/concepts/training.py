@@ -129,8 +129,9 @@ def learn_concept(items_dir: str | Path, out_dir: str | Path, *, token: str, ini
     """
     # 1. Check inputs before any model loads.
     items = read_concept_items(items_dir, token)
-    if config.mirror and items.medium != "image":
-        raise ConceptError(f"{items.folder}: mirror applies to images only; {items.medium} clips have no left and right")
+    if config.mirror and not medium(items.medium).mirrors:
+        raise ConceptError(f"{items.folder}: mirror applies to images only; {medium(items.medium).plural} "
+                           f"items have no left and right")
     model = model or medium(items.medium).default_generator
     out = Path(out_dir)
     fingerprint = _fingerprint(items, token, init, model, config)
