@@ -98,6 +98,15 @@ def write_json(path: Path, value: Any) -> None:
 
 
 Row = TypeVar("Row")
+Row_co = TypeVar("Row_co", covariant=True)
+
+
+class SizedRows(Protocol[Row_co]):
+    """What :class:`MappedRows` reads: anything with a length that can be iterated more than once."""
+
+    def __len__(self) -> int: ...
+
+    def __iter__(self) -> Iterator[Row_co]: ...
 
 
 class MappedRows(Generic[Row]):
@@ -108,7 +117,7 @@ class MappedRows(Generic[Row]):
     :func:`write_json` streams them into the file one row at a time. ``list()`` one to keep its rows.
     """
 
-    def __init__(self, items: Collection[Row] | Any, convert: Callable[[Row], dict[str, Any]]) -> None:
+    def __init__(self, items: SizedRows[Row], convert: Callable[[Row], dict[str, Any]]) -> None:
         self.items, self.convert = items, convert
 
     def __len__(self) -> int:
