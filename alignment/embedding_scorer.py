@@ -25,6 +25,23 @@ TEXT_CACHE_SIZE = 16_384
 """Caption embeddings a judge keeps (32 MB at CLIP's 512 dimensions); older ones are encoded again if asked."""
 
 
+class _Recent(OrderedDict):
+    """A per-caption cache of the last :data:`TEXT_CACHE_SIZE` captions used (least recent evicted first)."""
+
+    def recall(self, key: str) -> Any:
+        """``self[key]``, marked as just used (``KeyError`` when absent)."""
+        value = self[key]
+        self.move_to_end(key)
+        return value
+
+    def keep(self, key: str, value: Any) -> Any:
+        """Store ``value`` as the newest entry, evicting the oldest beyond the bound; returns it."""
+        self[key] = value
+        while len(self) > TEXT_CACHE_SIZE:
+            self.popitem(last=False)
+        return value
+
+
 class EmbeddingScorer:
     """Base class of the scorers. Subclasses implement the two ``_encode_*`` methods."""
 
@@ -41,7 +58,7 @@ class EmbeddingScorer:
             precision = auto_precision(device)
         self.precision = precision
         self.context_length = context_length
-        self._text_cache: OrderedDict[str, np.ndarray] = OrderedDict()
+        self._text_cache = _Recent()  # caption → embedding
 
     def _encode_texts(self, texts: list[str]) -> torch.Tensor:
         """Normalised embeddings of one batch of captions."""
@@ -65,8 +82,7 @@ class EmbeddingScorer:
         missing = []
         for text in dict.fromkeys(texts):
             if text in self._text_cache:
-                self._text_cache.move_to_end(text)
-                found[text] = self._text_cache[text]
+                found[text] = self._text_cache.recall(text)
             else:
                 missing.append(text)
         for start in range(0, len(missing), self.batch_size):
@@ -74,9 +90,7 @@ class EmbeddingScorer:
             with torch.inference_mode(), self._autocast():
                 features = self._encode_texts(chunk)
             for text, feature in zip(chunk, features.float().cpu().numpy()):
-                found[text] = self._text_cache[text] = feature
-        while len(self._text_cache) > TEXT_CACHE_SIZE:
-            self._text_cache.popitem(last=False)
+                found[text] = self._text_cache.keep(text, feature)
         if not texts:
             return np.zeros((0, 0), np.float32)
         return np.stack([found[text] for text in texts])
@@ -177,7 +191,7 @@ class BoundedDistractors:
         self.pool, self.count, self.hard, self.scorer = list(pool), count, hard, scorer
         self._index = {text: position for position, text in enumerate(self.pool)}
         self._features: np.ndarray | None = None
-        self._nearest: OrderedDict[str, list[int]] = OrderedDict()  # an LRU, as the judges' caption cache
+        self._nearest = _Recent()  # caption → its hard negatives' pool positions
 
     def nearest(self, caption: str) -> list[int]:
         """Pool positions of the ``hard`` captions nearest ``caption`` (itself excluded), nearest first.
@@ -188,8 +202,7 @@ class BoundedDistractors:
         if not self.hard:
             return []
         if caption in self._nearest:
-            self._nearest.move_to_end(caption)
-            return self._nearest[caption]
+            return self._nearest.recall(caption)
         if self._features is None:
             self._features = self.scorer.embed_texts(self.pool)
         similarity = self._features @ self.scorer.embed_texts([caption])[0]
@@ -197,10 +210,7 @@ class BoundedDistractors:
         if own is not None:
             similarity[own] = -np.inf
         top = np.argpartition(-similarity, self.hard - 1)[: self.hard]
-        found = self._nearest[caption] = sorted(top.tolist(), key=lambda j: (-similarity[j], j))
-        while len(self._nearest) > TEXT_CACHE_SIZE:
-            self._nearest.popitem(last=False)
-        return found
+        return self._nearest.keep(caption, sorted(top.tolist(), key=lambda j: (-similarity[j], j)))
 
     def pick(self, caption: str, seed: int) -> tuple[list[str], dict[str, int]]:
         """The distractors of one sample, and what the manifest records about them."""
