@@ -29,6 +29,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 import torch  # noqa: E402
 
 from benchmarks.common import describe_machine  # noqa: E402
+from pairsynth.devices import parse_dtype  # noqa: E402
+
+CPU = torch.device("cpu")
 
 
 def sd_unet() -> tuple[torch.nn.Module, Callable[[], object]]:
@@ -145,7 +148,7 @@ def main() -> None:
     if "bf16" in dtypes and not native_bf16() and not args.force_bf16:
         print("bf16: skipped, this CPU has no native bf16 matmul (no avx512_bf16/amx_bf16 flag); --force-bf16 runs it")
         dtypes.remove("bf16")
-    peaks = {dtype: matmul_peak(torch.float32 if dtype == "fp32" else torch.bfloat16) for dtype in dtypes}
+    peaks = {dtype: matmul_peak(parse_dtype(dtype, CPU)) for dtype in dtypes}
     measured = []  # (model, dtype, seconds of the best run, FLOPs of one run)
     for name in args.models.split(","):
         build, per, unit = MODELS[name]
@@ -165,8 +168,7 @@ def main() -> None:
             print(f"{name:<9} {dtype}: {best / per:8.3f} s per {unit}  load {os.getloadavg()[0]:.2f}", flush=True)
         del model
     # the peak again after the models, keeping the higher: this shared machine's speed drifts
-    peaks = {dtype: max(peak, matmul_peak(torch.float32 if dtype == "fp32" else torch.bfloat16))
-             for dtype, peak in peaks.items()}
+    peaks = {dtype: max(peak, matmul_peak(parse_dtype(dtype, CPU))) for dtype, peak in peaks.items()}
     print("matmul peak (best of before and after): " + ", ".join(f"{k} {v / 1e9:.0f} GFLOP/s" for k, v in peaks.items()))
     shares = []
     for name, dtype, best, flops in measured:
@@ -178,6 +180,7 @@ def main() -> None:
               f"{floor / per:.3f} s: {floor / best:5.1%} of the matmul peak)")
     worst = min(shares)
     print(f"architectures: {worst:.0%} of the fp32 FLOP floor at worst (goal ≥ 70%: {'met' if worst >= 0.7 else 'not met'})")
+
 
 if __name__ == "__main__":
     main()

@@ -129,10 +129,10 @@ def learn_concept(items_dir: str | Path, out_dir: str | Path, *, token: str, ini
     """
     # 1. Check inputs before any model loads.
     items = read_concept_items(items_dir, token)
-    if config.mirror and not medium(items.medium).mirrors:
-        raise ConceptError(f"{items.folder}: mirror applies to images only; {medium(items.medium).plural} "
-                           f"items have no left and right")
-    model = model or medium(items.medium).default_generator
+    kind = medium(items.medium)
+    if config.mirror and not kind.mirrors:
+        raise ConceptError(f"{items.folder}: mirror applies to images only; {kind.plural} items have no left and right")
+    model = model or kind.default_generator
     out = Path(out_dir)
     fingerprint = _fingerprint(items, token, init, model, config)
     if (out / CARD_FILE).is_file() and not overwrite:
