@@ -101,9 +101,15 @@ def _fidelity(reconstruction: torch.Tensor, target: torch.Tensor, config: VaeTra
 
 
 def vae_loss(vae, inputs: torch.Tensor, config: VaeTrainConfig, generator: torch.Generator) -> torch.Tensor:
+    return vae_loss_and_means(vae, inputs, config, generator)[0]
+
+
+def vae_loss_and_means(vae, inputs: torch.Tensor, config: VaeTrainConfig,
+                       generator: torch.Generator | None) -> tuple[torch.Tensor, torch.Tensor]:
+    """The training loss and the posterior means (what a UNet stage and an anchor read)."""
     posterior = vae.encode(inputs).latent_dist
     reconstruction = vae.decode(_latents(posterior, config, generator)).sample
-    return _fidelity(reconstruction, inputs, config) + config.kl_weight * posterior.kl().mean()
+    return _fidelity(reconstruction, inputs, config) + config.kl_weight * posterior.kl().mean(), posterior.mean
 
 
 def train_vae(world: str, work_dir: Path, config: VaeTrainConfig, resume: bool = False) -> VaeResult:

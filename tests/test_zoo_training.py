@@ -13,6 +13,7 @@ os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 from pairsynth.torch_compat import ensure_torchvision_importable  # noqa: E402
 from pairsynth.world.shapes import all_captions, render_sample, world_words  # noqa: E402
 from pairsynth.zoo.tokenizer import build_clip_tokenizer  # noqa: E402
+from pairsynth_train.components import architecture, make_vae  # noqa: E402
 from pairsynth_train.model_card import folder_size_mb  # noqa: E402
 
 ensure_torchvision_importable()
@@ -110,3 +111,20 @@ def test_cli_resumes_from_the_last_checkpoint(tmp_path, caplog):
         main([*args, "--steps", "3", "--resume"])
     assert "resuming judges.ckpt from step 2" in caplog.text
     assert (tmp_path / "out" / "model.safetensors").exists()
+
+
+@pytest.mark.parametrize("world", ["shapes", "sounds"])
+def test_vae_widening_trains_on_wide_items_and_saves_a_loadable_vae(tmp_path, world):
+    from diffusers import AutoencoderKL
+
+    from pairsynth_train.vae_trainer import VAE_WORLDS
+    from pairsynth_train.vae_widen import WIDE_INPUTS, WidenConfig, widen
+
+    config = WidenConfig(steps=2, batch_size=4, eval_count=4, warmup=1, checkpoint_every_s=1e9)
+    own, wide = VAE_WORLDS[world].inputs([1, 2]), WIDE_INPUTS[world]([1, 2], config)
+    assert wide.shape == own.shape and not torch.equal(wide, own)  # the VAE's input layout, other content
+    make_vae(world).save_pretrained(tmp_path / "vae")
+    result = widen(world, tmp_path / "vae", tmp_path / "work", config)
+    widened = AutoencoderKL.from_pretrained(tmp_path / "work" / "vae-wide")
+    assert widened.config.latent_channels == architecture(world).vae["latent_channels"]
+    assert result["shipped_latent_drift"] == 0.0 and result["latent_drift"] > 0.0  # it trained, from the shipped VAE
