@@ -110,8 +110,9 @@ def learn(items: Path, out: Path, token: str, init: str, method: str, args) -> t
     from pairsynth.concepts import LearnConfig, learn_concept
 
     lora = {"lora_lr": args.lora_lr, "lora_rank": args.lora_rank, "lr": args.lora_token_lr,
-            "empty_prompt_prob": args.lora_empty_prompt_prob} if method == "lora" else {}
-    config = LearnConfig(method=method, steps=args.learn_steps, prior_items=args.prior_items, mirror=args.mirror, **lora)
+            "empty_prompt_prob": args.lora_empty_prompt_prob, "lora_layers": args.lora_layers} if method == "lora" else {}
+    config = LearnConfig(method=method, steps=args.learn_steps, prior_items=args.prior_items, mirror=args.mirror,
+                         patience=args.patience, **lora)
     began = time.perf_counter()
     card = learn_concept(items, out, token=token, init=init, config=config)
     return card, time.perf_counter() - began, resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
@@ -354,9 +355,11 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--only", nargs="*", default=None)
     parser.add_argument("--methods", nargs="*", default=["textual-inversion", "lora"])
     parser.add_argument("--learn-steps", type=int, default=800)
+    parser.add_argument("--patience", type=int, default=6, help="evaluations without a gain before stopping early")
     # the LoRA settings that did best on the purple concept (README, issue 13's scoreboard)
     parser.add_argument("--lora-lr", type=float, default=3e-3)
     parser.add_argument("--lora-rank", type=int, default=8)
+    parser.add_argument("--lora-layers", choices=["attention", "all"], default="attention")
     parser.add_argument("--lora-token-lr", type=float, default=5e-4)
     parser.add_argument("--lora-empty-prompt-prob", type=float, default=0.3)
     parser.add_argument("--prior-items", type=int, default=0, help="prior preservation samples (0: off)")

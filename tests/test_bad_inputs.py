@@ -267,6 +267,7 @@ LEARN = [
     Bad("method-unknown", learn("--method", "dreambooth"), "--method 'dreambooth': use textual-inversion or lora"),
     Bad("prior-items-negative", learn("--prior-items", "-1"), "--prior-items -1: must be 0 (off) or more"),
     Bad("lora-rank-zero", learn("--method", "lora", "--lora-rank", "0"), "--lora-rank 0: must be above 0"),
+    Bad("lora-layers-unknown", learn("--method", "lora", "--lora-layers", "convs"), "--lora-layers 'convs': use attention or all"),
     Bad("token-lr-negative", learn("--token-lr", "-0.1"), "--token-lr -0.1: must be above 0"),
     Bad("empty-prompt-prob-one", learn("--empty-prompt-prob", "1"), "--empty-prompt-prob 1.0: must be in [0, 1)"),
 ]

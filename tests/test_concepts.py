@@ -62,17 +62,21 @@ def test_textual_inversion_file_loads_with_diffusers_own_loader_and_changes_the_
     assert np.abs(_image(loaded) - _image(plain)).max() > 1e-3
 
 
-def test_lora_files_load_with_diffusers_own_loaders(image_items, tiny_sd_dir, tmp_path):
+@pytest.mark.parametrize("layers", ["attention", "all"])
+def test_lora_files_load_with_diffusers_own_loaders(image_items, tiny_sd_dir, tmp_path, layers):
     from diffusers import StableDiffusionPipeline
 
     card = learn_concept(image_items, tmp_path / "lora", token="<zz>", init="red", model=str(tiny_sd_dir),
-                         config=LearnConfig(method="lora", steps=2, batch_size=2, eval_every=1, lora_lr=0.05))
+                         config=LearnConfig(method="lora", steps=2, batch_size=2, eval_every=1, lora_lr=0.05,
+                                            lora_layers=layers))
     assert set(card.files) == {"textual_inversion", "lora"}
     with_ti, with_lora = (StableDiffusionPipeline.from_pretrained(tiny_sd_dir) for _ in range(2))
     with_ti.load_textual_inversion(tmp_path / "lora")
     with_lora.load_textual_inversion(tmp_path / "lora")
     with_lora.load_lora_weights(tmp_path / "lora")
-    assert any("lora" in name for name, _ in with_lora.unet.named_parameters())
+    adapted = {name.split(".lora_")[0] for name, _ in with_lora.unet.named_parameters() if ".lora_" in name}
+    convs = {name for name in adapted if name.endswith(("conv1", "conv2"))}
+    assert adapted and bool(convs) == (layers == "all")  # the loader put back exactly the layers trained
     assert np.abs(_image(with_lora) - _image(with_ti)).max() > 1e-4
 
 
@@ -80,7 +84,7 @@ def test_audio_concepts_load_into_audioldm_through_the_lower_level_calls(audio_i
     from pairsynth.modalities.text_to_audio import AudioSampling, TextToAudio
 
     learn_concept(audio_items, tmp_path / "warble", token="<warble>", init="tone", model=str(tiny_audioldm_mel_dir),
-                  config=LearnConfig(method="lora", steps=2, batch_size=2, eval_every=1, lora_lr=0.05))
+                  config=LearnConfig(method="lora", steps=2, batch_size=2, eval_every=1, lora_lr=0.05, lora_layers="all"))
     sampling = AudioSampling(steps=2)
     plain = TextToAudio.from_pretrained(str(tiny_audioldm_mel_dir), sampling=sampling, device="cpu")
     adapted = TextToAudio.from_pretrained(str(tiny_audioldm_mel_dir), sampling=sampling, device="cpu",

@@ -1,9 +1,12 @@
-"""LoRA on the UNet's attention, through ``peft``, saved as diffusers' ``pytorch_lora_weights.safetensors``.
+"""LoRA on the UNet, through ``peft``, saved as diffusers' ``pytorch_lora_weights.safetensors``.
 
 As diffusers' ``examples/dreambooth/train_dreambooth_lora.py``: a ``LoraConfig`` on ``to_q``,
 ``to_k``, ``to_v`` and ``to_out.0`` added with ``unet.add_adapter``, and the trained layers written
 with ``get_peft_model_state_dict`` → ``convert_state_dict_to_diffusers`` →
 ``StableDiffusionLoraLoaderMixin.save_lora_weights``, the file ``pipe.load_lora_weights`` reads.
+``layers="all"`` adds the ResNet blocks' convolutions, the transformer blocks' feed-forwards and
+their in/out projections (LyCORIS' "LoCon"; peft adapts ``Conv2d`` as well): what draws a sound's
+fine structure (a vibrato) or an object's shape lives there, not in attention.
 """
 
 from __future__ import annotations
@@ -14,14 +17,19 @@ from typing import Any
 import torch
 
 LORA_FILE = "pytorch_lora_weights.safetensors"  # diffusers' LORA_WEIGHT_NAME_SAFE
-TARGET_MODULES = ["to_k", "to_q", "to_v", "to_out.0"]
+TARGET_MODULES = {
+    "attention": ["to_k", "to_q", "to_v", "to_out.0"],
+    "all": ["to_k", "to_q", "to_v", "to_out.0", "conv1", "conv2", "ff.net.0.proj", "ff.net.2", "proj_in", "proj_out"],
+}
+"""Which UNet layers (peft ``target_modules`` suffixes) each ``LearnConfig.lora_layers`` choice adapts."""
 
 
-def add_lora(unet: Any, rank: int) -> list[torch.nn.Parameter]:
-    """Attach a fresh LoRA adapter of ``rank`` to the UNet's attention; return its trainable parameters."""
+def add_lora(unet: Any, rank: int, layers: str = "attention") -> list[torch.nn.Parameter]:
+    """Attach a fresh LoRA adapter of ``rank`` to the UNet's ``layers``; return its trainable parameters."""
     from peft import LoraConfig
 
-    unet.add_adapter(LoraConfig(r=rank, lora_alpha=rank, init_lora_weights="gaussian", target_modules=TARGET_MODULES))
+    unet.add_adapter(LoraConfig(r=rank, lora_alpha=rank, init_lora_weights="gaussian",
+                                target_modules=TARGET_MODULES[layers]))
     return [p for p in unet.parameters() if p.requires_grad]
 
 

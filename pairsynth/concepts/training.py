@@ -42,8 +42,10 @@ class LearnConfig:
     """How a concept is learned; everything here is recorded in the card.
 
     Attributes:
-        method: ``textual-inversion`` (the token's embedding only) or ``lora`` (LoRA on the UNet's
-            attention plus the token's embedding: pivotal tuning, as diffusers' advanced LoRA script).
+        method: ``textual-inversion`` (the token's embedding only) or ``lora`` (LoRA on the UNet
+            plus the token's embedding: pivotal tuning, as diffusers' advanced LoRA script).
+        lora_layers: ``attention`` (diffusers' DreamBooth LoRA layers) or ``all`` (the convolutions and
+            feed-forwards too, see :mod:`pairsynth.concepts.lora`).
         steps: optimiser steps at most; early stopping may end sooner.
         lr: learning rate of the token embedding; LoRA layers use ``lora_lr``.
         eval_every: steps between evaluation-loss checks (and checkpoints).
@@ -74,6 +76,7 @@ class LearnConfig:
     lr: float = 5e-3
     lora_lr: float = 1e-4
     lora_rank: int = 4
+    lora_layers: Literal["attention", "all"] = "attention"
     seed: int = 0
     eval_every: int = 25
     patience: int = 6
@@ -149,7 +152,7 @@ def learn_concept(items_dir: str | Path, out_dir: str | Path, *, token: str, ini
     new_token = NewToken(backbone.tokenizer, backbone.text_encoder, token, init)
     groups = [{"params": new_token.parameters(), "lr": config.lr, "weight_decay": 0.0}]
     if config.method == "lora":
-        groups.append({"params": add_lora(backbone.unet, config.lora_rank), "lr": config.lora_lr, "weight_decay": 1e-4})
+        groups.append({"params": add_lora(backbone.unet, config.lora_rank, config.lora_layers), "lr": config.lora_lr, "weight_decay": 1e-4})
     optimizer = torch.optim.AdamW(groups)
     latents, latents_used = training_latents(backbone.item_latents(items, mirror=config.mirror), config.latents)
     prompts = items.prompts(token)
