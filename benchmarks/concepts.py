@@ -81,14 +81,45 @@ def is_purple(image: np.ndarray) -> bool:
     return PURPLE_HUES[0] <= hue <= PURPLE_HUES[1]
 
 
-def judge_circle_left(images: list[np.ndarray]) -> list[bool]:
+def judged_shapes(images: list[np.ndarray]) -> list[dict[str, str]]:
+    """judges-shapes' shape, colour and position for each image."""
     from pairsynth_train.evaluation import images_to_tensor
     from pairsynth_train.judges import load_judges
     from PIL import Image
 
     judge = load_judges("shapes", WEIGHTS / "judges-shapes")
-    predictions = judge.predict(images_to_tensor([Image.fromarray(i) for i in images]))
-    return [p["shape"] == "circle" and p["position"] == "left" for p in predictions]
+    return judge.predict(images_to_tensor([Image.fromarray(i) for i in images]))
+
+
+def judge_circle_left(images: list[np.ndarray]) -> list[bool]:
+    return [p["shape"] == "circle" and p["position"] == "left" for p in judged_shapes(images)]
+
+
+@torch.no_grad()
+def decoder_ceiling(count: int) -> str:
+    """What the judges make of real purple circles after a round trip through ``toy-shapes``' VAE.
+
+    Generated images are VAE decodes, so this share bounds what any concept can score here.
+    """
+    import tempfile
+
+    from pairsynth.concepts.backbones import load_backbone
+    from pairsynth.concepts.items import read_concept_items
+    from pairsynth.media import to_uint8
+
+    backbone = load_backbone("toy-shapes", device="cpu")
+    with tempfile.TemporaryDirectory() as folder:
+        purple_items(Path(folder), count, seed=7)
+        items = read_concept_items(folder, "<purple>")
+        pixels = backbone.family.vae_input(backbone, items)
+    vae = backbone.pipeline.vae
+    decoded = (vae.decode(vae.encode(pixels).latent_dist.mode()).sample.permute(0, 2, 3, 1) + 1) / 2
+    images = [to_uint8(d.numpy()) for d in decoded]
+    sides = [item.caption.split()[-1] for item in items.items]
+    circles = np.mean([p["shape"] == "circle" and p["position"] == side for p, side in zip(judged_shapes(images), sides)])
+    return (f"image concept ceiling: {count} real purple circles through toy-shapes' VAE: purple "
+            f"{np.mean([is_purple(i) for i in images]):.1%}, judged circles on their side {circles:.1%} "
+            f"(what a generated image can reach)")
 
 
 def generate_images(concepts: list[Path], prompt: str, samples: int, steps: int, guidance: float) -> list[np.ndarray]:
@@ -121,7 +152,7 @@ def learn(items: Path, out: Path, token: str, init: str, method: str, args) -> t
 def image_concept(args) -> list[str]:
     items = args.work / "purple-items"
     purple_items(items, 10, shapes=tuple(args.item_shapes))
-    lines = []
+    lines = [decoder_ceiling(args.samples)]
     baseline = generate_images([], "a purple circle on the left", args.samples, args.steps, args.guidance)
     base_ok = [is_purple(i) and j for i, j in zip(baseline, judge_circle_left(baseline))]
     lines.append(f"image concept baseline (no concept, 'a purple circle on the left'): "
@@ -199,8 +230,9 @@ def is_warble(wave: np.ndarray) -> bool:
     return bool(concentration > 0.55 and swing > 3.0 and crossings >= 6)
 
 
-def warble_check_calibration(items: Path, vocoder) -> list[str]:
-    """How often :func:`is_warble` passes real warbles and the world's sounds, raw and through ``vocoder``."""
+def warble_check_calibration(items: Path, pipeline) -> list[str]:
+    """How often :func:`is_warble` passes real warbles and the world's sounds, raw and through ``pipeline``'s
+    vocoder, and real warbles through its VAE and vocoder (what a generated clip can reach)."""
     from pairsynth.modalities.audioldm_mel import log_mel
     from pairsynth.world import sounds
 
@@ -208,13 +240,16 @@ def warble_check_calibration(items: Path, vocoder) -> list[str]:
     world = [sounds.render_sample(910_000 + seed)[0] for seed in range(200)]  # not the seeds the thresholds were set on
 
     @torch.no_grad()
-    def vocoded(waves: list[np.ndarray]) -> list[np.ndarray]:
+    def vocoded(waves: list[np.ndarray], through_vae: bool = False) -> list[np.ndarray]:
         mels = log_mel(torch.from_numpy(np.stack(waves).astype(np.float32)))
-        return list(vocoder(mels)[:, : mels.shape[1] * 160].numpy())
+        if through_vae:
+            latents = pipeline.vae.encode(mels[:, None]).latent_dist.mode()
+            mels = pipeline.vae.decode(latents).sample[:, 0]
+        return list(pipeline.vocoder(mels)[:, : mels.shape[1] * 160].numpy())
 
     share = {name: float(np.mean([is_warble(w) for w in waves])) for name, waves in
              {"real warbles": warbles, "vocoded real warbles": vocoded(warbles), "world sounds": world,
-              "vocoded world sounds": vocoded(world)}.items()}
+              "vocoded world sounds": vocoded(world), "real warbles through the VAE and vocoder": vocoded(warbles, True)}.items()}
     return ["audio concept: the waveform check passes " + ", ".join(f"{v:.0%} of {k}" for k, v in share.items())]
 
 
@@ -225,7 +260,7 @@ def audio_concept(args) -> list[str]:
     items = args.work / "warble-items"
     warble_items(items, 10)
     plain = TextToAudio.from_pretrained("toy-sounds", sampling=AudioSampling(steps=args.steps), device="cpu")
-    lines = warble_check_calibration(items, plain.pipeline.vocoder)
+    lines = warble_check_calibration(items, plain.pipeline)
 
     def clips(concepts, prompt):
         adapter = TextToAudio.from_pretrained("toy-sounds", sampling=AudioSampling(steps=args.steps), device="cpu")
