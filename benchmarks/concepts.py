@@ -2,6 +2,9 @@
 
     HF_HUB_OFFLINE=1 OMP_NUM_THREADS=1 python benchmarks/concepts.py --work /tmp/concepts-bench [--only ...]
 
+The README's figures: ``--only image-concept --methods lora --mirror`` (and ``--methods textual-inversion``),
+``--only audio-concept --methods lora --learn-steps 3000 --patience 16``; the defaults are those settings.
+
 Sections (``--only``):
 - ``image-concept``: teach ``toy-shapes`` a colour it never saw (purple: 10 renders of the shapes
   world, recoloured), then judge generated ``a <purple> circle on the left`` images by a pixel-hue
@@ -389,12 +392,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--work", type=Path, default=Path("/tmp/pairsynth-concepts-bench"))
     parser.add_argument("--only", nargs="*", default=None)
     parser.add_argument("--methods", nargs="*", default=["textual-inversion", "lora"])
-    parser.add_argument("--learn-steps", type=int, default=800)
-    parser.add_argument("--patience", type=int, default=6, help="evaluations without a gain before stopping early")
+    parser.add_argument("--learn-steps", type=int, default=3200)
+    parser.add_argument("--patience", type=int, default=12, help="evaluations without a gain before stopping early")
     # the LoRA settings that did best on the purple concept (README, issue 13's scoreboard)
     parser.add_argument("--lora-lr", type=float, default=3e-3)
     parser.add_argument("--lora-rank", type=int, default=8)
-    parser.add_argument("--lora-layers", choices=["attention", "all"], default="attention")
+    parser.add_argument("--lora-layers", choices=["attention", "all"], default="all")
     parser.add_argument("--lora-token-lr", type=float, default=5e-4)
     parser.add_argument("--lora-empty-prompt-prob", type=float, default=0.3)
     parser.add_argument("--prior-items", type=int, default=0, help="prior preservation samples (0: off)")
