@@ -3,7 +3,7 @@
     HF_HUB_OFFLINE=1 OMP_NUM_THREADS=1 python benchmarks/concepts.py --work /tmp/concepts-bench [--only ...]
 
 The README's figures: ``--only image-concept --methods lora --mirror`` (and ``--methods textual-inversion``),
-``--only audio-concept --methods lora --learn-steps 3000 --patience 16``; the defaults are those settings.
+``--only audio-concept --methods lora --learn-steps 3000 --lora-rank 16``; the defaults are those settings.
 
 Sections (``--only``):
 - ``image-concept``: teach ``toy-shapes`` a colour it never saw (purple: 10 renders of the shapes

@@ -493,12 +493,13 @@ def learn_concept_command(
 
     def run() -> None:
         from pairsynth.concepts import LearnConfig, learn_concept
+        from pairsynth.concepts.lora import TARGET_MODULES
         from pairsynth.errors import ConceptError
 
         if method not in ("textual-inversion", "lora"):
             raise ConceptError(f"--method {method!r}: use textual-inversion or lora")
-        if lora_layers not in ("attention", "all"):
-            raise ConceptError(f"--lora-layers {lora_layers!r}: use attention or all")
+        if lora_layers not in TARGET_MODULES:
+            raise ConceptError(f"--lora-layers {lora_layers!r}: use {' or '.join(TARGET_MODULES)}")
         given = {name: value for name, value in (("lora_lr", lora_lr), ("lora_rank", lora_rank), ("lr", token_lr))
                  if value is not None}
         for name, value in (("steps", steps), *given.items()):

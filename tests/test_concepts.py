@@ -130,6 +130,9 @@ def test_bad_items_get_one_clear_error(tmp_path, image_items, audio_items, tiny_
         learn_concept(image_items, tmp_path / "out", token="<other>", init="red", model=str(tiny_sd_dir))
     with pytest.raises(ConceptError, match="holds audio items, but .* is a text→image model"):
         learn_concept(audio_items, tmp_path / "out", token="<w>", init="red", model=str(tiny_sd_dir), config=FAST)
+    with pytest.raises(ConceptError, match="lora_layers 'convs': use attention or all"):
+        learn_concept(image_items, tmp_path / "out", token="<zz>", init="red", model="no-such-model",
+                      config=LearnConfig(method="lora", lora_layers="convs"))  # type: ignore[arg-type]
 
 
 def test_a_recipe_loads_its_concepts_and_the_manifest_records_them(ti_concept, tiny_sd_dir, tiny_clip_dir, tmp_path):

@@ -26,7 +26,7 @@ import torch.nn.functional as F
 from pairsynth.concepts.backbones import Backbone, load_backbone
 from pairsynth.concepts.card import CARD_FILE, ConceptCard, write_card
 from pairsynth.concepts.items import ConceptItems, read_concept_items
-from pairsynth.concepts.lora import add_lora, load_lora_state, lora_state, save_lora
+from pairsynth.concepts.lora import TARGET_MODULES, add_lora, load_lora_state, lora_state, save_lora
 from pairsynth.concepts.textual_inversion import NewToken, save_embedding
 from pairsynth.errors import ConceptError
 from pairsynth.media import medium
@@ -133,6 +133,8 @@ def learn_concept(items_dir: str | Path, out_dir: str | Path, *, token: str, ini
     # 1. Check inputs before any model loads.
     items = read_concept_items(items_dir, token)
     kind = medium(items.medium)
+    if config.lora_layers not in TARGET_MODULES:
+        raise ConceptError(f"lora_layers {config.lora_layers!r}: use {' or '.join(TARGET_MODULES)}")
     if config.mirror and not kind.mirrors:
         raise ConceptError(f"{items.folder}: mirror applies to images only; {kind.plural} items have no left and right")
     model = model or kind.default_generator
