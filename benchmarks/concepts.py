@@ -146,7 +146,7 @@ def learn(items: Path, out: Path, token: str, init: str, method: str, args) -> t
     lora = {"lora_lr": args.lora_lr, "lora_rank": args.lora_rank, "lr": args.lora_token_lr,
             "empty_prompt_prob": args.lora_empty_prompt_prob, "lora_layers": args.lora_layers} if method == "lora" else {}
     config = LearnConfig(method=method, steps=args.learn_steps, prior_items=args.prior_items, mirror=args.mirror,
-                         patience=args.patience, **lora)
+                         patience=args.patience, seed=args.learn_seed, **lora)
     began = time.perf_counter()
     card = learn_concept(items, out, token=token, init=init, config=config)
     return card, time.perf_counter() - began, resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
@@ -393,6 +393,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--only", nargs="*", default=None)
     parser.add_argument("--methods", nargs="*", default=["textual-inversion", "lora"])
     parser.add_argument("--learn-steps", type=int, default=3200)
+    parser.add_argument("--learn-seed", type=int, default=0, help="learn-concept's seed (another draw of the same run)")
     parser.add_argument("--patience", type=int, default=12, help="evaluations without a gain before stopping early")
     # the LoRA settings that did best on the purple concept (README, issue 13's scoreboard)
     parser.add_argument("--lora-lr", type=float, default=3e-3)
