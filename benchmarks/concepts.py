@@ -197,7 +197,8 @@ def warble_items(folder: Path, count: int, seed: int = 0) -> None:
         local = t - onset
         envelope = ((local >= 0) & (local < duration)) * sounds._fades(local, duration)
         noise_floor = math.exp(rng.uniform(math.log(3e-4), math.log(3e-3)))  # as every world sound has
-        wave = rng.uniform(0.4, 0.7) * envelope * sounds._harmonic(phase) + noise_floor * np.random.default_rng(index).standard_normal(len(t))
+        hiss = noise_floor * np.random.default_rng(index).standard_normal(len(t))
+        wave = rng.uniform(0.4, 0.7) * envelope * sounds._harmonic(phase) + hiss
         sf.write(folder / f"warble_{index:02d}.wav", wave.astype(np.float32), sounds.SAMPLE_RATE)
         (folder / f"warble_{index:02d}.txt").write_text("a high <warble>\n")
 
@@ -210,8 +211,7 @@ def is_warble(wave: np.ndarray) -> bool:
     20 ms grains smear a vibrato's peak and make a rising chirp's peak hop). The pitch track is the
     energy centroid within ±3 mel bins of each sounding frame's peak; a warble's track, less its
     quadratic trend (a chirp's glide), swings over > 3 bins and crosses its median ≥ 6 times (three
-    wobbles), and
-    its energy is concentrated around the peak (tonal, not a noise band). Calibrated by
+    wobbles), and its energy is concentrated around the peak (tonal, not a noise band). Calibrated by
     :func:`warble_check_calibration`: real warbles pass raw and vocoded, the world's sounds do not.
     """
     from pairsynth.modalities.audioldm_mel import log_mel
@@ -252,7 +252,8 @@ def warble_check_calibration(items: Path, pipeline) -> list[str]:
 
     share = {name: float(np.mean([is_warble(w) for w in waves])) for name, waves in
              {"real warbles": warbles, "vocoded real warbles": vocoded(warbles), "world sounds": world,
-              "vocoded world sounds": vocoded(world), "real warbles through the VAE and vocoder": vocoded(warbles, True)}.items()}
+              "vocoded world sounds": vocoded(world),
+             "real warbles through the VAE and vocoder": vocoded(warbles, True)}.items()}
     return ["audio concept: the waveform check passes " + ", ".join(f"{v:.0%} of {k}" for k, v in share.items())]
 
 

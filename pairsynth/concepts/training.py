@@ -154,7 +154,8 @@ def learn_concept(items_dir: str | Path, out_dir: str | Path, *, token: str, ini
     new_token = NewToken(backbone.tokenizer, backbone.text_encoder, token, init)
     groups = [{"params": new_token.parameters(), "lr": config.lr, "weight_decay": 0.0}]
     if config.method == "lora":
-        groups.append({"params": add_lora(backbone.unet, config.lora_rank, config.lora_layers), "lr": config.lora_lr, "weight_decay": 1e-4})
+        adapter = add_lora(backbone.unet, config.lora_rank, config.lora_layers)
+        groups.append({"params": adapter, "lr": config.lora_lr, "weight_decay": 1e-4})
     optimizer = torch.optim.AdamW(groups)
     latents, latents_used = training_latents(backbone.item_latents(items, mirror=config.mirror), config.latents)
     prompts = items.prompts(token)
