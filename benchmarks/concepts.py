@@ -238,6 +238,8 @@ def warble_check_calibration(items: Path, pipeline) -> list[str]:
     vocoder, and real warbles through its VAE and vocoder (what a generated clip can reach)."""
     from pairsynth.modalities.audioldm_mel import log_mel
     from pairsynth.world import sounds
+    from pairsynth_train.vae_trainer import reconstruct
+    from pairsynth_train.vocoder_trainer import vocode
 
     warbles = [sf_read(p) for p in sorted(items.glob("*.wav"))]
     world = [sounds.render_sample(910_000 + seed)[0] for seed in range(200)]  # not the seeds the thresholds were set on
@@ -245,10 +247,7 @@ def warble_check_calibration(items: Path, pipeline) -> list[str]:
     @torch.no_grad()
     def vocoded(waves: list[np.ndarray], through_vae: bool = False) -> list[np.ndarray]:
         mels = log_mel(torch.from_numpy(np.stack(waves).astype(np.float32)))
-        if through_vae:
-            latents = pipeline.vae.encode(mels[:, None]).latent_dist.mode()
-            mels = pipeline.vae.decode(latents).sample[:, 0]
-        return list(pipeline.vocoder(mels)[:, : mels.shape[1] * 160].numpy())
+        return list(vocode(pipeline.vocoder, reconstruct(pipeline.vae, mels) if through_vae else mels).numpy())
 
     share = {name: float(np.mean([is_warble(w) for w in waves])) for name, waves in
              {"real warbles": warbles, "vocoded real warbles": vocoded(warbles), "world sounds": world,
