@@ -178,6 +178,9 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--hold-out-purple", action="store_true", help=f"shapes: never draw hues {PURPLE_HUES}")
     parser.add_argument("--resume", action="store_true")
     args = parser.parse_args(argv)
+    if not (args.vae / "config.json").is_file():
+        parser.error(f"--vae {args.vae}: not a diffusers VAE folder (no config.json); give e.g. "
+                     f"pairsynth/zoo/weights/toy-{args.world}/vae")
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
     config = replace(WidenConfig(), steps=args.steps, batch_size=args.batch_size, lr=args.lr,
                      anchor_weight=args.anchor_weight, held_out_hues=PURPLE_HUES if args.hold_out_purple else None)

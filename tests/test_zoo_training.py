@@ -128,3 +128,13 @@ def test_vae_widening_trains_on_wide_items_and_saves_a_loadable_vae(tmp_path, wo
     widened = AutoencoderKL.from_pretrained(tmp_path / "work" / "vae-wide")
     assert widened.config.latent_channels == architecture(world).vae["latent_channels"]
     assert result["shipped_latent_drift"] == 0.0 and result["latent_drift"] > 0.0  # it trained, from the shipped VAE
+
+
+def test_vae_widening_refuses_a_folder_without_a_vae_before_loading_anything(tmp_path, capsys):
+    from pairsynth_train.vae_widen import main
+
+    with pytest.raises(SystemExit) as stop:
+        main(["--world", "sounds", "--vae", str(tmp_path), "--work", str(tmp_path / "work")])
+    assert stop.value.code == 2
+    assert f"--vae {tmp_path}: not a diffusers VAE folder (no config.json)" in capsys.readouterr().err
+    assert not (tmp_path / "work").exists()
