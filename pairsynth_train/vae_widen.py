@@ -6,7 +6,8 @@ shipped VAEs saw their world only: ``toy-shapes``' encoded a purple circle as a 
 a vibrato (19 % of real warbles fail ``benchmarks/concepts.py``'s warble check after it, none after
 the vocoder alone). Stable Diffusion's and AudioLDM's VAEs have seen every colour and every pitch
 contour; this stage gives the toys the same property. ``toy-shapes`` ships its widened VAE;
-``toy-sounds`` does not (it lowers the zoo's toy-CLAP retrieval under its bar, see the README).
+``toy-sounds`` does not (it lowers the zoo's toy-CLAP retrieval under its bar, see the README;
+``--decoder-only``, which cannot move a latent, still lowered it to 0.872).
 
 How: fine-tune the shipped VAE on a mix of the world's own items and *wide* items, with an *anchor*
 term holding the encoder's latents of the world's items where they were. The UNet was trained on
@@ -62,6 +63,7 @@ class WidenConfig(TrainConfig):
     held_out_hues: tuple[float, float] | None = None  # shapes: hues never drawn (degrees)
     warmup: int = 50
     eval_count: int = 256  # held-out items of each kind measured before and after
+    decoder_only: bool = False  # freeze the encoder: the world's latents stay exactly where they were
 
 
 # ------------------------------------------------------------------------------------- wide items
@@ -139,11 +141,14 @@ def widen(world: str, vae_dir: Path, work_dir: Path, config: WidenConfig, resume
     torch.manual_seed(config.seed)
     shipped = AutoencoderKL.from_pretrained(vae_dir).eval().requires_grad_(False)
     vae = copy.deepcopy(shipped).train().requires_grad_(True)
+    if config.decoder_only:
+        vae.encoder.requires_grad_(False)
+        vae.quant_conv.requires_grad_(False)
+    params = [p for p in vae.parameters() if p.requires_grad]
     before = measure(world, shipped, shipped, config)
     logger.info("shipped VAE: %s", before)
-    optimizer, schedule = adamw_with_cosine(vae.parameters(), config.lr, config.steps, config.warmup)
-    trainee = Trainee(parts={"vae": vae}, optimizer=optimizer, schedule=schedule, grad_clip=1.0,
-                      params=list(vae.parameters()))
+    optimizer, schedule = adamw_with_cosine(params, config.lr, config.steps, config.warmup)
+    trainee = Trainee(parts={"vae": vae}, optimizer=optimizer, schedule=schedule, grad_clip=1.0, params=params)
     settings, own_inputs, half = vae_settings(world), VAE_WORLDS[world].inputs, config.batch_size // 2
 
     def loss_fn(step: int) -> torch.Tensor:
@@ -152,6 +157,8 @@ def widen(world: str, vae_dir: Path, work_dir: Path, config: WidenConfig, resume
         own = own_inputs(seeds)
         own_loss, means = vae_loss_and_means(vae, own, settings, generator)
         wide_loss, _ = vae_loss_and_means(vae, WIDE_INPUTS[world](seeds, config), settings, generator)
+        if config.decoder_only:
+            return own_loss + wide_loss
         with torch.no_grad():
             anchor = shipped.encode(own).latent_dist.mode()
         return own_loss + wide_loss + config.anchor_weight * F.mse_loss(means, anchor)
@@ -175,6 +182,8 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--batch-size", type=int, default=WidenConfig.batch_size)
     parser.add_argument("--lr", type=float, default=WidenConfig.lr)
     parser.add_argument("--anchor-weight", type=float, default=WidenConfig.anchor_weight)
+    parser.add_argument("--decoder-only", action="store_true",
+                        help="train the decoder only, so the world's latents (what the UNet learned) cannot move")
     parser.add_argument("--hold-out-purple", action="store_true", help=f"shapes: never draw hues {PURPLE_HUES}")
     parser.add_argument("--resume", action="store_true")
     args = parser.parse_args(argv)
@@ -183,7 +192,8 @@ def main(argv: list[str] | None = None) -> None:
                      f"pairsynth/zoo/weights/toy-{args.world}/vae")
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
     config = replace(WidenConfig(), steps=args.steps, batch_size=args.batch_size, lr=args.lr,
-                     anchor_weight=args.anchor_weight, held_out_hues=PURPLE_HUES if args.hold_out_purple else None)
+                     anchor_weight=args.anchor_weight, decoder_only=args.decoder_only,
+                     held_out_hues=PURPLE_HUES if args.hold_out_purple else None)
     print(widen(args.world, args.vae, args.work, config, resume=args.resume))
 
 

@@ -130,6 +130,19 @@ def test_vae_widening_trains_on_wide_items_and_saves_a_loadable_vae(tmp_path, wo
     assert result["shipped_latent_drift"] == 0.0 and result["latent_drift"] > 0.0  # it trained, from the shipped VAE
 
 
+def test_decoder_only_widening_keeps_every_latent_and_changes_the_decoder(tmp_path):
+    from diffusers import AutoencoderKL
+
+    from pairsynth_train.vae_widen import WidenConfig, widen
+
+    make_vae("sounds").save_pretrained(tmp_path / "vae")
+    config = WidenConfig(steps=2, batch_size=4, eval_count=4, warmup=1, checkpoint_every_s=1e9, decoder_only=True)
+    result = widen("sounds", tmp_path / "vae", tmp_path / "work", config)
+    shipped, widened = (AutoencoderKL.from_pretrained(p) for p in (tmp_path / "vae", tmp_path / "work" / "vae-wide"))
+    assert result["latent_drift"] == 0.0
+    assert all(torch.equal(a, b) for a, b in zip(shipped.encoder.parameters(), widened.encoder.parameters()))
+    assert not all(torch.equal(a, b) for a, b in zip(shipped.decoder.parameters(), widened.decoder.parameters()))
+
 def test_vae_widening_refuses_a_folder_without_a_vae_before_loading_anything(tmp_path, capsys):
     from pairsynth_train.vae_widen import main
 
