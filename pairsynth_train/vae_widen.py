@@ -190,6 +190,9 @@ def main(argv: list[str] | None = None) -> None:
     if not (args.vae / "config.json").is_file():
         parser.error(f"--vae {args.vae}: not a diffusers VAE folder (no config.json); give e.g. "
                      f"pairsynth/zoo/weights/toy-{args.world}/vae")
+    if args.steps < 1 or args.batch_size < 2:
+        parser.error(f"--steps {args.steps} --batch-size {args.batch_size}: give at least 1 step and a batch of 2 "
+                     "(half the world's items, half wide ones)")
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
     config = replace(WidenConfig(), steps=args.steps, batch_size=args.batch_size, lr=args.lr,
                      anchor_weight=args.anchor_weight, decoder_only=args.decoder_only,

@@ -143,6 +143,7 @@ def test_decoder_only_widening_keeps_every_latent_and_changes_the_decoder(tmp_pa
     assert all(torch.equal(a, b) for a, b in zip(shipped.encoder.parameters(), widened.encoder.parameters()))
     assert not all(torch.equal(a, b) for a, b in zip(shipped.decoder.parameters(), widened.decoder.parameters()))
 
+
 def test_vae_widening_refuses_a_folder_without_a_vae_before_loading_anything(tmp_path, capsys):
     from pairsynth_train.vae_widen import main
 
@@ -150,4 +151,16 @@ def test_vae_widening_refuses_a_folder_without_a_vae_before_loading_anything(tmp
         main(["--world", "sounds", "--vae", str(tmp_path), "--work", str(tmp_path / "work")])
     assert stop.value.code == 2
     assert f"--vae {tmp_path}: not a diffusers VAE folder (no config.json)" in capsys.readouterr().err
+    assert not (tmp_path / "work").exists()
+
+
+@pytest.mark.parametrize("flag, value", [("--steps", "-5"), ("--batch-size", "1")])
+def test_vae_widening_refuses_no_steps_or_a_one_item_batch_before_loading_anything(tmp_path, capsys, flag, value):
+    from pairsynth_train.vae_widen import main
+
+    make_vae("sounds").save_pretrained(tmp_path / "vae")
+    with pytest.raises(SystemExit) as stop:
+        main(["--world", "sounds", "--vae", str(tmp_path / "vae"), "--work", str(tmp_path / "work"), flag, value])
+    assert stop.value.code == 2
+    assert "give at least 1 step and a batch of 2" in capsys.readouterr().err
     assert not (tmp_path / "work").exists()
