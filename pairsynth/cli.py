@@ -475,8 +475,8 @@ def learn_concept_command(
     steps: Annotated[int, typer.Option(help="optimiser steps at most (early stopping may end sooner)")] = 400,
     lora_lr: Annotated[Optional[float], typer.Option(help="lora: the adapter's learning rate [default: 1e-4]")] = None,
     lora_rank: Annotated[Optional[int], typer.Option(help="lora: the adapter's rank [default: 4]")] = None,
-    lora_layers: Annotated[str, typer.Option(help="lora: attention (DreamBooth's layers) or all (convolutions and "
-                                             "feed-forwards too)")] = "attention",
+    lora_layers: Annotated[Optional[str], typer.Option(help="lora: attention (DreamBooth's layers) or all (convolutions "
+                                                       "and feed-forwards too) [default: attention]")] = None,
     prior_items: Annotated[int, typer.Option(help="prior preservation: samples of the init word's captions "
                                              "trained alongside (0: off)")] = 0,
     empty_prompt_prob: Annotated[float, typer.Option(help="share of training captions replaced by '' (keeps "
@@ -494,11 +494,16 @@ def learn_concept_command(
     def run() -> None:
         from pairsynth.concepts import LearnConfig, learn_concept
         from pairsynth.concepts.lora import TARGET_MODULES
+        from pairsynth.concepts.training import check_learn_inputs
         from pairsynth.errors import ConceptError
 
         if method not in ("textual-inversion", "lora"):
             raise ConceptError(f"--method {method!r}: use textual-inversion or lora")
-        if lora_layers not in TARGET_MODULES:
+        lora_only = [flag for flag, value in (("--lora-lr", lora_lr), ("--lora-rank", lora_rank),
+                                              ("--lora-layers", lora_layers)) if value is not None]
+        if method != "lora" and lora_only:
+            raise ConceptError(f"{', '.join(lora_only)}: LoRA settings; add --method lora or leave them out")
+        if lora_layers is not None and lora_layers not in TARGET_MODULES:
             raise ConceptError(f"--lora-layers {lora_layers!r}: use {' or '.join(TARGET_MODULES)}")
         given = {name: value for name, value in (("lora_lr", lora_lr), ("lora_rank", lora_rank), ("lr", token_lr))
                  if value is not None}
@@ -510,8 +515,9 @@ def learn_concept_command(
         if not 0 <= empty_prompt_prob < 1:
             raise ConceptError(f"--empty-prompt-prob {empty_prompt_prob}: must be in [0, 1)")
         config = LearnConfig(method=method, steps=steps, prior_items=prior_items,  # type: ignore[arg-type]
-                             empty_prompt_prob=empty_prompt_prob, mirror=mirror, lora_layers=lora_layers,  # type: ignore[arg-type]
-                             device=device, **given)
+                             empty_prompt_prob=empty_prompt_prob, mirror=mirror, device=device, **given,
+                             **({"lora_layers": lora_layers} if lora_layers else {}))
+        check_learn_inputs(items, out, token=token, init=init, model=model, config=config, overwrite=overwrite)
         columns = (TextColumn("[bold]learning"), BarColumn(), MofNCompleteColumn(), TextColumn("{task.fields[stats]}"),
                    TimeElapsedColumn())
         with Progress(*columns, console=console) as bar:

@@ -268,6 +268,9 @@ LEARN = [
     Bad("prior-items-negative", learn("--prior-items", "-1"), "--prior-items -1: must be 0 (off) or more"),
     Bad("lora-rank-zero", learn("--method", "lora", "--lora-rank", "0"), "--lora-rank 0: must be above 0"),
     Bad("lora-layers-unknown", learn("--method", "lora", "--lora-layers", "convs"), "--lora-layers 'convs': use attention or all"),
+    Bad("lora-settings-without-lora", learn("--lora-rank", "8", "--lora-layers", "all"),
+        "--lora-rank, --lora-layers: LoRA settings; add --method lora or leave them out"),
+    Bad("caption-without-token", learn("--method", "lora"), "does not contain the token '<zz>'"),
     Bad("token-lr-negative", learn("--token-lr", "-0.1"), "--token-lr -0.1: must be above 0"),
     Bad("empty-prompt-prob-one", learn("--empty-prompt-prob", "1"), "--empty-prompt-prob 1.0: must be in [0, 1)"),
 ]
@@ -306,6 +309,18 @@ def test_a_bad_input_is_one_clear_line_and_leaves_no_half_written_output(bad, wo
     check_one_clear_line(run_cli(bad.argv(workspace, str(out))), bad)
     # checks run before any work: nothing was committed to --out (its folder is not even created)
     assert not (out / "progress.json").exists() and not (out / "manifest.jsonl").exists()
+
+
+def test_learn_concept_checks_its_items_before_drawing_the_progress_bar(workspace, monkeypatch):
+    """On a terminal, a bad item is the error line alone: no bar frame ("learning 0/400") before it."""
+    from rich.console import Console
+
+    terminal = io.StringIO()
+    monkeypatch.setattr("pairsynth.cli.console", Console(file=terminal, force_terminal=True, width=120))
+    result = run_cli(learn()(workspace, str(workspace.root / "out")))
+    assert result.exit_code == 2
+    assert "does not contain the token '<zz>'" in terminal.getvalue()
+    assert "learning" not in terminal.getvalue(), terminal.getvalue()
 
 
 def test_verbose_prints_the_traceback_of_an_internal_failure(workspace, monkeypatch):

@@ -131,21 +131,12 @@ def learn_concept(items_dir: str | Path, out_dir: str | Path, *, token: str, ini
         on_progress: called after every step.
     """
     # 1. Check inputs before any model loads.
-    items = read_concept_items(items_dir, token)
-    kind = medium(items.medium)
-    if config.lora_layers not in TARGET_MODULES:
-        raise ConceptError(f"lora_layers {config.lora_layers!r}: use {' or '.join(TARGET_MODULES)}")
-    if config.mirror and not kind.mirrors:
-        raise ConceptError(f"{items.folder}: mirror applies to images only; {kind.plural} items have no left and right")
-    model = model or kind.default_generator
-    out = Path(out_dir)
-    fingerprint = _fingerprint(items, token, init, model, config)
-    if (out / CARD_FILE).is_file() and not overwrite:
-        card = ConceptCard.read(out)
-        if card.fingerprint == fingerprint:
-            logger.info("%s already holds this concept (%d steps); nothing to do", out, card.steps_done)
-            return card
-        raise ConceptError(f"{out}: holds another concept ({card.token}, {card.method}); use --overwrite or another --out")
+    checked = check_learn_inputs(items_dir, out_dir, token=token, init=init, model=model, config=config,
+                                 overwrite=overwrite)
+    if checked.finished is not None:
+        logger.info("%s already holds this concept (%d steps); nothing to do", checked.out, checked.finished.steps_done)
+        return checked.finished
+    items, model, out, fingerprint = checked.items, checked.model, checked.out, checked.fingerprint
     out.mkdir(parents=True, exist_ok=True)
 
     # 2. Load the pipeline; make the prior samples while it is unchanged; add the token (and the LoRA adapter).
@@ -218,6 +209,43 @@ def learn_concept(items_dir: str | Path, out_dir: str | Path, *, token: str, ini
     write_card(out, card)
     checkpoint.unlink(missing_ok=True)
     return card
+
+
+@dataclass(frozen=True)
+class CheckedInputs:
+    """What :func:`check_learn_inputs` read: the items, the model and output resolved, and the
+    finished concept when ``out`` already holds this very one."""
+
+    items: ConceptItems
+    model: str
+    out: Path
+    fingerprint: str
+    finished: ConceptCard | None
+
+
+def check_learn_inputs(items_dir: str | Path, out_dir: str | Path, *, token: str, init: str, model: str | None,
+                       config: LearnConfig, overwrite: bool = False) -> CheckedInputs:
+    """Every check :func:`learn_concept` can make without a model, raising :class:`ConceptError`.
+
+    Callers with a display (the CLI's progress bar) call it first, so a bad input is one line and
+    no bar flashes before it.
+    """
+    items = read_concept_items(items_dir, token)
+    kind = medium(items.medium)
+    if config.lora_layers not in TARGET_MODULES:
+        raise ConceptError(f"lora_layers {config.lora_layers!r}: use {' or '.join(TARGET_MODULES)}")
+    if config.mirror and not kind.mirrors:
+        raise ConceptError(f"{items.folder}: mirror applies to images only; {kind.plural} items have no left and right")
+    model = model or kind.default_generator
+    out = Path(out_dir)
+    fingerprint = _fingerprint(items, token, init, model, config)
+    finished = None
+    if (out / CARD_FILE).is_file() and not overwrite:
+        finished = ConceptCard.read(out)
+        if finished.fingerprint != fingerprint:
+            raise ConceptError(f"{out}: holds another concept ({finished.token}, {finished.method}); "
+                               "use --overwrite or another --out")
+    return CheckedInputs(items=items, model=model, out=out, fingerprint=fingerprint, finished=finished)
 
 
 def mirrored_prompts(prompts: list[list[str]]) -> list[list[str]]:
