@@ -64,6 +64,9 @@ class WidenConfig(TrainConfig):
     warmup: int = 50
     eval_count: int = 256  # held-out items of each kind measured before and after
     decoder_only: bool = False  # freeze the encoder: the world's latents stay exactly where they were
+    generated_anchor: int = 0  # sounds, decoder only: latents the shipped pipeline generates, decoded as before
+    generated_weight: float = 1.0
+    generated_eval: int = 64  # held-out generated latents measured before and after
 
 
 # ------------------------------------------------------------------------------------- wide items
@@ -114,6 +117,34 @@ WIDE_INPUTS: dict[str, Callable[[list[int], WidenConfig], torch.Tensor]] = {"sha
                                                                              "sounds": contour_batch}
 
 
+# ------------------------------------------------------------------------------- generated anchor
+GENERATE_STEPS, GENERATE_GUIDANCE = 20, 2.5  # how the zoo's own benchmark samples toy-sounds
+
+
+@torch.no_grad()
+def generated_latents(pipeline_dir: Path, count: int, first_seed: int) -> torch.Tensor:
+    """``count`` final latents (unscaled, as the VAE decodes them) of the pipeline in ``pipeline_dir``,
+    one per (world caption, seed), made as ``benchmarks/zoo_quality.py`` makes its clips.
+
+    A decoder widened on real items alone decodes what the UNet *generates* differently too (the
+    decoder-only run's judges fell 0.906 → 0.875 on generated clips); holding the decoder to the
+    shipped one on these latents keeps what the model already makes.
+    """
+    from pairsynth_train.audioldm_export import load_pipeline
+
+    pipe = load_pipeline(pipeline_dir)
+    captions = sounds.all_captions()
+    latents: list[torch.Tensor] = []
+    for start in range(0, count, 32):
+        seeds = list(range(first_seed + start, first_seed + min(start + 32, count)))
+        final: list[torch.Tensor] = []
+        pipe(prompt=[captions[s % len(captions)] for s in seeds], generator=[torch.Generator().manual_seed(s) for s in seeds],
+             num_inference_steps=GENERATE_STEPS, guidance_scale=GENERATE_GUIDANCE, audio_length_in_s=1.0,
+             callback=lambda step, t, z: final.append(z), callback_steps=1)
+        latents.append(final[-1] / pipe.vae.config.scaling_factor)
+    return torch.cat(latents)
+
+
 # ---------------------------------------------------------------------------------------- training
 def vae_settings(world: str) -> VaeTrainConfig:
     """How the world's VAE decodes and what its loss is (shapes: L1 + MSE of the mode, as stage 1c always was)."""
@@ -121,16 +152,19 @@ def vae_settings(world: str) -> VaeTrainConfig:
 
 
 @torch.no_grad()
-def measure(world: str, vae, shipped, config: WidenConfig) -> dict[str, float]:
-    """Held-out reconstruction of the world's and wide items, and how far the world's latents moved."""
+def measure(world: str, vae, shipped, config: WidenConfig, generated: torch.Tensor | None = None) -> dict[str, float]:
+    """Held-out reconstruction of the world's and wide items, how far the world's latents moved, and
+    (given held-out ``generated`` latents) how far their decodes moved from the shipped decoder's."""
     spec = VAE_WORLDS[world]
     own = spec.inputs(eval_seeds(config.eval_count))
     wide = WIDE_INPUTS[world](eval_seeds(config.eval_count, offset=10_000), config)
     new, old = vae.encode(own).latent_dist.mode(), shipped.encode(own).latent_dist.mode()
+    moved = {} if generated is None else {
+        "generated_decode_l1": float(F.l1_loss(vae.decode(generated).sample, shipped.decode(generated).sample))}
     return {"world_quality": spec.quality(vae.decode(new).sample, own),
             "wide_quality": spec.quality(vae.decode(vae.encode(wide).latent_dist.mode()).sample, wide),
             "quality_name": spec.quality_name,
-            "latent_drift": float((new - old).norm() / old.norm())}
+            "latent_drift": float((new - old).norm() / old.norm()), **moved}
 
 
 def widen(world: str, vae_dir: Path, work_dir: Path, config: WidenConfig, resume: bool = False) -> dict:
@@ -145,7 +179,14 @@ def widen(world: str, vae_dir: Path, work_dir: Path, config: WidenConfig, resume
         vae.encoder.requires_grad_(False)
         vae.quant_conv.requires_grad_(False)
     params = [p for p in vae.parameters() if p.requires_grad]
-    before = measure(world, shipped, shipped, config)
+    pool = held_out = None
+    if config.generated_anchor:
+        pool = generated_latents(vae_dir.parent, config.generated_anchor, first_seed=3_000_000)
+        held_out = generated_latents(vae_dir.parent, config.generated_eval, first_seed=4_000_000)
+        with torch.no_grad():
+            pool_targets = shipped.decode(pool).sample
+        logger.info("generated anchor: %d latents of %s", len(pool), vae_dir.parent)
+    before = measure(world, shipped, shipped, config, held_out)
     logger.info("shipped VAE: %s", before)
     optimizer, schedule = adamw_with_cosine(params, config.lr, config.steps, config.warmup)
     trainee = Trainee(parts={"vae": vae}, optimizer=optimizer, schedule=schedule, grad_clip=1.0, params=params)
@@ -157,6 +198,10 @@ def widen(world: str, vae_dir: Path, work_dir: Path, config: WidenConfig, resume
         own = own_inputs(seeds)
         own_loss, means = vae_loss_and_means(vae, own, settings, generator)
         wide_loss, _ = vae_loss_and_means(vae, WIDE_INPUTS[world](seeds, config), settings, generator)
+        if pool is not None:
+            chosen = torch.randint(len(pool), (half,), generator=generator)
+            wide_loss = wide_loss + config.generated_weight * F.l1_loss(vae.decode(pool[chosen]).sample,
+                                                                        pool_targets[chosen])
         if config.decoder_only:
             return own_loss + wide_loss
         with torch.no_grad():
@@ -167,7 +212,7 @@ def widen(world: str, vae_dir: Path, work_dir: Path, config: WidenConfig, resume
     keeper = CheckpointKeeper(work_dir, f"vae_widen_{world}", config.checkpoint_every_s)
     seconds = run_steps(f"{world}-vae-widen", trainee, loss_fn, config.steps, keeper, resume, log_every=25)
     vae.eval()
-    after = {**measure(world, vae, shipped, config), "seconds": round(seconds, 1), "steps": config.steps}
+    after = {**measure(world, vae, shipped, config, held_out), "seconds": round(seconds, 1), "steps": config.steps}
     logger.info("widened VAE: %s (shipped %s)", after, before)
     vae.save_pretrained(work_dir / "vae-wide", safe_serialization=True)
     return {**after, **{f"shipped_{k}": v for k, v in before.items()}}
@@ -184,6 +229,10 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--anchor-weight", type=float, default=WidenConfig.anchor_weight)
     parser.add_argument("--decoder-only", action="store_true",
                         help="train the decoder only, so the world's latents (what the UNet learned) cannot move")
+    parser.add_argument("--generated-anchor", type=int, default=0, metavar="N",
+                        help="with --decoder-only: also hold the decoder to the shipped one on N latents the "
+                             "VAE's pipeline (the --vae folder's parent) generates")
+    parser.add_argument("--generated-weight", type=float, default=WidenConfig.generated_weight)
     parser.add_argument("--hold-out-purple", action="store_true", help=f"shapes: never draw hues {PURPLE_HUES}")
     parser.add_argument("--resume", action="store_true")
     args = parser.parse_args(argv)
@@ -193,9 +242,14 @@ def main(argv: list[str] | None = None) -> None:
     if args.steps < 1 or args.batch_size < 2:
         parser.error(f"--steps {args.steps} --batch-size {args.batch_size}: give at least 1 step and a batch of 2 "
                      "(half the world's items, half wide ones)")
+    if args.generated_anchor and not (args.decoder_only and args.world == "sounds"):
+        parser.error("--generated-anchor holds a sounds decoder; give it with --world sounds --decoder-only")
+    if args.generated_anchor < 0:
+        parser.error(f"--generated-anchor {args.generated_anchor}: give 0 (off) or more latents")
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
     config = replace(WidenConfig(), steps=args.steps, batch_size=args.batch_size, lr=args.lr,
                      anchor_weight=args.anchor_weight, decoder_only=args.decoder_only,
+                     generated_anchor=args.generated_anchor, generated_weight=args.generated_weight,
                      held_out_hues=PURPLE_HUES if args.hold_out_purple else None)
     print(widen(args.world, args.vae, args.work, config, resume=args.resume))
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from pathlib import Path
 
 import pytest
 import torch
@@ -144,6 +145,20 @@ def test_decoder_only_widening_keeps_every_latent_and_changes_the_decoder(tmp_pa
     assert not all(torch.equal(a, b) for a, b in zip(shipped.decoder.parameters(), widened.decoder.parameters()))
 
 
+def test_a_generated_anchor_measures_how_far_generated_decodes_move(tmp_path):
+    import shutil
+
+    from pairsynth_train.vae_widen import WidenConfig, widen
+
+    pipeline = tmp_path / "toy-sounds"
+    shutil.copytree(Path(__file__).resolve().parents[1] / "pairsynth/zoo/weights/toy-sounds", pipeline)
+    config = WidenConfig(steps=2, batch_size=4, eval_count=4, warmup=1, checkpoint_every_s=1e9, decoder_only=True,
+                         generated_anchor=4, generated_eval=2)
+    result = widen("sounds", pipeline / "vae", tmp_path / "work", config)
+    assert result["shipped_generated_decode_l1"] == 0.0 and result["generated_decode_l1"] > 0.0
+    assert result["latent_drift"] == 0.0
+
+
 def test_vae_widening_refuses_a_folder_without_a_vae_before_loading_anything(tmp_path, capsys):
     from pairsynth_train.vae_widen import main
 
@@ -163,4 +178,16 @@ def test_vae_widening_refuses_no_steps_or_a_one_item_batch_before_loading_anythi
         main(["--world", "sounds", "--vae", str(tmp_path / "vae"), "--work", str(tmp_path / "work"), flag, value])
     assert stop.value.code == 2
     assert "give at least 1 step and a batch of 2" in capsys.readouterr().err
+    assert not (tmp_path / "work").exists()
+
+
+def test_a_generated_anchor_without_decoder_only_is_refused_before_loading_anything(tmp_path, capsys):
+    from pairsynth_train.vae_widen import main
+
+    make_vae("sounds").save_pretrained(tmp_path / "vae")
+    with pytest.raises(SystemExit) as stop:
+        main(["--world", "sounds", "--vae", str(tmp_path / "vae"), "--work", str(tmp_path / "work"),
+              "--generated-anchor", "8"])
+    assert stop.value.code == 2
+    assert "--generated-anchor holds a sounds decoder; give it with --world sounds --decoder-only" in capsys.readouterr().err
     assert not (tmp_path / "work").exists()
