@@ -26,7 +26,7 @@ killed run resumes:
 
 Gains are paired over the draws (same labeled images, same probe seed): mean and a 95 % t interval.
 
-Run: ``OMP_NUM_THREADS=1 python -m benchmarks.digits_concepts [--draws 3 --ti-steps 400 --per-class 45]``.
+Run: ``OMP_NUM_THREADS=1 python -m benchmarks.digits_concepts [--draws 3 --ti-steps 400 --per-class 45] [--method lora]``.
 """
 
 from __future__ import annotations
@@ -112,7 +112,8 @@ class Draw:
         self.rows = labeled_rows(split.train_labels, SHOTS, draw)
         default = LearnConfig()
         self.concept_tag = f"concepts-ti{args.ti_steps}" + (f"-lr{args.ti_lr:g}" if args.ti_lr != default.lr else "") \
-            + (f"-pat{args.ti_patience}" if args.ti_patience != default.patience else "")
+            + (f"-pat{args.ti_patience}" if args.ti_patience != default.patience else "") \
+            + (f"-lora-r{args.lora_rank}-lr{args.lora_lr:g}" if args.method == "lora" else "")
         self.tag = self.concept_tag.removeprefix("concepts-") + f"-m{args.per_class}-steps{args.steps}-g{args.guidance:g}"
 
     def concepts(self) -> dict:
@@ -128,8 +129,7 @@ class Draw:
             items = self.here / "items" / str(c)
             write_items(items, self.split.train_images, rows, c)
             card = learn_concept(items, self.concept_folder(c), token=token(c), init="digit", model=self.args.model,
-                                 config=LearnConfig(method="textual-inversion", steps=self.args.ti_steps,
-                                                    lr=self.args.ti_lr, patience=self.args.ti_patience))
+                                 config=self.learn_config())
             evals = [loss for _, loss in card.eval_loss_curve]
             found[str(c)] = {"seconds": card.seconds, "steps": card.steps_done, "early_stop": card.stopped_early,
                              "first_eval_loss": evals[0], "best_eval_loss": min(evals),
@@ -139,24 +139,41 @@ class Draw:
         _atomic_json(path, result)
         return result
 
+    def learn_config(self):
+        """Textual inversion, or LoRA on all the UNet's layers with the token (DataDream's few-shot LoRA)."""
+        from pairsynth.concepts import LearnConfig
+
+        args = self.args
+        lora = {"lora_rank": args.lora_rank, "lora_lr": args.lora_lr, "lora_layers": "all"} if args.method == "lora" else {}
+        return LearnConfig(method=args.method, steps=args.ti_steps, lr=args.ti_lr, patience=args.ti_patience, **lora)
+
     def concept_folder(self, c: int) -> Path:
         return self.here / self.concept_tag / str(c)
 
-    def generated(self) -> Path:
-        """M images per concept caption and M of the plain caption, by one resumable ``generate_dataset`` run."""
+    def generated(self) -> list[Path]:
+        """M images per concept caption and M of the plain caption, by resumable ``generate_dataset`` runs.
+
+        Tokens share one run. LoRA concepts get one run each: a recipe's concepts are all active at
+        once, and ten LoRAs summed would draw no class in particular.
+        """
+        if self.args.method == "lora":
+            return [self._generate(f"-{c}", [caption(c)], [self.concept_folder(c)]) for c in CLASSES] + \
+                [self._generate("-plain", [CAPTION], [])]
+        return [self._generate("", [caption(c) for c in CLASSES] + [CAPTION], [self.concept_folder(c) for c in CLASSES])]
+
+    def _generate(self, suffix: str, captions: list[str], concepts: list[Path]) -> Path:
         from pairsynth.generate import generate_dataset
         from pairsynth.recipe import recipe_from_dict
 
-        out = self.here / f"generated-{self.tag}"
+        out = self.here / f"generated-{self.tag}{suffix}"
         if (out / "done.json").exists():
             return out
         args = self.args
         recipe = recipe_from_dict({
-            "captions": [caption(c) for c in CLASSES] + [CAPTION],
-            "k": args.per_class, "max_attempts": args.per_class, "seed": self.draw, "device": "cpu",
+            "captions": captions, "k": args.per_class, "max_attempts": args.per_class, "seed": self.draw, "device": "cpu",
             "generator": {"model": args.model, "steps": args.steps, "guidance_scale": args.guidance, "batch_size": 64},
             "accept": {"retrieval": None},
-            "concepts": [str(self.concept_folder(c)) for c in CLASSES],
+            "concepts": [str(folder) for folder in concepts],
             "output": {"formats": ["imagefolder"], "report": False, "commit_every": 128},
         }, base_dir=REPO)
         started = time.perf_counter()
@@ -165,14 +182,15 @@ class Draw:
                                          "elapsed_s": round(summary.elapsed_s, 1)})
         return out
 
-    def split_generated(self, out: Path) -> tuple[Path, dict[int, np.ndarray], np.ndarray]:
+    def split_generated(self, outs: list[Path]) -> tuple[Path, dict[int, np.ndarray], np.ndarray]:
         """The concept-made images as their own imagefolder (for the probe), and 8×8 ink per caption."""
         from pairsynth.readers import PairRecord, read_pairs
 
         by_caption: dict[str, list[np.ndarray]] = {}
-        for record in read_pairs(out, layout="pairsynth"):
-            if isinstance(record, PairRecord):
-                by_caption.setdefault(record.caption, []).append(np.array(record.image))
+        for out in outs:
+            for record in read_pairs(out, layout="pairsynth"):
+                if isinstance(record, PairRecord):
+                    by_caption.setdefault(record.caption, []).append(np.array(record.image))
         ink = {c: to_digits(torch.as_tensor(np.stack(by_caption[caption(c)])).permute(0, 3, 1, 2).float() / 127.5 - 1)
                for c in CLASSES}
         plain = to_digits(torch.as_tensor(np.stack(by_caption[CAPTION])).permute(0, 3, 1, 2).float() / 127.5 - 1)
@@ -219,18 +237,24 @@ class Draw:
 
     def run(self) -> dict:
         concepts = self.concepts()
-        folder, ink, plain = self.split_generated(self.generated())
+        outs = self.generated()
+        folder, ink, plain = self.split_generated(outs)
         probe = self.probe(folder)
+        seconds = sum(json.loads((out / "done.json").read_text())["seconds"] for out in outs)
         return {"concepts": concepts, "probe": probe, "steering": self.steering(ink, plain),
-                "generate": json.loads((self.here / f"generated-{self.tag}" / "done.json").read_text())}
+                "generate": {"seconds": seconds}}
 
 
 def parse_args(argv=None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--draws", type=int, default=3)
-    parser.add_argument("--ti-steps", type=int, default=400, help="textual-inversion steps at most (early stop may end sooner)")
+    parser.add_argument("--ti-steps", type=int, default=400, help="learning steps at most, either method (early stop may end sooner)")
     parser.add_argument("--ti-lr", type=float, default=5e-3, help="learning rate of the token embedding")
     parser.add_argument("--ti-patience", type=int, default=6, help="evaluations without improvement before stopping")
+    parser.add_argument("--method", choices=["textual-inversion", "lora"], default="textual-inversion",
+                        help="lora: a LoRA on all of toy-digits' UNet layers per class, with its token")
+    parser.add_argument("--lora-rank", type=int, default=4)
+    parser.add_argument("--lora-lr", type=float, default=3e-3)
     parser.add_argument("--per-class", type=int, default=45, help="generated images per class (5 real + 45 = 50)")
     parser.add_argument("--steps", type=int, default=20, help="denoising steps")
     parser.add_argument("--guidance", type=float, default=1.0, help="classifier-free guidance of the generator")
@@ -258,7 +282,7 @@ def main(argv=None) -> None:
     write_labeled(args.test_folder, split.test_images, split.test_labels,
                   [f"test{i:04d}" for i in range(len(split.test_labels))], captions=False)
     print(f"split: {len(split.train_labels)} train-half / {len(split.test_labels)} test images; {SHOTS} labeled per "
-          f"class per draw; textual inversion ≤ {args.ti_steps} steps per class on {args.model}; {args.per_class} "
+          f"class per draw; {args.method} ≤ {args.ti_steps} steps per class on {args.model}; {args.per_class} "
           f"generated per class ({args.steps} steps, guidance {args.guidance:g}), all accepted; {args.draws} draws")
     started = time.perf_counter()
     results = [Draw(split, d, args).run() for d in range(args.draws)]
@@ -294,7 +318,7 @@ def main(argv=None) -> None:
     seconds = [v["seconds"] for r in results for v in r["concepts"]["per_class"].values()]
     ratios = [v["ratio"] for r in results for v in r["concepts"]["per_class"].values()]
     steps = [v["steps"] for r in results for v in r["concepts"]["per_class"].values()]
-    print(f"textual inversion: {np.mean(seconds):.0f} s per concept (min {min(seconds):.0f}, max {max(seconds):.0f}; "
+    print(f"{args.method}: {np.mean(seconds):.0f} s per concept (min {min(seconds):.0f}, max {max(seconds):.0f}; "
           f"{np.mean(steps):.0f} steps on average), best/first evaluation loss {np.mean(ratios):.3f} "
           f"(min {min(ratios):.3f}, max {max(ratios):.3f}; first evaluation after {results[0]['concepts']['per_class']['0']['eval_every']} steps); "
           f"generation {np.mean([r['generate']['seconds'] for r in results]):.0f} s per draw "

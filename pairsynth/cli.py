@@ -492,9 +492,8 @@ def learn_concept_command(
     """Teach a text→image or text→audio pipeline a new word (textual inversion or LoRA) from a few items."""
 
     def run() -> None:
-        from pairsynth.concepts import LearnConfig, learn_concept
+        from pairsynth.concepts import LearnConfig, check_learn_inputs, learn_concept
         from pairsynth.concepts.lora import TARGET_MODULES
-        from pairsynth.concepts.training import check_learn_inputs
         from pairsynth.errors import ConceptError
 
         if method not in ("textual-inversion", "lora"):
