@@ -259,6 +259,8 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument("--steps", type=int, default=20, help="denoising steps")
     parser.add_argument("--guidance", type=float, default=1.0, help="classifier-free guidance of the generator")
     parser.add_argument("--model", default="toy-digits")
+    parser.add_argument("--only-draw", type=int, default=None,
+                        help="make this draw's parts and stop (draws in parallel processes; a later run prints the table)")
     parser.add_argument("--work", type=Path, default=REPO / ".bench_runs" / "digits_concepts")
     return parser.parse_args(argv)
 
@@ -285,6 +287,10 @@ def main(argv=None) -> None:
           f"class per draw; {args.method} ≤ {args.ti_steps} steps per class on {args.model}; {args.per_class} "
           f"generated per class ({args.steps} steps, guidance {args.guidance:g}), all accepted; {args.draws} draws")
     started = time.perf_counter()
+    if args.only_draw is not None:
+        Draw(split, args.only_draw, args).run()
+        print(f"draw {args.only_draw}: parts stored in {args.work} ({time.perf_counter() - started:.0f} s)")
+        return
     results = [Draw(split, d, args).run() for d in range(args.draws)]
 
     table = results[0]["probe"]["results"][0]
