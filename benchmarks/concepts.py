@@ -2,8 +2,8 @@
 
     HF_HUB_OFFLINE=1 OMP_NUM_THREADS=1 python benchmarks/concepts.py --work /tmp/concepts-bench [--only ...]
 
-The README's figures: ``--only image-concept --methods lora --mirror --prior-items 32`` (best; and without the
-prior, and ``--methods textual-inversion``),
+The README's figures: ``--only image-concept --methods lora --mirror --prior-items 32`` (best, over
+``--learn-seed`` 0-3; with ``--patience 24``; without the prior; and ``--methods textual-inversion``),
 ``--only audio-concept --methods lora --learn-steps 3000 --lora-rank 16``; the defaults are those settings.
 
 Sections (``--only``):
