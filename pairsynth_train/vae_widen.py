@@ -173,6 +173,8 @@ def widen(world: str, vae_dir: Path, work_dir: Path, config: WidenConfig, resume
     ensure_torchvision_importable()
     from diffusers import AutoencoderKL
 
+    if config.generated_anchor and world != "sounds":
+        raise ValueError(f"generated_anchor holds a sounds decoder (the toy-sounds captions); world {world!r}")
     torch.manual_seed(config.seed)
     shipped = AutoencoderKL.from_pretrained(vae_dir).eval().requires_grad_(False)
     vae = copy.deepcopy(shipped).train().requires_grad_(True)
@@ -199,15 +201,15 @@ def widen(world: str, vae_dir: Path, work_dir: Path, config: WidenConfig, resume
         own = own_inputs(seeds)
         own_loss, means = vae_loss_and_means(vae, own, settings, generator)
         wide_loss, _ = vae_loss_and_means(vae, WIDE_INPUTS[world](seeds, config), settings, generator)
-        if pool is not None:
+        loss = own_loss + wide_loss
+        if pool is not None:  # decode what the UNet makes as the shipped decoder did
             chosen = torch.randint(len(pool), (half,), generator=generator)
-            wide_loss = wide_loss + config.generated_weight * F.l1_loss(vae.decode(pool[chosen]).sample,
-                                                                        pool_targets[chosen])
+            loss = loss + config.generated_weight * F.l1_loss(vae.decode(pool[chosen]).sample, pool_targets[chosen])
         if config.decoder_only:
-            return own_loss + wide_loss
+            return loss
         with torch.no_grad():
             anchor = shipped.encode(own).latent_dist.mode()
-        return own_loss + wide_loss + config.anchor_weight * F.mse_loss(means, anchor)
+        return loss + config.anchor_weight * F.mse_loss(means, anchor)
 
     work_dir.mkdir(parents=True, exist_ok=True)
     keeper = CheckpointKeeper(work_dir, f"vae_widen_{world}", config.checkpoint_every_s)
