@@ -211,7 +211,7 @@ def learn_concept(items_dir: str | Path, out_dir: str | Path, *, token: str, ini
     return card
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class CheckedInputs:
     """What :func:`check_learn_inputs` read: the items, the model and output resolved, and the
     finished concept when ``out`` already holds this very one."""
