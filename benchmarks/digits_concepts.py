@@ -7,9 +7,11 @@ killed run resumes:
    test split (899 test images, never trained on, never generated from, never judged with); the
    draw's 5 labeled train-half images per class (``labeled_rows``), as 32×32 RGB (``to_pixels``).
 2. Per class ``c``: ``pairsynth.concepts.learn_concept`` (textual inversion, token ``<digit-c>``,
-   init ``digit``) on the class's 5 images captioned ``a handwritten <digit-c>``, on the zoo's
+   init ``digit``; or ``--method lora``: a LoRA on all the UNet's layers with the token, as DataDream
+   fits the few shots) on the class's 5 images captioned ``a handwritten <digit-c>``, on the zoo's
    ``toy-digits`` (pretrained on the train half's pixels with one caption, no labels).
-3. ``pairsynth.generate_dataset`` with a recipe naming the 10 concepts, captions
+3. ``pairsynth.generate_dataset`` with a recipe naming the 10 concepts (LoRA: one run per class, its
+   concept alone), captions
    ``a handwritten <digit-c>`` and ``k`` = ``--per-class`` images each, plus the plain caption
    ``a handwritten digit`` (the baseline of the steering check, not trained on). The toy zoo has no
    digits judge (its CLIP knows shapes), so everything is accepted (``accept: {retrieval: null}``);
