@@ -6,7 +6,7 @@ shipped VAEs saw their world only: ``toy-shapes``' encoded a purple circle as a 
 a vibrato (19 % of real warbles fail ``benchmarks/concepts.py``'s warble check after it, none after
 the vocoder alone). Stable Diffusion's and AudioLDM's VAEs have seen every colour and every pitch
 contour; this stage gives the toys the same property. ``toy-shapes`` ships its widened VAE;
-``toy-sounds`` ships a decoder widened with ``--decoder-only --generated-anchor 256`` (a whole widened
+``toy-sounds`` ships a decoder widened with ``--decoder-only --generated-anchor 256`` (two rounds; a whole widened
 VAE, and a decoder widened without the generated anchor, lowered the zoo's toy-CLAP retrieval of
 the UNet's own clips under its bar: 0.847 and 0.872 < 0.90; see the model card).
 
