@@ -119,28 +119,24 @@ WIDE_INPUTS: dict[str, Callable[[list[int], WidenConfig], torch.Tensor]] = {"sha
 
 
 # ------------------------------------------------------------------------------- generated anchor
-GENERATE_STEPS, GENERATE_GUIDANCE = 20, 2.5  # how the zoo's own benchmark samples toy-sounds
-
-
 @torch.no_grad()
-def generated_latents(pipeline_dir: Path, count: int, first_seed: int) -> torch.Tensor:
-    """``count`` final latents (unscaled, as the VAE decodes them) of the pipeline in ``pipeline_dir``,
-    one per (world caption, seed), made as ``benchmarks/zoo_quality.py`` makes its clips.
+def generated_latents(pipe, count: int, first_seed: int) -> torch.Tensor:
+    """``count`` final latents (unscaled, as the VAE decodes them) of the AudioLDM pipeline ``pipe``,
+    one per (world caption, seed), sampled as the export check samples (``CHECK_STEPS``, ``CHECK_GUIDANCE``).
 
     A decoder widened on real items alone decodes what the UNet *generates* differently too (the
     decoder-only run's judges fell 0.906 → 0.875 on generated clips); holding the decoder to the
     shipped one on these latents keeps what the model already makes.
     """
-    from pairsynth_train.audioldm_export import load_pipeline
+    from pairsynth_train.audioldm_export import CHECK_GUIDANCE, CHECK_STEPS
 
-    pipe = load_pipeline(pipeline_dir)
     captions = sounds.all_captions()
     latents: list[torch.Tensor] = []
     for start in range(0, count, 32):
         seeds = list(range(first_seed + start, first_seed + min(start + 32, count)))
         final: list[torch.Tensor] = []
         pipe(prompt=[captions[s % len(captions)] for s in seeds], generator=[torch.Generator().manual_seed(s) for s in seeds],
-             num_inference_steps=GENERATE_STEPS, guidance_scale=GENERATE_GUIDANCE, audio_length_in_s=1.0,
+             num_inference_steps=CHECK_STEPS, guidance_scale=CHECK_GUIDANCE, audio_length_in_s=1.0,
              callback=lambda step, t, z: final.append(z), callback_steps=1)
         latents.append(final[-1] / pipe.vae.config.scaling_factor)
     return torch.cat(latents)
@@ -184,8 +180,12 @@ def widen(world: str, vae_dir: Path, work_dir: Path, config: WidenConfig, resume
     params = [p for p in vae.parameters() if p.requires_grad]
     pool = held_out = None
     if config.generated_anchor:
-        pool = generated_latents(vae_dir.parent, config.generated_anchor, first_seed=3_000_000)
-        held_out = generated_latents(vae_dir.parent, config.generated_eval, first_seed=4_000_000)
+        from pairsynth_train.audioldm_export import load_pipeline
+
+        pipe = load_pipeline(vae_dir.parent)  # the VAE's own pipeline, loaded once for both sets
+        pool = generated_latents(pipe, config.generated_anchor, first_seed=3_000_000)
+        held_out = generated_latents(pipe, config.generated_eval, first_seed=4_000_000)
+        del pipe
         with torch.no_grad():
             pool_targets = shipped.decode(pool).sample
         logger.info("generated anchor: %d latents of %s", len(pool), vae_dir.parent)
@@ -245,10 +245,10 @@ def main(argv: list[str] | None = None) -> None:
     if args.steps < 1 or args.batch_size < 2:
         parser.error(f"--steps {args.steps} --batch-size {args.batch_size}: give at least 1 step and a batch of 2 "
                      "(half the world's items, half wide ones)")
-    if args.generated_anchor and not (args.decoder_only and args.world == "sounds"):
-        parser.error("--generated-anchor holds a sounds decoder; give it with --world sounds --decoder-only")
     if args.generated_anchor < 0:
         parser.error(f"--generated-anchor {args.generated_anchor}: give 0 (off) or more latents")
+    if args.generated_anchor and not (args.decoder_only and args.world == "sounds"):
+        parser.error("--generated-anchor holds a sounds decoder; give it with --world sounds --decoder-only")
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
     config = replace(WidenConfig(), steps=args.steps, batch_size=args.batch_size, lr=args.lr,
                      anchor_weight=args.anchor_weight, decoder_only=args.decoder_only,
