@@ -147,7 +147,8 @@ def learn(items: Path, out: Path, token: str, init: str, method: str, args) -> t
     lora = {"lora_lr": args.lora_lr, "lora_rank": args.lora_rank, "lr": args.lora_token_lr,
             "empty_prompt_prob": args.lora_empty_prompt_prob, "lora_layers": args.lora_layers} if method == "lora" else {}
     config = LearnConfig(method=method, steps=args.learn_steps, prior_items=args.prior_items, mirror=args.mirror,
-                         patience=args.patience, seed=args.learn_seed, **lora)
+                         patience=args.patience, seed=args.learn_seed, select=args.select,
+                         validation_samples=args.validation_samples, ema=args.ema, **lora)
     began = time.perf_counter()
     card = learn_concept(items, out, token=token, init=init, config=config)
     return card, time.perf_counter() - began, resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
@@ -402,6 +403,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--lora-layers", choices=["attention", "all"], default="all")
     parser.add_argument("--lora-token-lr", type=float, default=5e-4)
     parser.add_argument("--lora-empty-prompt-prob", type=float, default=0.3)
+    parser.add_argument("--select", choices=["loss", "samples"], default="loss",
+                        help="what picks the checkpoint: the evaluation loss or judged validation samples")
+    parser.add_argument("--validation-samples", type=int, default=16, help="--select samples: samples per evaluation")
+    parser.add_argument("--ema", type=float, default=0.0, help="moving-average decay of the trained weights (0: off)")
     parser.add_argument("--prior-items", type=int, default=0, help="prior preservation samples (0: off)")
     parser.add_argument("--mirror", action=argparse.BooleanOptionalAction, default=False,
                         help="learn from each item and its mirror image (captions' sides swapped)")

@@ -485,6 +485,13 @@ def learn_concept_command(
     mirror: Annotated[bool, typer.Option(help="images: also train on each item mirrored, 'left' and 'right' "
                                          "swapped in its caption")] = False,
     words: Annotated[Optional[str], typer.Option(help="what the token means, for the judges; default: the token")] = None,
+    ema: Annotated[float, typer.Option(help="decay of a moving average of the trained weights, evaluated and written "
+                                     "instead of the last step's (0: off; 0.995 on toy-shapes)")] = 0.0,
+    select: Annotated[str, typer.Option(help="what picks the written checkpoint and stops early: loss (the evaluation "
+                                        "loss) or samples (validation samples judged against the items)")] = "loss",
+    validation_samples: Annotated[int, typer.Option(help="--select samples: samples made at every evaluation")] = 16,
+    judge: Annotated[Optional[str], typer.Option(help="--select samples: the CLIP (images) or CLAP (audio) judge "
+                                                 "[default: the medium's default judge]")] = None,
     device: Annotated[str, typer.Option(help="cpu, cuda, cuda:N, mps or auto")] = "cpu",
     overwrite: Annotated[bool, typer.Option(help="start over instead of resuming")] = False,
     verbose: Annotated[bool, typer.Option("--verbose", "-v")] = False,
@@ -513,8 +520,17 @@ def learn_concept_command(
             raise ConceptError(f"--prior-items {prior_items}: must be 0 (off) or more")
         if not 0 <= empty_prompt_prob < 1:
             raise ConceptError(f"--empty-prompt-prob {empty_prompt_prob}: must be in [0, 1)")
+        if not 0 <= ema < 1:
+            raise ConceptError(f"--ema {ema}: a decay in [0, 1) (0: off)")
+        if select not in ("loss", "samples"):
+            raise ConceptError(f"--select {select!r}: use loss or samples")
+        if select != "samples" and judge is not None:
+            raise ConceptError("--judge: only --select samples judges validation samples; add it or leave --judge out")
+        if validation_samples < 1:
+            raise ConceptError(f"--validation-samples {validation_samples}: must be 1 or more")
         config = LearnConfig(method=method, steps=steps, prior_items=prior_items,  # type: ignore[arg-type]
                              empty_prompt_prob=empty_prompt_prob, mirror=mirror, device=device, **given,
+                             select=select, validation_samples=validation_samples, judge=judge, ema=ema,  # type: ignore[arg-type]
                              **({"lora_layers": lora_layers} if lora_layers else {}))
         check_learn_inputs(items, out, token=token, init=init, model=model, config=config, overwrite=overwrite)
         columns = (TextColumn("[bold]learning"), BarColumn(), MofNCompleteColumn(), TextColumn("{task.fields[stats]}"),
@@ -524,7 +540,8 @@ def learn_concept_command(
 
             def show(update) -> None:
                 best = f", best eval {update.best_eval_loss:.4f}" if update.best_eval_loss is not None else ""
-                bar.update(task, completed=update.step, stats=f"loss {update.loss:.4f}{best}")
+                judged = f", best validation {update.best_validation:.3f}" if update.best_validation is not None else ""
+                bar.update(task, completed=update.step, stats=f"loss {update.loss:.4f}{best}{judged}")
 
             card = learn_concept(items, out, token=token, init=init, words=words, model=model, config=config,
                                  overwrite=overwrite, on_progress=show)

@@ -273,6 +273,12 @@ LEARN = [
     Bad("caption-without-token", learn("--method", "lora"), "does not contain the token '<zz>'"),
     Bad("token-lr-negative", learn("--token-lr", "-0.1"), "--token-lr -0.1: must be above 0"),
     Bad("empty-prompt-prob-one", learn("--empty-prompt-prob", "1"), "--empty-prompt-prob 1.0: must be in [0, 1)"),
+    Bad("ema-one", learn("--ema", "1"), "--ema 1.0: a decay in [0, 1) (0: off)"),
+    Bad("select-unknown", learn("--select", "judges"), "--select 'judges': use loss or samples"),
+    Bad("judge-without-samples", learn("--judge", "toy-shapes-clip"),
+        "--judge: only --select samples judges validation samples; add it or leave --judge out"),
+    Bad("validation-samples-zero", learn("--select", "samples", "--validation-samples", "0"),
+        "--validation-samples 0: must be 1 or more"),
 ]
 
 TABLE = ([pytest.param(bad, id=f"generate-{bad.name}") for bad in GENERATE]

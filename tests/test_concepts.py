@@ -94,10 +94,11 @@ def test_audio_concepts_load_into_audioldm_through_the_lower_level_calls(audio_i
     assert np.abs(a - b).max() > 1e-5
 
 
-def test_a_killed_run_resumes_from_its_checkpoint_to_the_uninterrupted_result(image_items, tiny_sd_dir, tmp_path):
+@pytest.mark.parametrize("ema", [0.0, 0.9], ids=["last-weights", "moving-average"])
+def test_a_killed_run_resumes_from_its_checkpoint_to_the_uninterrupted_result(image_items, tiny_sd_dir, tmp_path, ema):
     from safetensors.torch import load_file
 
-    config = LearnConfig(steps=4, batch_size=2, eval_every=2, patience=100)
+    config = LearnConfig(steps=4, batch_size=2, eval_every=2, patience=100, ema=ema)
     learn_concept(image_items, tmp_path / "whole", token="<zz>", init="red", model=str(tiny_sd_dir), config=config)
 
     def die(progress):
@@ -112,6 +113,23 @@ def test_a_killed_run_resumes_from_its_checkpoint_to_the_uninterrupted_result(im
     assert card.steps_done == 4 and not (tmp_path / "killed" / "checkpoint.pt").exists()
     whole, resumed = (load_file(tmp_path / name / "learned_embeds.safetensors")["<zz>"] for name in ("whole", "killed"))
     torch.testing.assert_close(whole, resumed)
+
+
+def test_ema_writes_the_moving_average_of_the_steps_not_the_last_one(image_items, tiny_sd_dir, tmp_path):
+    from safetensors.torch import load_file
+
+    def learned(name, **settings):
+        config = LearnConfig(batch_size=2, patience=100, **settings)
+        learn_concept(image_items, tmp_path / name, token="<zz>", init="red", model=str(tiny_sd_dir), config=config)
+        return load_file(tmp_path / name / "learned_embeds.safetensors")["<zz>"].flatten()
+
+    first, second = learned("one", steps=1, eval_every=1), learned("two", steps=2, eval_every=2)
+    averaged = learned("ema", steps=2, eval_every=2, ema=0.5)
+    # the written vector is a blend a·step 1 + (1 - a)·step 2, strictly between the two
+    direction = first - second
+    a = float((averaged - second) @ direction / (direction @ direction))
+    assert 0.05 < a < 0.95
+    torch.testing.assert_close(averaged, a * first + (1 - a) * second, atol=1e-5, rtol=1e-4)
 
 
 def test_bad_items_get_one_clear_error(tmp_path, image_items, audio_items, tiny_sd_dir):
@@ -250,3 +268,70 @@ def test_mirror_is_refused_for_clips_before_any_model_loads(audio_items, tmp_pat
     with pytest.raises(ConceptError, match="mirror applies to images only"):
         learn_concept(audio_items, tmp_path / "out", token="<w>", init="tone", model="/no/such/model",
                       config=LearnConfig(mirror=True))
+
+
+def test_validation_scores_likeness_to_the_own_captions_items_and_which_group_is_nearest():
+    """Stub judge and sampler with known embeddings: the score is exactly fidelity + following."""
+    from types import SimpleNamespace
+
+    from pairsynth.concepts.validation import SampleValidation
+
+    left, right = np.array([1.0, 0.0]), np.array([0.0, 1.0])
+    drawn = {"a <zz> on the left": np.array([0.6, 0.8]), "a <zz> on the right": np.array([0.6, 0.8])}
+
+    def judge_samples(pipeline, prompts, generators, steps, guidance):
+        assert steps == 3 and guidance == 2.0 and len(generators) == len(prompts)
+        assert not parts.text_encoder.training and not parts.unet.training  # no dropout while sampling
+        return [drawn[p] for p in prompts]
+
+    parts = SimpleNamespace(text_encoder=torch.nn.Linear(1, 1).eval(), unet=torch.nn.Linear(1, 1).train())
+    backbone = SimpleNamespace(**vars(parts), pipeline=None, family=SimpleNamespace(judge_samples=judge_samples))
+    judge = SimpleNamespace(embed_samples=lambda samples: np.stack(samples))
+    prompts = [["a <zz> on the left"], ["a <zz> on the left"], ["a <zz> on the right"]]
+    validation = SampleValidation(backbone, judge, [left, left, right], prompts, samples=4, steps=3, guidance=2.0, seed=0)
+    score = validation()
+    # every sample looks like (0.6, 0.8): nearer the right-hand items, so only the "right" half follows
+    assert validation.captions == ["a <zz> on the left", "a <zz> on the right"] * 2
+    assert score.following == 0.5 and score.fidelity == pytest.approx((0.6 + 0.8) / 2)
+    assert score.score == pytest.approx(1.2)
+    assert parts.unet.training and not parts.text_encoder.training  # sampling left the training modes as they were
+
+    one = SampleValidation(backbone, judge, [left, left], prompts[:2], samples=2, steps=3, guidance=2.0, seed=0)()
+    assert one.following is None and one.score == pytest.approx(0.6)  # one caption: likeness alone
+
+
+def test_samples_select_judges_each_checkpoint_and_writes_the_best(image_items, tiny_sd_dir, tiny_clip_dir, tmp_path):
+    config = LearnConfig(steps=6, batch_size=2, eval_every=2, patience=100, mirror=True, select="samples",
+                         validation_samples=4, judge=f"local-dir:{tiny_clip_dir}")
+    card = learn_concept(image_items, tmp_path / "c", token="<zz>", init="red", model=str(tiny_sd_dir), config=config)
+    steps = [step for step, _, _ in card.validation_curve]
+    assert steps == [2, 4, 6]
+    assert all(following in (0.0, 0.25, 0.5, 0.75, 1.0) for _, _, following in card.validation_curve)
+    scores = [fidelity + following for _, fidelity, following in card.validation_curve]
+    assert card.best_step == steps[int(np.argmax(scores))]
+    assert "best validation score" in (tmp_path / "c" / "README.md").read_text()
+
+    stopping = LearnConfig(steps=20, batch_size=2, eval_every=2, patience=1, min_delta=10.0, select="samples",
+                           validation_samples=2, judge=f"local-dir:{tiny_clip_dir}")
+    stopped = learn_concept(image_items, tmp_path / "s", token="<zz>", init="red", model=str(tiny_sd_dir),
+                            config=stopping)
+    assert stopped.stopped_early and stopped.steps_done == 4  # no score 10 higher: stale after the second evaluation
+    assert stopped.validation_curve[0][2] is None  # the items share one caption: nothing to follow
+
+
+def test_samples_select_judges_audioldm_clips_with_clap(audio_items, tiny_audioldm_mel_dir, tiny_clap_dir, tmp_path):
+    config = LearnConfig(steps=2, batch_size=2, eval_every=2, patience=100, select="samples", validation_samples=2,
+                         judge=f"local:{tiny_clap_dir}")
+    card = learn_concept(audio_items, tmp_path / "w", token="<warble>", init="tone", model=str(tiny_audioldm_mel_dir),
+                         config=config)
+    [(step, fidelity, following)] = card.validation_curve
+    assert step == 2 and -1.0 <= fidelity <= 1.0 and following is None  # template prompts: one group
+
+
+def test_samples_select_is_checked_before_any_model_loads(image_items, tmp_path):
+    with pytest.raises(ConceptError, match="only select='samples' uses a judge"):
+        learn_concept(image_items, tmp_path / "o", token="<zz>", init="red", model="/no/such/model",
+                      config=LearnConfig(judge="toy-shapes-clip"))
+    with pytest.raises(Exception, match="judge: unknown toy model 'toy-nope'"):
+        learn_concept(image_items, tmp_path / "o", token="<zz>", init="red", model="/no/such/model",
+                      config=LearnConfig(select="samples", judge="toy-nope"))

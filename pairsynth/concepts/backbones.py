@@ -51,6 +51,15 @@ class Family:
         """The pipeline's own final latents for ``prompts`` (UNet space, before the VAE decodes them)."""
         raise NotImplementedError
 
+    def judge_samples(self, pipeline: Any, prompts: list[str], generators: list[torch.Generator], steps: int,
+                      guidance: float) -> list[Any]:
+        """Decoded samples for ``prompts`` in the form the medium's judge embeds (images, (clip, rate))."""
+        raise NotImplementedError
+
+    def judge_items(self, pipeline: Any, items: ConceptItems, *, mirror: bool) -> list[Any]:
+        """The real items as the judge embeds them, in training's order (mirror images after the items)."""
+        raise NotImplementedError
+
 
 class StableDiffusionFamily(Family):
     """SD 1.x/2.x: the text encoder's hidden states reach the UNet through cross-attention."""
@@ -71,6 +80,20 @@ class StableDiffusionFamily(Family):
                        guidance: float) -> torch.Tensor:
         return pipeline(prompts, num_inference_steps=steps, guidance_scale=guidance, generator=generators,
                         output_type="latent").images
+
+    def judge_samples(self, pipeline: Any, prompts: list[str], generators: list[torch.Generator], steps: int,
+                      guidance: float) -> list[Any]:
+        return list(pipeline(prompts, num_inference_steps=steps, guidance_scale=guidance, generator=generators,
+                             output_type="np").images)
+
+    def judge_items(self, pipeline: Any, items: ConceptItems, *, mirror: bool) -> list[Any]:
+        from PIL import Image, ImageOps
+
+        images = []
+        for item in items.items:
+            with Image.open(item.path) as image:
+                images.append(image.convert("RGB"))
+        return images + ([ImageOps.mirror(image) for image in images] if mirror else [])
 
 
 class AudioLDMFamily(Family):
@@ -107,6 +130,16 @@ class AudioLDMFamily(Family):
         pipeline(prompts, num_inference_steps=steps, guidance_scale=guidance, generator=generators,
                  callback=lambda step, timestep, latents: kept.update(latents=latents.clone()), callback_steps=1)
         return kept["latents"]
+
+    def judge_samples(self, pipeline: Any, prompts: list[str], generators: list[torch.Generator], steps: int,
+                      guidance: float) -> list[Any]:
+        rate = int(pipeline.vocoder.config.sampling_rate)
+        audios = pipeline(prompts, num_inference_steps=steps, guidance_scale=guidance, generator=generators).audios
+        return [(np.asarray(audio, dtype=np.float32), rate) for audio in audios]
+
+    def judge_items(self, pipeline: Any, items: ConceptItems, *, mirror: bool) -> list[Any]:
+        rate = int(pipeline.vocoder.config.sampling_rate)
+        return [(clip, rate) for clip in items.load_audio(rate)]
 
 
 SUPPORTED: dict[str, Family] = {"StableDiffusionPipeline": StableDiffusionFamily(), "AudioLDMPipeline": AudioLDMFamily()}

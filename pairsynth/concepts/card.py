@@ -38,6 +38,7 @@ class ConceptCard:
     stopped_early: bool
     loss_curve: list[list[float]] = field(default_factory=list)
     eval_loss_curve: list[list[float]] = field(default_factory=list)
+    validation_curve: list[list[float | None]] = field(default_factory=list)  # [step, fidelity, following]
     config: dict[str, Any] = field(default_factory=dict)
     latents: str = "sample"  # what the items were trained as: posterior samples or its mode
     seconds: float = 0.0
@@ -70,10 +71,14 @@ def _readme(card: ConceptCard) -> str:
     loader = ("pipe.load_textual_inversion(FOLDER)" if card.method == "textual-inversion"
               else "pipe.load_textual_inversion(FOLDER)\npipe.load_lora_weights(FOLDER)")
     curve = " → ".join(f"{loss:.4f}" for _, loss in card.eval_loss_curve)
+    chosen_by = "validation score" if card.config.get("select") == "samples" else "evaluation loss"
+    validation = " → ".join(f"{fidelity:.3f}" + ("" if following is None else f"/{following:.0%}")
+                            for _, fidelity, following in card.validation_curve)
     rows = [("token", f"`{card.token}` (initialised from `{card.init}`)"), ("method", card.method),
             ("base model", f"`{card.base_model}` ({card.pipeline})"), ("items", f"{len(card.items)} {card.medium}s"),
             ("steps", f"{card.steps_done} of {card.steps_planned}" + (" (early stop)" if card.stopped_early else "")),
-            ("item latents", card.latents), ("best evaluation loss", f"step {card.best_step}"), ("evaluation loss", curve or "—"),
+            ("item latents", card.latents), (f"best {chosen_by}", f"step {card.best_step}"), ("evaluation loss", curve or "—"),
+            *([("validation (fidelity/following)", validation)] if validation else []),
             ("time", f"{card.seconds:.0f} s on {card.threads} thread(s), peak RSS {card.peak_rss_mb:.0f} MB"),
             ("files", ", ".join(f"`{name}`" for name in card.files.values()))]
     table = "\n".join(f"| {key} | {value} |" for key, value in rows)
