@@ -335,3 +335,26 @@ def test_samples_select_is_checked_before_any_model_loads(image_items, tmp_path)
     with pytest.raises(Exception, match="judge: unknown toy model 'toy-nope'"):
         learn_concept(image_items, tmp_path / "o", token="<zz>", init="red", model="/no/such/model",
                       config=LearnConfig(select="samples", judge="toy-nope"))
+
+
+def test_the_cli_passes_ema_and_sample_selection_to_the_learning_run(image_items, tmp_path, monkeypatch):
+    from types import SimpleNamespace
+
+    from typer.testing import CliRunner
+
+    import pairsynth.concepts
+    from pairsynth.cli import app
+
+    seen = {}
+
+    def fake(items, out, *, config, **kwargs):
+        seen["config"] = config
+        return SimpleNamespace(token="<zz>", steps_done=4, stopped_early=False, seconds=1.0)
+
+    monkeypatch.setattr(pairsynth.concepts, "learn_concept", fake)
+    result = CliRunner().invoke(app, ["learn-concept", str(image_items), "--token", "<zz>", "--init", "red",
+                                      "--out", str(tmp_path / "c"), "--ema", "0.99", "--select", "samples",
+                                      "--validation-samples", "8", "--judge", "toy-shapes-clip"])
+    assert result.exit_code == 0, result.output
+    config = seen["config"]
+    assert (config.ema, config.select, config.validation_samples, config.judge) == (0.99, "samples", 8, "toy-shapes-clip")
