@@ -18,6 +18,10 @@ toy CLIP ranks "a purple circle on the left" below "... on the right" for the re
 on the left), but it sees what the items look like. The score is fidelity + following; the
 checkpoint with the highest is written, and ``patience`` evaluations without one ``min_delta``
 higher stop the run. Seeds are the same at every evaluation, so checkpoints meet the same noise.
+
+A judge that tells checkpoints apart is the premise: on ``toy-shapes`` the toy CLIP's score reaches
+1.8–1.9 of 2 by step ~300 and stays there, so the rule wrote earlier, softer checkpoints than the
+loss did (80.9 % against 87.5 %, four draws each; README), and ``loss`` stays the default.
 """
 
 from __future__ import annotations
