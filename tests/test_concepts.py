@@ -125,6 +125,7 @@ def test_ema_writes_the_moving_average_of_the_steps_not_the_last_one(image_items
 
     first, second = learned("one", steps=1, eval_every=1), learned("two", steps=2, eval_every=2)
     averaged = learned("ema", steps=2, eval_every=2, ema=0.5)
+    assert "moving average of the steps, decay 0.5" in (tmp_path / "ema" / "README.md").read_text()
     # the written vector is a blend a·step 1 + (1 - a)·step 2, strictly between the two
     direction = first - second
     a = float((averaged - second) @ direction / (direction @ direction))

@@ -79,6 +79,7 @@ def _readme(card: ConceptCard) -> str:
             ("steps", f"{card.steps_done} of {card.steps_planned}" + (" (early stop)" if card.stopped_early else "")),
             ("item latents", card.latents), (f"best {chosen_by}", f"step {card.best_step}"), ("evaluation loss", curve or "—"),
             *([("validation (fidelity/following)", validation)] if validation else []),
+            *([("weights", f"moving average of the steps, decay {card.config['ema']}")] if card.config.get("ema") else []),
             ("time", f"{card.seconds:.0f} s on {card.threads} thread(s), peak RSS {card.peak_rss_mb:.0f} MB"),
             ("files", ", ".join(f"`{name}`" for name in card.files.values()))]
     table = "\n".join(f"| {key} | {value} |" for key, value in rows)
