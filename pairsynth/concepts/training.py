@@ -16,11 +16,11 @@ import logging
 import os
 import resource
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
 import torch
 import torch.nn.functional as F
@@ -33,6 +33,9 @@ from pairsynth.concepts.textual_inversion import NewToken, save_embedding
 from pairsynth.concepts.validation import VALIDATION_STEPS, SampleValidation
 from pairsynth.errors import ConceptError
 from pairsynth.media import medium
+
+if TYPE_CHECKING:
+    from diffusers.training_utils import EMAModel
 
 logger = logging.getLogger(__name__)
 
@@ -185,7 +188,7 @@ def learn_concept(items_dir: str | Path, out_dir: str | Path, *, token: str, ini
         state = _resume(checkpoint, fingerprint, new_token, backbone, optimizer, ema)
         logger.info("resuming %s at step %d", out, state.step)
 
-    # 4. Train, with a fixed evaluation loss deciding early stopping.
+    # 4. Train; the checks (evaluation loss, or judged samples) score the moving average when there is one.
     backbone.text_encoder.train()
     while state.step < config.steps and state.stale < config.patience:
         step_started = time.perf_counter()
@@ -412,7 +415,7 @@ def _weights(new_token: NewToken, backbone: Backbone, method: str) -> dict[str, 
     return weights
 
 
-def _moving_average(parameters: list[torch.nn.Parameter], decay: float):
+def _moving_average(parameters: list[torch.nn.Parameter], decay: float) -> EMAModel | None:
     """diffusers' ``EMAModel`` over the trained parameters, or ``None`` when ``decay`` is 0."""
     if not decay:
         return None
@@ -422,7 +425,7 @@ def _moving_average(parameters: list[torch.nn.Parameter], decay: float):
 
 
 @contextmanager
-def _averaged(ema, parameters: list[torch.nn.Parameter]):
+def _averaged(ema: EMAModel | None, parameters: list[torch.nn.Parameter]) -> Iterator[None]:
     """The moving average's weights in place of the trained ones while evaluating (and keeping) them."""
     if ema is None:
         yield
@@ -436,7 +439,7 @@ def _averaged(ema, parameters: list[torch.nn.Parameter]):
 
 
 def _save_checkpoint(path: Path, fingerprint: str, state: _State, new_token: NewToken, backbone: Backbone,
-                     optimizer: torch.optim.Optimizer, method: str, ema=None) -> None:
+                     optimizer: torch.optim.Optimizer, method: str, ema: EMAModel | None = None) -> None:
     """Everything a resumed run needs, written to a temporary name and renamed (a kill leaves the old one)."""
     data = {"fingerprint": fingerprint, "state": asdict(state), "weights": _weights(new_token, backbone, method),
             "optimizer": optimizer.state_dict(), "ema": None if ema is None else ema.state_dict()}
@@ -446,7 +449,7 @@ def _save_checkpoint(path: Path, fingerprint: str, state: _State, new_token: New
 
 
 def _resume(path: Path, fingerprint: str, new_token: NewToken, backbone: Backbone,
-            optimizer: torch.optim.Optimizer, ema=None) -> _State:
+            optimizer: torch.optim.Optimizer, ema: EMAModel | None = None) -> _State:
     data = torch.load(path, map_location="cpu", weights_only=False)
     if data["fingerprint"] != fingerprint:
         raise ConceptError(f"{path}: a checkpoint of another run (other items, token or settings); "
