@@ -3,7 +3,7 @@
     HF_HUB_OFFLINE=1 OMP_NUM_THREADS=1 python benchmarks/concepts.py --work /tmp/concepts-bench [--only ...]
 
 The README's figures: ``--only image-concept --methods lora --mirror --prior-items 32 --ema 0.995``
-(best, over ``--learn-seed`` 0-3; without ``--ema``; with ``--patience 24``, ``--select samples`` or
+(best, over ``--learn-seed`` 0-5; without ``--ema``, over 0-3; with ``--patience 24``, ``--select samples`` or
 ``--prior-items 64``; without the prior; and ``--methods textual-inversion``), ``--only audio-concept
 --methods lora --learn-steps 3000 --lora-rank 16`` (and ``--ema 0.995``); the defaults are those
 settings but ``--ema``, ``--mirror`` and ``--prior-items``.
