@@ -280,13 +280,13 @@ def test_validation_scores_likeness_to_the_own_captions_items_and_which_group_is
     left, right = np.array([1.0, 0.0]), np.array([0.0, 1.0])
     drawn = {"a <zz> on the left": np.array([0.6, 0.8]), "a <zz> on the right": np.array([0.6, 0.8])}
 
-    def judge_samples(pipeline, prompts, generators, steps, guidance):
-        assert steps == 3 and guidance == 2.0 and len(generators) == len(prompts)
+    def judge_samples(prompts, seeds, *, steps, guidance):
+        assert steps == 3 and guidance == 2.0 and len(seeds) == len(prompts)
         assert not parts.text_encoder.training and not parts.unet.training  # no dropout while sampling
         return [drawn[p] for p in prompts]
 
     parts = SimpleNamespace(text_encoder=torch.nn.Linear(1, 1).eval(), unet=torch.nn.Linear(1, 1).train())
-    backbone = SimpleNamespace(**vars(parts), pipeline=None, family=SimpleNamespace(judge_samples=judge_samples))
+    backbone = SimpleNamespace(**vars(parts), judge_samples=judge_samples)
     judge = SimpleNamespace(embed_samples=lambda samples: np.stack(samples))
     prompts = [["a <zz> on the left"], ["a <zz> on the left"], ["a <zz> on the right"]]
     validation = SampleValidation(backbone, judge, [left, left, right], prompts, samples=4, steps=3, guidance=2.0, seed=0)

@@ -11,6 +11,7 @@ diffusers' ``examples/textual_inversion`` and ``examples/dreambooth/train_dreamb
 from __future__ import annotations
 
 import logging
+from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -223,12 +224,23 @@ class Backbone:
         Generated before the token or LoRA is added, one seeded sample per prompt.
         """
         scaling = self.pipeline.vae.config.scaling_factor
-        chunks = []
-        for start in range(0, len(prompts), batch_size):
-            chunk = prompts[start : start + batch_size]
-            generators = [torch.Generator().manual_seed(seed * 1_000_003 + start + i) for i in range(len(chunk))]
-            chunks.append(self.family.sample_latents(self.pipeline, chunk, generators, steps, guidance).float() / scaling)
-        return torch.cat(chunks)
+        seeds = [seed * 1_000_003 + i for i in range(len(prompts))]
+        return torch.cat([self.family.sample_latents(self.pipeline, chunk, generators, steps, guidance).float() / scaling
+                          for chunk, generators in _batches(prompts, seeds, batch_size)])
+
+    @torch.no_grad()
+    def judge_samples(self, prompts: list[str], seeds: list[int], *, steps: int, guidance: float,
+                      batch_size: int = 16) -> list[Any]:
+        """What the model makes of ``prompts`` now, one sample per seed, decoded as the medium's judge
+        embeds them (the validation samples of ``select="samples"``)."""
+        return [sample for chunk, generators in _batches(prompts, seeds, batch_size)
+                for sample in self.family.judge_samples(self.pipeline, chunk, generators, steps, guidance)]
+
+
+def _batches(prompts: list[str], seeds: list[int], size: int) -> Iterator[tuple[list[str], list[torch.Generator]]]:
+    """``(prompts, generators)`` batches of ``size``, one generator seeded per prompt."""
+    for start in range(0, len(prompts), size):
+        yield prompts[start : start + size], [torch.Generator().manual_seed(s) for s in seeds[start : start + size]]
 
 
 def load_backbone(ref: str, *, device: str = "cpu") -> Backbone:

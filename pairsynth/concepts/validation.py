@@ -89,13 +89,8 @@ class SampleValidation:
         modes = [part.training for part in parts]
         for part in parts:
             part.eval()  # no dropout (text encoder, LoRA) while sampling
-        generated = []
         try:
-            for start in range(0, len(self.captions), 16):
-                chunk = self.captions[start : start + 16]
-                generators = [torch.Generator().manual_seed(s) for s in self.seeds[start : start + len(chunk)]]
-                generated += self.backbone.family.judge_samples(self.backbone.pipeline, chunk, generators, self.steps,
-                                                               self.guidance)
+            generated = self.backbone.judge_samples(self.captions, self.seeds, steps=self.steps, guidance=self.guidance)
         finally:
             for part, mode in zip(parts, modes):
                 part.train(mode)
