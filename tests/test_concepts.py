@@ -11,6 +11,7 @@ import soundfile as sf
 import torch
 
 from pairsynth.concepts import ConceptCard, LearnConfig, learn_concept, load_concepts
+from pairsynth.concepts.lora import LORA_FILE, TARGET_MODULES
 from pairsynth.errors import ConceptError, RecipeError
 from pairsynth.world.shapes import ShapeScene, render
 
@@ -62,22 +63,60 @@ def test_textual_inversion_file_loads_with_diffusers_own_loader_and_changes_the_
     assert np.abs(_image(loaded) - _image(plain)).max() > 1e-3
 
 
+def _targeted(unet, layers: str) -> set[str]:
+    """The UNet modules a ``lora_layers`` choice adapts (peft's suffix match of ``target_modules``)."""
+    targets = TARGET_MODULES[layers]
+    return {name for name, _ in unet.named_modules() if any(name == t or name.endswith("." + t) for t in targets)}
+
+
+def _loaded_lora(unet, adapter: str) -> dict[str, torch.Tensor]:
+    from peft.utils import get_peft_model_state_dict
+
+    return {f"unet.{k}": v for k, v in get_peft_model_state_dict(unet, adapter_name=adapter).items()}
+
+
 @pytest.mark.parametrize("layers", ["attention", "all"])
 def test_lora_files_load_with_diffusers_own_loaders(image_items, tiny_sd_dir, tmp_path, layers):
     from diffusers import StableDiffusionPipeline
+    from safetensors.torch import load_file
 
     card = learn_concept(image_items, tmp_path / "lora", token="<zz>", init="red", model=str(tiny_sd_dir),
                          config=LearnConfig(method="lora", steps=2, batch_size=2, eval_every=1, lora_lr=0.05,
                                             lora_layers=layers))
     assert set(card.files) == {"textual_inversion", "lora"}
     with_ti, with_lora = (StableDiffusionPipeline.from_pretrained(tiny_sd_dir) for _ in range(2))
+    targeted = _targeted(with_lora.unet, layers)
     with_ti.load_textual_inversion(tmp_path / "lora")
     with_lora.load_textual_inversion(tmp_path / "lora")
-    with_lora.load_lora_weights(tmp_path / "lora")
+    with_lora.load_lora_weights(tmp_path / "lora", adapter_name="zz")
     adapted = {name.split(".lora_")[0] for name, _ in with_lora.unet.named_parameters() if ".lora_" in name}
-    convs = {name for name in adapted if name.endswith(("conv1", "conv2"))}
-    assert adapted and bool(convs) == (layers == "all")  # the loader put back exactly the layers trained
+    assert adapted == targeted  # the loader put back every layer trained, attention too beside convolutions
+    written = load_file(tmp_path / "lora" / LORA_FILE)
+    loaded = _loaded_lora(with_lora.unet, "zz")
+    assert set(loaded) == set(written) and all(torch.equal(loaded[k], v) for k, v in written.items())
     assert np.abs(_image(with_lora) - _image(with_ti)).max() > 1e-4
+
+
+def test_concept_folders_mixing_the_two_lora_key_namings_load_whole(image_items, tiny_sd_dir, tmp_path):
+    """Folders written before every key kept peft's naming have attention keys in the older
+    ``lora.down`` naming beside convolutions' ``lora_A``; diffusers' loader alone drops the former."""
+    from diffusers import StableDiffusionPipeline
+    from diffusers.loaders import StableDiffusionLoraLoaderMixin
+    from diffusers.utils import convert_state_dict_to_diffusers
+    from safetensors.torch import load_file
+
+    folder = tmp_path / "old"
+    learn_concept(image_items, folder, token="<zz>", init="red", model=str(tiny_sd_dir),
+                  config=LearnConfig(method="lora", steps=2, batch_size=2, eval_every=1, lora_lr=0.05, lora_layers="all"))
+    peft_named = {k.removeprefix("unet."): v for k, v in load_file(folder / LORA_FILE).items()}
+    mixed = convert_state_dict_to_diffusers(peft_named)  # what the folder held before
+    assert any(".lora.down." in k for k in mixed) and any(".lora_A." in k for k in mixed)
+    StableDiffusionLoraLoaderMixin.save_lora_weights(folder, unet_lora_layers=mixed, safe_serialization=True)
+    pipe = StableDiffusionPipeline.from_pretrained(tiny_sd_dir)
+    load_concepts(pipe, [folder])
+    loaded = _loaded_lora(pipe.unet, "zz")
+    assert set(loaded) == {f"unet.{k}" for k in peft_named}
+    assert all(torch.equal(loaded[f"unet.{k}"], v) for k, v in peft_named.items())
 
 
 def test_audio_concepts_load_into_audioldm_through_the_lower_level_calls(audio_items, tiny_audioldm_mel_dir, tmp_path):
@@ -92,6 +131,8 @@ def test_audio_concepts_load_into_audioldm_through_the_lower_level_calls(audio_i
     assert adapted.provenance["concepts"][0]["token"] == "<warble>" and "concepts" not in plain.provenance
     a, b = (g.generate(["a <warble>"], [3])[0].waveform for g in (plain, adapted))
     assert np.abs(a - b).max() > 1e-5
+    adapted_layers = {n.split(".lora_")[0] for n, _ in adapted.pipeline.unet.named_parameters() if ".lora_" in n}
+    assert adapted_layers == _targeted(plain.pipeline.unet, "all")
 
 
 @pytest.mark.parametrize("ema", [0.0, 0.9], ids=["last-weights", "moving-average"])

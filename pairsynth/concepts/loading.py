@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from pairsynth.concepts.card import ConceptCard
+from pairsynth.concepts.lora import peft_naming
 from pairsynth.concepts.textual_inversion import EMBEDS_FILE
 from pairsynth.errors import ConceptError
 
@@ -77,12 +78,13 @@ def _load_embedding(pipeline: Any, path: Path) -> None:
 
 
 def _load_lora(pipeline: Any, folder: Path, file: str, adapter_name: str) -> None:
-    if hasattr(pipeline, "load_lora_weights"):
-        pipeline.load_lora_weights(str(folder), weight_name=file, adapter_name=adapter_name)
-        return
     from diffusers.loaders import StableDiffusionLoraLoaderMixin
 
     state, alphas = StableDiffusionLoraLoaderMixin.lora_state_dict(str(folder), weight_name=file)
+    state = peft_naming(state)
+    if hasattr(pipeline, "load_lora_weights"):
+        pipeline.load_lora_weights(state, adapter_name=adapter_name)
+        return
     pipeline.unet.load_lora_adapter(state, network_alphas=alphas, prefix="unet", adapter_name=adapter_name)
 
 

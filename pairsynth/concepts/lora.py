@@ -2,8 +2,8 @@
 
 As diffusers' ``examples/dreambooth/train_dreambooth_lora.py``: a ``LoraConfig`` on ``to_q``,
 ``to_k``, ``to_v`` and ``to_out.0`` added with ``unet.add_adapter``, and the trained layers written
-with ``get_peft_model_state_dict`` → ``convert_state_dict_to_diffusers`` →
-``StableDiffusionLoraLoaderMixin.save_lora_weights``, the file ``pipe.load_lora_weights`` reads.
+with ``get_peft_model_state_dict`` → ``StableDiffusionLoraLoaderMixin.save_lora_weights``, the file
+``pipe.load_lora_weights`` reads, in peft's key naming (as diffusers' SD3 and Flux scripts write it).
 ``layers="all"`` adds the ResNet blocks' convolutions, the transformer blocks' feed-forwards and
 their in/out projections (LyCORIS' "LoCon"; peft adapts ``Conv2d`` as well): what draws a sound's
 fine structure (a vibrato) or an object's shape lives there, not in attention.
@@ -47,10 +47,27 @@ def load_lora_state(unet: Any, state: dict[str, torch.Tensor]) -> None:
 
 
 def save_lora(folder: Path, state: dict[str, torch.Tensor]) -> Path:
-    """Write the adapter in diffusers' LoRA format (``unet.``-prefixed keys, safetensors)."""
-    from diffusers.loaders import StableDiffusionLoraLoaderMixin
-    from diffusers.utils import convert_state_dict_to_diffusers
+    """Write the adapter in diffusers' LoRA format (``unet.``-prefixed keys, safetensors), every key
+    in peft's naming (``lora_A`` / ``lora_B``).
 
-    layers = convert_state_dict_to_diffusers({k: v.float().cpu().contiguous() for k, v in state.items()})
+    Not through ``convert_state_dict_to_diffusers`` (the SD DreamBooth script's step): it renames
+    only the attention layers' keys to the older ``lora.down`` / ``lora.up``, and diffusers' loader,
+    which reads the first key to decide whether to convert, then silently drops those of a file
+    that adapts convolutions too (``layers="all"``).
+    """
+    from diffusers.loaders import StableDiffusionLoraLoaderMixin
+
+    layers = {k: v.float().cpu().contiguous() for k, v in state.items()}
     StableDiffusionLoraLoaderMixin.save_lora_weights(folder, unet_lora_layers=layers, safe_serialization=True)
     return folder / LORA_FILE
+
+
+def peft_naming(state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """A LoRA state dict with every key in peft's naming, for diffusers' loader.
+
+    Concept folders written before :func:`save_lora` kept peft's naming mix the two namings when
+    they adapt convolutions, and the loader would drop their attention layers.
+    """
+    from diffusers.utils import convert_unet_state_dict_to_peft
+
+    return convert_unet_state_dict_to_peft(state)
