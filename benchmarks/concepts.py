@@ -402,7 +402,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     # the LoRA settings that did best on the purple concept (README, issue 13's scoreboard)
     parser.add_argument("--lora-lr", type=float, default=3e-3)
     parser.add_argument("--lora-rank", type=int, default=8)
-    parser.add_argument("--lora-layers", choices=["attention", "all"], default="all")
+    parser.add_argument("--lora-layers", choices=["attention", "all", "no-attention"], default="all")
     parser.add_argument("--lora-token-lr", type=float, default=5e-4)
     parser.add_argument("--lora-empty-prompt-prob", type=float, default=0.3)
     parser.add_argument("--select", choices=["loss", "samples"], default="loss",

@@ -475,8 +475,9 @@ def learn_concept_command(
     steps: Annotated[int, typer.Option(help="optimiser steps at most (early stopping may end sooner)")] = 400,
     lora_lr: Annotated[Optional[float], typer.Option(help="lora: the adapter's learning rate [default: 1e-4]")] = None,
     lora_rank: Annotated[Optional[int], typer.Option(help="lora: the adapter's rank [default: 4]")] = None,
-    lora_layers: Annotated[Optional[str], typer.Option(help="lora: attention (DreamBooth's layers) or all (convolutions "
-                                                       "and feed-forwards too) [default: attention]")] = None,
+    lora_layers: Annotated[Optional[str], typer.Option(help="lora: attention (DreamBooth's layers), all (convolutions "
+                                                       "and feed-forwards too) or no-attention (those alone) "
+                                                       "[default: attention]")] = None,
     prior_items: Annotated[int, typer.Option(help="prior preservation: samples of the init word's captions "
                                              "trained alongside (0: off)")] = 0,
     empty_prompt_prob: Annotated[float, typer.Option(help="share of training captions replaced by '' (keeps "
@@ -510,7 +511,7 @@ def learn_concept_command(
         if method != "lora" and lora_only:
             raise ConceptError(f"{', '.join(lora_only)}: LoRA settings; add --method lora or leave them out")
         if lora_layers is not None and lora_layers not in TARGET_MODULES:
-            raise ConceptError(f"--lora-layers {lora_layers!r}: use {' or '.join(TARGET_MODULES)}")
+            raise ConceptError(f"--lora-layers {lora_layers!r}: use one of {', '.join(TARGET_MODULES)}")
         given = {name: value for name, value in (("lora_lr", lora_lr), ("lora_rank", lora_rank), ("lr", token_lr))
                  if value is not None}
         for name, value in (("steps", steps), *given.items()):

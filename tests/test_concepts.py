@@ -75,7 +75,7 @@ def _loaded_lora(unet, adapter: str) -> dict[str, torch.Tensor]:
     return {f"unet.{k}": v for k, v in get_peft_model_state_dict(unet, adapter_name=adapter).items()}
 
 
-@pytest.mark.parametrize("layers", ["attention", "all"])
+@pytest.mark.parametrize("layers", ["attention", "all", "no-attention"])
 def test_lora_files_load_with_diffusers_own_loaders(image_items, tiny_sd_dir, tmp_path, layers):
     from diffusers import StableDiffusionPipeline
     from safetensors.torch import load_file
@@ -190,7 +190,7 @@ def test_bad_items_get_one_clear_error(tmp_path, image_items, audio_items, tiny_
         learn_concept(image_items, tmp_path / "out", token="<other>", init="red", model=str(tiny_sd_dir))
     with pytest.raises(ConceptError, match="holds audio items, but .* is a text→image model"):
         learn_concept(audio_items, tmp_path / "out", token="<w>", init="red", model=str(tiny_sd_dir), config=FAST)
-    with pytest.raises(ConceptError, match="lora_layers 'convs': use attention or all"):
+    with pytest.raises(ConceptError, match="lora_layers 'convs': use one of attention, all, no-attention"):
         learn_concept(image_items, tmp_path / "out", token="<zz>", init="red", model="no-such-model",
                       config=LearnConfig(method="lora", lora_layers="convs"))  # type: ignore[arg-type]
 

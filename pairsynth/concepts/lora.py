@@ -7,6 +7,8 @@ with ``get_peft_model_state_dict`` → ``StableDiffusionLoraLoaderMixin.save_lor
 ``layers="all"`` adds the ResNet blocks' convolutions, the transformer blocks' feed-forwards and
 their in/out projections (LyCORIS' "LoCon"; peft adapts ``Conv2d`` as well): what draws a sound's
 fine structure (a vibrato) or an object's shape lives there, not in attention.
+``layers="no-attention"`` adapts those alone: the cross-attention that maps the caption's words
+(a side, a pitch) onto the image stays the base model's, so a concept cannot drift them.
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ LORA_FILE = "pytorch_lora_weights.safetensors"  # diffusers' LORA_WEIGHT_NAME_SA
 TARGET_MODULES = {
     "attention": ["to_k", "to_q", "to_v", "to_out.0"],
     "all": ["to_k", "to_q", "to_v", "to_out.0", "conv1", "conv2", "ff.net.0.proj", "ff.net.2", "proj_in", "proj_out"],
+    "no-attention": ["conv1", "conv2", "ff.net.0.proj", "ff.net.2", "proj_in", "proj_out"],
 }
 """Which UNet layers (peft ``target_modules`` suffixes) each ``LearnConfig.lora_layers`` choice adapts."""
 

@@ -50,8 +50,9 @@ class LearnConfig:
     Attributes:
         method: ``textual-inversion`` (the token's embedding only) or ``lora`` (LoRA on the UNet
             plus the token's embedding: pivotal tuning, as diffusers' advanced LoRA script).
-        lora_layers: ``attention`` (diffusers' DreamBooth LoRA layers) or ``all`` (the convolutions and
-            feed-forwards too, see :mod:`pairsynth.concepts.lora`).
+        lora_layers: ``attention`` (diffusers' DreamBooth LoRA layers), ``all`` (the convolutions and
+            feed-forwards too) or ``no-attention`` (those alone: the caption's words keep steering
+            through the unchanged attention), see :mod:`pairsynth.concepts.lora`.
         steps: optimiser steps at most; early stopping may end sooner.
         lr: learning rate of the token embedding; LoRA layers use ``lora_lr``.
         eval_every: steps between evaluation-loss checks (and checkpoints).
@@ -92,7 +93,7 @@ class LearnConfig:
     lr: float = 5e-3
     lora_lr: float = 1e-4
     lora_rank: int = 4
-    lora_layers: Literal["attention", "all"] = "attention"
+    lora_layers: Literal["attention", "all", "no-attention"] = "attention"
     seed: int = 0
     eval_every: int = 25
     patience: int = 6
@@ -270,7 +271,7 @@ def check_learn_inputs(items_dir: str | Path, out_dir: str | Path, *, token: str
     items = read_concept_items(items_dir, token)
     kind = medium(items.medium)
     if config.lora_layers not in TARGET_MODULES:
-        raise ConceptError(f"lora_layers {config.lora_layers!r}: use {' or '.join(TARGET_MODULES)}")
+        raise ConceptError(f"lora_layers {config.lora_layers!r}: use one of {', '.join(TARGET_MODULES)}")
     if config.mirror and not kind.mirrors:
         raise ConceptError(f"{items.folder}: mirror applies to images only; {kind.plural} items have no left and right")
     if not 0 <= config.ema < 1:
