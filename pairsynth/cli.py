@@ -500,8 +500,7 @@ def learn_concept_command(
     """Teach a text→image or text→audio pipeline a new word (textual inversion or LoRA) from a few items."""
 
     def run() -> None:
-        from pairsynth.concepts import LearnConfig, check_learn_inputs, learn_concept
-        from pairsynth.concepts.lora import TARGET_MODULES
+        from pairsynth.concepts import LearnConfig, check_learn_config, check_learn_inputs, learn_concept
         from pairsynth.errors import ConceptError
 
         if method not in ("textual-inversion", "lora"):
@@ -510,29 +509,12 @@ def learn_concept_command(
                                               ("--lora-layers", lora_layers)) if value is not None]
         if method != "lora" and lora_only:
             raise ConceptError(f"{', '.join(lora_only)}: LoRA settings; add --method lora or leave them out")
-        if lora_layers is not None and lora_layers not in TARGET_MODULES:
-            raise ConceptError(f"--lora-layers {lora_layers!r}: use one of {', '.join(TARGET_MODULES)}")
-        given = {name: value for name, value in (("lora_lr", lora_lr), ("lora_rank", lora_rank), ("lr", token_lr))
-                 if value is not None}
-        for name, value in (("steps", steps), *given.items()):
-            if value <= 0:
-                raise ConceptError(f"--{'token-lr' if name == 'lr' else name.replace('_', '-')} {value}: must be above 0")
-        if prior_items < 0:
-            raise ConceptError(f"--prior-items {prior_items}: must be 0 (off) or more")
-        if not 0 <= empty_prompt_prob < 1:
-            raise ConceptError(f"--empty-prompt-prob {empty_prompt_prob}: must be in [0, 1)")
-        if not 0 <= ema < 1:
-            raise ConceptError(f"--ema {ema}: a decay in [0, 1) (0: off)")
-        if select not in ("loss", "samples"):
-            raise ConceptError(f"--select {select!r}: use loss or samples")
-        if select != "samples" and judge is not None:
-            raise ConceptError("--judge: only --select samples judges validation samples; add it or leave --judge out")
-        if validation_samples < 1:
-            raise ConceptError(f"--validation-samples {validation_samples}: must be 1 or more")
+        given = {name: value for name, value in (("lora_lr", lora_lr), ("lora_rank", lora_rank), ("lr", token_lr),
+                                                 ("lora_layers", lora_layers)) if value is not None}
         config = LearnConfig(method=method, steps=steps, prior_items=prior_items,  # type: ignore[arg-type]
                              empty_prompt_prob=empty_prompt_prob, mirror=mirror, device=device, **given,
-                             select=select, validation_samples=validation_samples, judge=judge, ema=ema,  # type: ignore[arg-type]
-                             **({"lora_layers": lora_layers} if lora_layers else {}))
+                             select=select, validation_samples=validation_samples, judge=judge, ema=ema)  # type: ignore[arg-type]
+        check_learn_config(config, name=lambda field: "--token-lr" if field == "lr" else "--" + field.replace("_", "-"))
         check_learn_inputs(items, out, token=token, init=init, model=model, config=config, overwrite=overwrite)
         columns = (TextColumn("[bold]learning"), BarColumn(), MofNCompleteColumn(), TextColumn("{task.fields[stats]}"),
                    TimeElapsedColumn())

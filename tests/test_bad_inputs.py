@@ -276,7 +276,7 @@ LEARN = [
     Bad("ema-one", learn("--ema", "1"), "--ema 1.0: a decay in [0, 1) (0: off)"),
     Bad("select-unknown", learn("--select", "judges"), "--select 'judges': use loss or samples"),
     Bad("judge-without-samples", learn("--judge", "toy-shapes-clip"),
-        "--judge: only --select samples judges validation samples; add it or leave --judge out"),
+        "--judge 'toy-shapes-clip': only --select samples judges validation samples; add it or leave --judge out"),
     Bad("validation-samples-zero", learn("--select", "samples", "--validation-samples", "0"),
         "--validation-samples 0: must be 1 or more"),
 ]

@@ -371,7 +371,7 @@ def test_samples_select_judges_audioldm_clips_with_clap(audio_items, tiny_audiol
 
 
 def test_samples_select_is_checked_before_any_model_loads(image_items, tmp_path):
-    with pytest.raises(ConceptError, match="only select='samples' uses a judge"):
+    with pytest.raises(ConceptError, match="judge 'toy-shapes-clip': only select samples judges"):
         learn_concept(image_items, tmp_path / "o", token="<zz>", init="red", model="/no/such/model",
                       config=LearnConfig(judge="toy-shapes-clip"))
     with pytest.raises(Exception, match="judge: unknown toy model 'toy-nope'"):
@@ -400,3 +400,22 @@ def test_the_cli_passes_ema_and_sample_selection_to_the_learning_run(image_items
     assert result.exit_code == 0, result.output
     config = seen["config"]
     assert (config.ema, config.select, config.validation_samples, config.judge) == (0.99, "samples", 8, "toy-shapes-clip")
+
+
+@pytest.mark.parametrize(("settings", "message"), [
+    ({"steps": 0}, "steps 0: must be above 0"),
+    ({"lora_rank": 0}, "lora_rank 0: must be above 0"),
+    ({"prior_items": -1}, "prior_items -1: must be 0 (off) or more"),
+    ({"empty_prompt_prob": 1.0}, "empty_prompt_prob 1.0: must be in [0, 1)"),
+    ({"ema": 1.5}, "ema 1.5: a decay in [0, 1) (0: off)"),
+    ({"select": "samples", "validation_samples": 0}, "validation_samples 0: must be 1 or more"),
+])
+def test_the_api_names_the_config_field_the_cli_names_the_flag(settings, message):
+    from pairsynth.concepts import check_learn_config
+
+    with pytest.raises(ConceptError) as api:
+        check_learn_config(LearnConfig(**settings))
+    assert str(api.value) == message
+    with pytest.raises(ConceptError) as cli:
+        check_learn_config(LearnConfig(**settings), name=lambda field: "--" + field.replace("_", "-"))
+    assert str(cli.value).startswith("--" + message.split(" ")[0].replace("_", "-") + " ")

@@ -261,6 +261,32 @@ class CheckedInputs:
     finished: ConceptCard | None
 
 
+def check_learn_config(config: LearnConfig, name: Callable[[str], str] = str) -> None:
+    """The settings' own checks, needing neither items nor a model, raising :class:`ConceptError`.
+
+    ``name`` turns a field into what the caller calls it: the CLI passes its flag names, so one
+    check serves ``--ema 1.5`` and ``LearnConfig(ema=1.5)`` alike.
+    """
+    if config.lora_layers not in TARGET_MODULES:
+        raise ConceptError(f"{name('lora_layers')} {config.lora_layers!r}: use one of {', '.join(TARGET_MODULES)}")
+    for field_name in ("steps", "lr", "lora_lr", "lora_rank"):
+        if getattr(config, field_name) <= 0:
+            raise ConceptError(f"{name(field_name)} {getattr(config, field_name)}: must be above 0")
+    if config.prior_items < 0:
+        raise ConceptError(f"{name('prior_items')} {config.prior_items}: must be 0 (off) or more")
+    if not 0 <= config.empty_prompt_prob < 1:
+        raise ConceptError(f"{name('empty_prompt_prob')} {config.empty_prompt_prob}: must be in [0, 1)")
+    if not 0 <= config.ema < 1:
+        raise ConceptError(f"{name('ema')} {config.ema}: a decay in [0, 1) (0: off)")
+    if config.select not in ("loss", "samples"):
+        raise ConceptError(f"{name('select')} {config.select!r}: use loss or samples")
+    if config.select == "samples" and config.validation_samples < 1:
+        raise ConceptError(f"{name('validation_samples')} {config.validation_samples}: must be 1 or more")
+    if config.select != "samples" and config.judge is not None:
+        raise ConceptError(f"{name('judge')} {config.judge!r}: only {name('select')} samples judges validation "
+                           f"samples; add it or leave {name('judge')} out")
+
+
 def check_learn_inputs(items_dir: str | Path, out_dir: str | Path, *, token: str, init: str, model: str | None,
                        config: LearnConfig, overwrite: bool = False) -> CheckedInputs:
     """Every check :func:`learn_concept` can make without a model, raising :class:`ConceptError`.
@@ -268,24 +294,15 @@ def check_learn_inputs(items_dir: str | Path, out_dir: str | Path, *, token: str
     Callers with a display (the CLI's progress bar) call it first, so a bad input is one line and
     no bar flashes before it.
     """
+    check_learn_config(config)
     items = read_concept_items(items_dir, token)
     kind = medium(items.medium)
-    if config.lora_layers not in TARGET_MODULES:
-        raise ConceptError(f"lora_layers {config.lora_layers!r}: use one of {', '.join(TARGET_MODULES)}")
     if config.mirror and not kind.mirrors:
         raise ConceptError(f"{items.folder}: mirror applies to images only; {kind.plural} items have no left and right")
-    if not 0 <= config.ema < 1:
-        raise ConceptError(f"ema {config.ema}: a decay in [0, 1) (0: off)")
-    if config.select not in ("loss", "samples"):
-        raise ConceptError(f"select {config.select!r}: use loss or samples")
     if config.select == "samples":
-        if config.validation_samples < 1:
-            raise ConceptError(f"validation_samples {config.validation_samples}: must be 1 or more")
         from pairsynth.checks import check_model_ref
 
         check_model_ref(config.judge or kind.default_judge, kind.judge, "judge")
-    elif config.judge is not None:
-        raise ConceptError(f"judge {config.judge!r}: only select='samples' uses a judge; set it or leave the judge out")
     model = model or kind.default_generator
     out = Path(out_dir)
     fingerprint = _fingerprint(items, token, init, model, config)
