@@ -147,7 +147,8 @@ def learn(items: Path, out: Path, token: str, init: str, method: str, args) -> t
     from pairsynth.concepts import LearnConfig, learn_concept
 
     lora = {"lora_lr": args.lora_lr, "lora_rank": args.lora_rank, "lr": args.lora_token_lr,
-            "empty_prompt_prob": args.lora_empty_prompt_prob, "lora_layers": args.lora_layers} if method == "lora" else {}
+            "empty_prompt_prob": args.lora_empty_prompt_prob, "lora_layers": args.lora_layers,
+            "keep_layers": args.keep_layers} if method == "lora" else {}
     config = LearnConfig(method=method, steps=args.learn_steps, prior_items=args.prior_items, mirror=args.mirror,
                          patience=args.patience, seed=args.learn_seed, select=args.select,
                          validation_samples=args.validation_samples, ema=args.ema, **lora)
@@ -403,6 +404,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--lora-lr", type=float, default=3e-3)
     parser.add_argument("--lora-rank", type=int, default=8)
     parser.add_argument("--lora-layers", choices=["attention", "all", "no-attention"], default="all")
+    parser.add_argument("--keep-layers", choices=["attention", "all", "no-attention"], default=None,
+                        help="of the trained layers, those the concept folder gets (default: all trained)")
     parser.add_argument("--lora-token-lr", type=float, default=5e-4)
     parser.add_argument("--lora-empty-prompt-prob", type=float, default=0.3)
     parser.add_argument("--select", choices=["loss", "samples"], default="loss",

@@ -478,6 +478,9 @@ def learn_concept_command(
     lora_layers: Annotated[Optional[str], typer.Option(help="lora: attention (DreamBooth's layers), all (convolutions "
                                                        "and feed-forwards too) or no-attention (those alone) "
                                                        "[default: attention]")] = None,
+    keep_layers: Annotated[Optional[str], typer.Option(help="lora: of the trained layers, those the folder gets "
+                                                       "(e.g. no-attention after --lora-layers all) [default: all "
+                                                       "trained]")] = None,
     prior_items: Annotated[int, typer.Option(help="prior preservation: samples of the init word's captions "
                                              "trained alongside (0: off)")] = 0,
     empty_prompt_prob: Annotated[float, typer.Option(help="share of training captions replaced by '' (keeps "
@@ -506,14 +509,16 @@ def learn_concept_command(
         if method not in ("textual-inversion", "lora"):
             raise ConceptError(f"--method {method!r}: use textual-inversion or lora")
         lora_only = [flag for flag, value in (("--lora-lr", lora_lr), ("--lora-rank", lora_rank),
-                                              ("--lora-layers", lora_layers)) if value is not None]
+                                              ("--lora-layers", lora_layers), ("--keep-layers", keep_layers))
+                     if value is not None]
         if method != "lora" and lora_only:
             raise ConceptError(f"{', '.join(lora_only)}: LoRA settings; add --method lora or leave them out")
         given = {name: value for name, value in (("lora_lr", lora_lr), ("lora_rank", lora_rank), ("lr", token_lr),
                                                  ("lora_layers", lora_layers)) if value is not None}
         config = LearnConfig(method=method, steps=steps, prior_items=prior_items,  # type: ignore[arg-type]
                              empty_prompt_prob=empty_prompt_prob, mirror=mirror, device=device, **given,
-                             select=select, validation_samples=validation_samples, judge=judge, ema=ema)  # type: ignore[arg-type]
+                             select=select, validation_samples=validation_samples, judge=judge, ema=ema,  # type: ignore[arg-type]
+                             keep_layers=keep_layers)  # type: ignore[arg-type]
         check_learn_config(config, name=lambda field: "--token-lr" if field == "lr" else "--" + field.replace("_", "-"))
         check_learn_inputs(items, out, token=token, init=init, model=model, config=config, overwrite=overwrite)
         columns = (TextColumn("[bold]learning"), BarColumn(), MofNCompleteColumn(), TextColumn("{task.fields[stats]}"),

@@ -268,6 +268,8 @@ LEARN = [
     Bad("prior-items-negative", learn("--prior-items", "-1"), "--prior-items -1: must be 0 (off) or more"),
     Bad("lora-rank-zero", learn("--method", "lora", "--lora-rank", "0"), "--lora-rank 0: must be above 0"),
     Bad("lora-layers-unknown", learn("--method", "lora", "--lora-layers", "convs"), "--lora-layers 'convs': use one of attention, all, no-attention"),
+    Bad("keep-layers-not-trained", learn("--method", "lora", "--keep-layers", "all"),
+        "--keep-layers 'all': keeps only trained layers; with --lora-layers attention use one of attention"),
     Bad("lora-settings-without-lora", learn("--lora-rank", "8", "--lora-layers", "all"),
         "--lora-rank, --lora-layers: LoRA settings; add --method lora or leave them out"),
     Bad("caption-without-token", learn("--method", "lora"), "does not contain the token '<zz>'"),

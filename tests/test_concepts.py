@@ -97,6 +97,22 @@ def test_lora_files_load_with_diffusers_own_loaders(image_items, tiny_sd_dir, tm
     assert np.abs(_image(with_lora) - _image(with_ti)).max() > 1e-4
 
 
+def test_keep_layers_writes_only_those_of_the_trained_layers(image_items, tiny_sd_dir, tmp_path):
+    from diffusers import StableDiffusionPipeline
+    from safetensors.torch import load_file
+
+    card = learn_concept(image_items, tmp_path / "kept", token="<zz>", init="red", model=str(tiny_sd_dir),
+                         config=LearnConfig(method="lora", steps=2, batch_size=2, eval_every=1, lora_lr=0.05,
+                                            lora_layers="all", keep_layers="no-attention"))
+    written = {k.split(".lora_")[0].removeprefix("unet.") for k in load_file(tmp_path / "kept" / LORA_FILE)}
+    pipe = StableDiffusionPipeline.from_pretrained(tiny_sd_dir)
+    assert written == _targeted(pipe.unet, "no-attention") and not any(".attn" in m for m in written)
+    load_concepts(pipe, [tmp_path / "kept"])
+    assert {n.split(".lora_")[0] for n, _ in pipe.unet.named_parameters() if ".lora_" in n} == written
+    assert card.config["keep_layers"] == "no-attention"
+    assert "| LoRA layers | trained all, written no-attention |" in (tmp_path / "kept" / "README.md").read_text()
+
+
 def test_concept_folders_mixing_the_two_lora_key_namings_load_whole(image_items, tiny_sd_dir, tmp_path):
     """Folders written before every key kept peft's naming have attention keys in the older
     ``lora.down`` naming beside convolutions' ``lora_A``; diffusers' loader alone drops the former."""
@@ -379,7 +395,7 @@ def test_samples_select_is_checked_before_any_model_loads(image_items, tmp_path)
                       config=LearnConfig(select="samples", judge="toy-nope"))
 
 
-def test_the_cli_passes_ema_and_sample_selection_to_the_learning_run(image_items, tmp_path, monkeypatch):
+def test_the_cli_passes_ema_sample_selection_and_kept_layers_to_the_learning_run(image_items, tmp_path, monkeypatch):
     from types import SimpleNamespace
 
     from typer.testing import CliRunner
@@ -396,10 +412,12 @@ def test_the_cli_passes_ema_and_sample_selection_to_the_learning_run(image_items
     monkeypatch.setattr(pairsynth.concepts, "learn_concept", fake)
     result = CliRunner().invoke(app, ["learn-concept", str(image_items), "--token", "<zz>", "--init", "red",
                                       "--out", str(tmp_path / "c"), "--ema", "0.99", "--select", "samples",
-                                      "--validation-samples", "8", "--judge", "toy-shapes-clip"])
+                                      "--validation-samples", "8", "--judge", "toy-shapes-clip", "--method", "lora",
+                                      "--lora-layers", "all", "--keep-layers", "no-attention"])
     assert result.exit_code == 0, result.output
     config = seen["config"]
     assert (config.ema, config.select, config.validation_samples, config.judge) == (0.99, "samples", 8, "toy-shapes-clip")
+    assert (config.lora_layers, config.keep_layers) == ("all", "no-attention")
 
 
 @pytest.mark.parametrize(("settings", "message"), [
@@ -409,6 +427,8 @@ def test_the_cli_passes_ema_and_sample_selection_to_the_learning_run(image_items
     ({"empty_prompt_prob": 1.0}, "empty_prompt_prob 1.0: must be in [0, 1)"),
     ({"ema": 1.5}, "ema 1.5: a decay in [0, 1) (0: off)"),
     ({"select": "samples", "validation_samples": 0}, "validation_samples 0: must be 1 or more"),
+    ({"method": "lora", "keep_layers": "all"},
+     "keep_layers 'all': keeps only trained layers; with lora_layers attention use one of attention"),
 ])
 def test_the_api_names_the_config_field_the_cli_names_the_flag(settings, message):
     from pairsynth.concepts import check_learn_config

@@ -80,6 +80,7 @@ def _readme(card: ConceptCard) -> str:
             ("item latents", card.latents), (f"best {chosen_by}", f"step {card.best_step}"), ("evaluation loss", curve or "—"),
             *([("validation (fidelity/following)", validation)] if validation else []),
             *([("weights", f"moving average of the steps, decay {card.config['ema']}")] if card.config.get("ema") else []),
+            *([("LoRA layers", _lora_layers(card.config))] if card.method == "lora" else []),
             ("time", f"{card.seconds:.0f} s on {card.threads} thread(s), peak RSS {card.peak_rss_mb:.0f} MB"),
             ("files", ", ".join(f"`{name}`" for name in card.files.values()))]
     table = "\n".join(f"| {key} | {value} |" for key, value in rows)
@@ -87,3 +88,8 @@ def _readme(card: ConceptCard) -> str:
     return (f"# Concept {card.token}\n\n| key | value |\n| --- | --- |\n{table}\n\n## Use\n\n"
             f"In a pairsynth recipe: `concepts: [FOLDER]`, then write `{card.token}` in captions. With diffusers:\n\n"
             f"```python\n{loader}\n```\n\n## Source items\n\n{hashes}\n")
+
+
+def _lora_layers(config: dict) -> str:
+    trained, kept = config.get("lora_layers", "attention"), config.get("keep_layers")
+    return f"trained {trained}, written {kept}" if kept and kept != trained else f"{trained} (trained and written)"

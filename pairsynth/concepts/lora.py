@@ -49,6 +49,22 @@ def load_lora_state(unet: Any, state: dict[str, torch.Tensor]) -> None:
     set_peft_model_state_dict(unet, state)
 
 
+def targets(layers: str) -> set[str]:
+    """The ``target_modules`` suffixes of a ``lora_layers`` choice."""
+    return set(TARGET_MODULES[layers])
+
+
+def only_layers(state: dict[str, torch.Tensor], layers: str) -> dict[str, torch.Tensor]:
+    """The part of an adapter's state (peft naming) on the modules a ``lora_layers`` choice targets."""
+    suffixes = TARGET_MODULES[layers]
+
+    def kept(key: str) -> bool:
+        module = key.split(".lora_")[0]
+        return any(module == t or module.endswith("." + t) for t in suffixes)
+
+    return {k: v for k, v in state.items() if kept(k)}
+
+
 def save_lora(folder: Path, state: dict[str, torch.Tensor]) -> Path:
     """Write the adapter in diffusers' LoRA format (``unet.``-prefixed keys, safetensors), every key
     in peft's naming (``lora_A`` / ``lora_B``).

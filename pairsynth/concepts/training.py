@@ -28,7 +28,8 @@ import torch.nn.functional as F
 from pairsynth.concepts.backbones import Backbone, load_backbone
 from pairsynth.concepts.card import CARD_FILE, ConceptCard, write_card
 from pairsynth.concepts.items import ConceptItems, read_concept_items
-from pairsynth.concepts.lora import TARGET_MODULES, add_lora, load_lora_state, lora_state, save_lora
+from pairsynth.concepts.lora import (TARGET_MODULES, add_lora, load_lora_state, lora_state, only_layers,
+                                    save_lora, targets)
 from pairsynth.concepts.textual_inversion import NewToken, save_embedding
 from pairsynth.concepts.validation import VALIDATION_STEPS, SampleValidation
 from pairsynth.errors import ConceptError
@@ -85,6 +86,11 @@ class LearnConfig:
             average and the written concept is the average, not the last step's weights, which
             at LoRA's learning rates jump from step to step (on ``toy-shapes`` two checkpoints 25
             steps apart drew 58 and 94 % of their circles on the asked side).
+        keep_layers: of the trained ``lora_layers``, the ones the folder's LoRA file gets (``None``:
+            all). Training and its checks use every trained layer; ``no-attention`` after ``all``
+            leaves the attention layers' share of the fit behind, so the caption's words steer
+            through the base model's attention. On ``toy-shapes`` the same six purple runs drew
+            84 % of their circles right with every layer written, 90 % without attention.
     """
 
     method: Method = "textual-inversion"
@@ -110,6 +116,7 @@ class LearnConfig:
     validation_guidance: float = 3.0
     judge: str | None = None
     ema: float = 0.0
+    keep_layers: Literal["attention", "all", "no-attention"] | None = None
     device: str = "cpu"
 
 
@@ -229,8 +236,8 @@ def learn_concept(items_dir: str | Path, out_dir: str | Path, *, token: str, ini
     # 5. Write the best weights in diffusers' formats, and the card.
     files = {"textual_inversion": save_embedding(out, token, state.best_weights["token"]).name}
     if config.method == "lora":
-        files["lora"] = save_lora(out, {k.removeprefix("lora:"): v for k, v in state.best_weights.items()
-                                        if k.startswith("lora:")}).name
+        trained = {k.removeprefix("lora:"): v for k, v in state.best_weights.items() if k.startswith("lora:")}
+        files["lora"] = save_lora(out, only_layers(trained, config.keep_layers or config.lora_layers)).name
     card = ConceptCard(
         token=token, init=init, words=words or token.strip("<>").replace("-", " "), method=config.method,
         medium=items.medium, base_model=model,
@@ -278,6 +285,12 @@ def check_learn_config(config: LearnConfig, name: Callable[[str], str] = str) ->
         raise ConceptError(f"{name('empty_prompt_prob')} {config.empty_prompt_prob}: must be in [0, 1)")
     if not 0 <= config.ema < 1:
         raise ConceptError(f"{name('ema')} {config.ema}: a decay in [0, 1) (0: off)")
+    if config.keep_layers is not None:
+        trained = targets(config.lora_layers)
+        subsets = [k for k in TARGET_MODULES if targets(k) <= trained]
+        if config.keep_layers not in subsets:
+            raise ConceptError(f"{name('keep_layers')} {config.keep_layers!r}: keeps only trained layers; with "
+                               f"{name('lora_layers')} {config.lora_layers} use one of {', '.join(subsets)}")
     if config.select not in ("loss", "samples"):
         raise ConceptError(f"{name('select')} {config.select!r}: use loss or samples")
     if config.select == "samples" and config.validation_samples < 1:
