@@ -2,11 +2,14 @@
 
     HF_HUB_OFFLINE=1 OMP_NUM_THREADS=1 python benchmarks/concepts.py --work /tmp/concepts-bench [--only ...]
 
-The README's figures: ``--only image-concept --methods lora --mirror --prior-items 32 --ema 0.995``
-(best, over ``--learn-seed`` 0-5; without ``--ema``, over 0-3; with ``--patience 24``, ``--select samples`` or
-``--prior-items 64``; without the prior; and ``--methods textual-inversion``), ``--only audio-concept
---methods lora --learn-steps 3000 --lora-rank 16`` (and ``--ema 0.995``); the defaults are those
-settings but ``--ema``, ``--mirror`` and ``--prior-items``.
+The README's figures: ``--only image-concept --methods lora --mirror --prior-items 32 --ema 0.995
+--keep-layers no-attention`` (best, over ``--learn-seed`` 0-7; before the loader fix of 2026-12-03 every
+``--lora-layers all`` run was judged without its attention layers, which is what ``--keep-layers
+no-attention`` now writes; without ``--keep-layers``, every layer; with ``--lora-layers no-attention``;
+without ``--ema``, over 0-3; with ``--patience 24``, ``--select samples`` or ``--prior-items 64``;
+without the prior; and ``--methods textual-inversion``), ``--only audio-concept --methods lora
+--learn-steps 3000`` (and ``--lora-rank 16 --ema 0.995``, with ``--patience 1000``); the defaults are
+those settings but ``--ema``, ``--mirror``, ``--prior-items`` and ``--keep-layers``.
 
 Sections (``--only``):
 - ``image-concept``: teach ``toy-shapes`` a colour it never saw (purple: 10 renders of the shapes
