@@ -8,8 +8,9 @@ The README's figures: ``--only image-concept --methods lora --mirror --prior-ite
 no-attention`` now writes; without ``--keep-layers``, every layer; with ``--lora-layers no-attention``;
 without ``--ema``, over 0-3; with ``--patience 24``, ``--select samples`` or ``--prior-items 64``;
 without the prior; and ``--methods textual-inversion``), ``--only audio-concept --methods lora
---learn-steps 3000`` (and ``--lora-rank 16 --ema 0.995``, with ``--patience 1000``, up to ``--learn-steps 6000 --lora-rank 32``); the defaults are
-those settings but ``--ema``, ``--mirror``, ``--prior-items`` and ``--keep-layers``.
+--learn-steps 3000`` (and ``--lora-rank 16 --ema 0.995``, with ``--patience 1000``, up to
+``--learn-steps 6000 --lora-rank 32``); the defaults are those settings but ``--ema``, ``--mirror``,
+``--prior-items`` and ``--keep-layers``.
 
 Sections (``--only``):
 - ``image-concept``: teach ``toy-shapes`` a colour it never saw (purple: 10 renders of the shapes
