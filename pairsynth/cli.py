@@ -503,7 +503,7 @@ def learn_concept_command(
     """Teach a text→image or text→audio pipeline a new word (textual inversion or LoRA) from a few items."""
 
     def run() -> None:
-        from pairsynth.concepts import LearnConfig, check_learn_config, check_learn_inputs, learn_concept
+        from pairsynth.concepts import LearnConfig, check_learn_inputs, learn_concept
         from pairsynth.errors import ConceptError
 
         if method not in ("textual-inversion", "lora"):
@@ -519,8 +519,8 @@ def learn_concept_command(
                              empty_prompt_prob=empty_prompt_prob, mirror=mirror, device=device, **given,
                              select=select, validation_samples=validation_samples, judge=judge, ema=ema,  # type: ignore[arg-type]
                              keep_layers=keep_layers)  # type: ignore[arg-type]
-        check_learn_config(config, name=lambda field: "--token-lr" if field == "lr" else "--" + field.replace("_", "-"))
-        check_learn_inputs(items, out, token=token, init=init, model=model, config=config, overwrite=overwrite)
+        check_learn_inputs(items, out, token=token, init=init, model=model, config=config, overwrite=overwrite,
+                           name=lambda field: "--token-lr" if field == "lr" else "--" + field.replace("_", "-"))
         columns = (TextColumn("[bold]learning"), BarColumn(), MofNCompleteColumn(), TextColumn("{task.fields[stats]}"),
                    TimeElapsedColumn())
         with Progress(*columns, console=console) as bar:

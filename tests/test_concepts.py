@@ -429,6 +429,8 @@ def test_the_cli_passes_ema_sample_selection_and_kept_layers_to_the_learning_run
     ({"select": "samples", "validation_samples": 0}, "validation_samples 0: must be 1 or more"),
     ({"method": "lora", "keep_layers": "all"},
      "keep_layers 'all': keeps only trained layers; with lora_layers attention use one of attention"),
+    ({"keep_layers": "no-attention"},
+     "keep_layers 'no-attention': a LoRA setting; method textual-inversion trains no layers, so leave it out or use lora"),
 ])
 def test_the_api_names_the_config_field_the_cli_names_the_flag(settings, message):
     from pairsynth.concepts import check_learn_config

@@ -85,7 +85,8 @@ class LearnConfig:
             ``EMAModel``, as its training scripts' ``--use_ema``); 0: off. Evaluations score the
             average and the written concept is the average, not the last step's weights, which
             at LoRA's learning rates jump from step to step (on ``toy-shapes`` two checkpoints 25
-            steps apart drew 58 and 94 % of their circles on the asked side).
+            steps apart drew 58 and 94 % of their circles on the asked side, judged without their
+            attention layers: the loader bug of the README's correction).
         keep_layers: of the trained ``lora_layers``, the ones the folder's LoRA file gets (``None``:
             all). Training and its checks use every trained layer; ``no-attention`` after ``all``
             leaves the attention layers' share of the fit behind, so the caption's words steer
@@ -285,6 +286,9 @@ def check_learn_config(config: LearnConfig, name: Callable[[str], str] = str) ->
         raise ConceptError(f"{name('empty_prompt_prob')} {config.empty_prompt_prob}: must be in [0, 1)")
     if not 0 <= config.ema < 1:
         raise ConceptError(f"{name('ema')} {config.ema}: a decay in [0, 1) (0: off)")
+    if config.keep_layers is not None and config.method != "lora":
+        raise ConceptError(f"{name('keep_layers')} {config.keep_layers!r}: a LoRA setting; {name('method')} "
+                           f"{config.method} trains no layers, so leave it out or use lora")
     if config.keep_layers is not None:
         trained = targets(config.lora_layers)
         subsets = [k for k in TARGET_MODULES if targets(k) <= trained]
@@ -301,13 +305,14 @@ def check_learn_config(config: LearnConfig, name: Callable[[str], str] = str) ->
 
 
 def check_learn_inputs(items_dir: str | Path, out_dir: str | Path, *, token: str, init: str, model: str | None,
-                       config: LearnConfig, overwrite: bool = False) -> CheckedInputs:
+                       config: LearnConfig, overwrite: bool = False,
+                       name: Callable[[str], str] = str) -> CheckedInputs:
     """Every check :func:`learn_concept` can make without a model, raising :class:`ConceptError`.
 
     Callers with a display (the CLI's progress bar) call it first, so a bad input is one line and
-    no bar flashes before it.
+    no bar flashes before it; ``name`` is :func:`check_learn_config`'s.
     """
-    check_learn_config(config)
+    check_learn_config(config, name=name)
     items = read_concept_items(items_dir, token)
     kind = medium(items.medium)
     if config.mirror and not kind.mirrors:
