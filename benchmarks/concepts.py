@@ -188,8 +188,9 @@ def image_concept(args) -> list[str]:
 
 
 # --------------------------------------------------------------------------------------------- audio
-def warble_items(folder: Path, count: int, seed: int = 0) -> None:
-    """``count`` warbling tones (a vibrato the sounds world lacks), made with the world's synthesis helpers."""
+def warble_items(folder: Path, count: int, seed: int = 0, octaves: float = 0.3) -> None:
+    """``count`` warbling tones (a vibrato the sounds world lacks, ±``octaves`` at 5-7 Hz), made with the
+    world's synthesis helpers."""
     import soundfile as sf
 
     from pairsynth.world import sounds
@@ -201,7 +202,7 @@ def warble_items(folder: Path, count: int, seed: int = 0) -> None:
         low, high = sounds.PITCH_RANGES_HZ["high"]
         centre, rate = rng.uniform(low, high), rng.uniform(5.0, 7.0)
         onset, duration = rng.uniform(0.0, 0.1), rng.uniform(0.7, 0.85)
-        frequency = centre * 2 ** (0.3 * np.sin(2 * np.pi * rate * t))  # ±0.3 octave at 5-7 Hz
+        frequency = centre * 2 ** (octaves * np.sin(2 * np.pi * rate * t))
         phase = 2 * np.pi * np.cumsum(frequency) / sounds.SAMPLE_RATE
         local = t - onset
         envelope = ((local >= 0) & (local < duration)) * sounds._fades(local, duration)
@@ -270,7 +271,7 @@ def audio_concept(args) -> list[str]:
     from pairsynth.modalities.text_to_audio import AudioSampling, TextToAudio
 
     items = args.work / "warble-items"
-    warble_items(items, 10)
+    warble_items(items, 10, octaves=args.warble_octaves)
     plain = TextToAudio.from_pretrained("toy-sounds", sampling=AudioSampling(steps=args.steps), device="cpu")
     lines = warble_check_calibration(items, plain.pipeline)
 
@@ -421,6 +422,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                         help="learn from each item and its mirror image (captions' sides swapped)")
     parser.add_argument("--item-shapes", nargs="+", default=["circle"],
                         help="the purple items' shapes, in turn (the judged prompt is always a circle)")
+    parser.add_argument("--warble-octaves", type=float, default=0.3,
+                        help="the warble items' vibrato depth, ± octaves (the judged check is the same)")
     parser.add_argument("--image-init", default="red")
     parser.add_argument("--audio-init", default="steady")
     parser.add_argument("--samples", type=int, default=64)
