@@ -155,8 +155,9 @@ class Draw:
     def generated(self) -> list[Path]:
         """M images per concept caption and M of the plain caption, by resumable ``generate_dataset`` runs.
 
-        Tokens share one run. LoRA concepts get one run each: a recipe's concepts are all active at
-        once, and ten LoRAs summed would draw no class in particular.
+        Tokens share one run. LoRA concepts get one run each, as the README's figures were made when
+        a recipe's LoRAs all acted at once (each now acts on its own token's prompts only), so the
+        stored runs stay valid.
         """
         if self.args.method == "lora":
             return [self._generate(f"-{c}", [caption(c)], [self.concept_folder(c)]) for c in CLASSES] + \

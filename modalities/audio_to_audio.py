@@ -87,6 +87,10 @@ class AudioToAudio(PipelineAdapter):
             raise ValueError(f"{len(sources)} sources, {len(prompts)} prompts and {len(seeds)} seeds")
         if not sources:
             return []
+        return self.by_concept(prompts, lambda rows: self._generate([sources[r] for r in rows], [prompts[r] for r in rows],
+                                                                    [seeds[r] for r in rows]))
+
+    def _generate(self, sources: list[tuple[np.ndarray, int]], prompts: list[str], seeds: list[int]) -> list[GeneratedAudio]:
         pipe, s = self.pipeline, self.sampling
         device, dtype = pipe._execution_device, pipe.unet.dtype
         generators = [torch.Generator(device="cpu").manual_seed(int(seed)) for seed in seeds]

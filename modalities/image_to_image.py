@@ -89,6 +89,10 @@ class ImageToImage(PipelineAdapter):
             raise ValueError(f"{len(images)} images, {len(prompts)} prompts and {len(seeds)} seeds")
         if not images:
             return []
+        return self.by_concept(prompts, lambda rows: self._generate([images[r] for r in rows], [prompts[r] for r in rows],
+                                                                    [seeds[r] for r in rows]))
+
+    def _generate(self, images: list[np.ndarray | Image.Image], prompts: list[str], seeds: list[int]) -> list[GeneratedImage]:
         s = self.sampling
         side = s.size or self.native_size
         sources = [to_pil(image).resize((side, side), Image.Resampling.LANCZOS) for image in images]

@@ -4,14 +4,16 @@ from __future__ import annotations
 
 import dataclasses
 import inspect
-from collections.abc import Sequence
-from typing import Any
+from collections.abc import Callable, Sequence
+from typing import Any, TypeVar
 
 import torch
 
 from pairsynth.modalities.schedulers import make_scheduler
 from pairsynth.devices import parse_dtype, resolve_device
 from pairsynth.refs import parse_ref
+
+T = TypeVar("T")
 
 
 class PipelineAdapter:
@@ -43,8 +45,23 @@ class PipelineAdapter:
 
     @property
     def concept_provenance(self) -> dict[str, Any]:
-        """``{"concepts": [...]}`` once concepts are loaded (token, method, weight hashes), else nothing."""
-        return {"concepts": list(self.concepts)} if self.concepts else {}
+        """``{"concepts": [...]}`` once concepts are loaded (token, method, weight hashes), else nothing.
+
+        With LoRA concepts, ``concept_loras: by-token`` says each acted only where its token was asked
+        for (:meth:`by_concept`); samples made when every loaded LoRA acted at once lack it.
+        """
+        if not self.concepts:
+            return {}
+        loras = any("lora" in record["sha256"] for record in self.concepts)
+        return {"concepts": list(self.concepts), **({"concept_loras": "by-token"} if loras else {})}
+
+    def by_concept(self, prompts: Sequence[str], run: Callable[[list[int]], list[T]]) -> list[T]:
+        """``run(rows)`` over the batch's rows, split so each LoRA concept acts on its own token's prompts only."""
+        if not self.concepts:
+            return run(list(range(len(prompts))))
+        from pairsynth.concepts.loading import by_lora_concept
+
+        return by_lora_concept(self.pipeline, self.concepts, prompts, run)
 
     @property
     def device(self) -> torch.device:

@@ -141,6 +141,10 @@ class TextToAudio(PipelineAdapter):
             raise ValueError(f"{len(prompts)} prompts but {len(seeds)} seeds")
         if not prompts:
             return []
+        return self.by_concept(prompts, lambda rows: self._generate([prompts[r] for r in rows], [seeds[r] for r in rows],
+                                                                    screen))
+
+    def _generate(self, prompts: list[str], seeds: list[int], screen: ScreenRequest | None) -> list[GeneratedAudio | None]:
         s = self.sampling
         if self._is_stable_audio:
             arguments = self._stable_audio_embeddings(list(prompts))
@@ -177,6 +181,10 @@ class TextToAudio(PipelineAdapter):
                              "GPT-2-generated sequence with no straight line between two prompts")
         if not blends:
             return []
+        return self.by_concept([f"{b.prompt_a} {b.prompt_b}" for b in blends],
+                               lambda rows: self._generate_blended([blends[r] for r in rows]))
+
+    def _generate_blended(self, blends: list[Blend]) -> list[GeneratedAudio]:
         s, pipe = self.sampling, self.pipeline
         shape = latent_shape(pipe, duration_s=s.duration_s)
         noise = torch.cat([slerp(initial_noise(shape, b.seed_a), initial_noise(shape, b.seed_b), b.noise_weight)

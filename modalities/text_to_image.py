@@ -103,6 +103,10 @@ class TextToImage(PipelineAdapter):
             raise ValueError(f"{len(prompts)} prompts but {len(seeds)} seeds")
         if not prompts:
             return []
+        return self.by_concept(prompts, lambda rows: self._generate([prompts[r] for r in rows], [seeds[r] for r in rows],
+                                                                    screen))
+
+    def _generate(self, prompts: list[str], seeds: list[int], screen: ScreenRequest | None) -> list[GeneratedImage | None]:
         arguments = prompt_arguments(self.pipeline, prompts, self.sampling.negative_prompt, self.sampling.guidance_scale)
         generators = seeded_generators(seeds)
         if screen is None:
@@ -118,6 +122,10 @@ class TextToImage(PipelineAdapter):
         """
         if not blends:
             return []
+        return self.by_concept([f"{b.prompt_a} {b.prompt_b}" for b in blends],
+                               lambda rows: self._generate_blended([blends[r] for r in rows]))
+
+    def _generate_blended(self, blends: list[Blend]) -> list[GeneratedImage]:
         s = self.sampling
         shape = latent_shape(self.pipeline, height=s.height, width=s.width)
         noise = torch.cat([slerp(initial_noise(shape, b.seed_a), initial_noise(shape, b.seed_b), b.noise_weight)

@@ -3,6 +3,7 @@ output, a killed run resumes to the same result, and bad input gets one clear er
 
 from __future__ import annotations
 
+import dataclasses
 import json
 
 import numpy as np
@@ -133,6 +134,46 @@ def test_concept_folders_mixing_the_two_lora_key_namings_load_whole(image_items,
     loaded = _loaded_lora(pipe.unet, "zz")
     assert set(loaded) == {f"unet.{k}" for k in peft_named}
     assert all(torch.equal(loaded[f"unet.{k}"], v) for k, v in peft_named.items())
+
+
+def test_each_lora_concept_acts_only_on_the_prompts_naming_its_token(image_items, ti_concept, tiny_sd_dir, tmp_path):
+    """Per-class LoRAs loaded together (balance, a recipe's concepts:) must not sum: a batch mixing
+    both tokens and neither draws each sample as its own concept alone, or the base model, would."""
+    import shutil
+
+    from pairsynth.modalities.text_to_image import ImageSampling, TextToImage
+
+    yy_items = tmp_path / "yy-items"
+    shutil.copytree(image_items, yy_items)
+    for caption in yy_items.glob("*.txt"):
+        caption.write_text("a <yy> circle on the left")
+    config = LearnConfig(method="lora", steps=2, batch_size=2, eval_every=1, lora_lr=0.05, lora_layers="all")
+    learn_concept(image_items, tmp_path / "zz", token="<zz>", init="red", model=str(tiny_sd_dir), config=config)
+    learn_concept(yy_items, tmp_path / "yy", token="<yy>", init="blue", model=str(tiny_sd_dir),
+                  config=dataclasses.replace(config, seed=1))
+    sampling = ImageSampling(steps=2)
+
+    def adapter(*concepts):
+        return TextToImage.from_pretrained(str(tiny_sd_dir), sampling=sampling, device="cpu",
+                                           concepts=[tmp_path / c for c in concepts])
+
+    prompts, seeds = ["a <zz> circle", "a red circle", "a <yy> circle", "a <zz> and a <yy>"], [1, 2, 3, 4]
+    both = adapter("zz", "yy")
+    mixed = [g.pixels for g in both.generate(prompts, seeds)]
+    zz_alone, yy_alone = (adapter(c).generate([p], [s])[0].pixels for c, p, s in (("zz", prompts[0], 1),
+                                                                                   ("yy", prompts[2], 3)))
+    plain = TextToImage.from_pretrained(str(tiny_sd_dir), sampling=sampling, device="cpu").generate([prompts[1]], [2])
+    np.testing.assert_allclose(mixed[0], zz_alone, atol=1e-5)
+    np.testing.assert_allclose(mixed[2], yy_alone, atol=1e-5)
+    np.testing.assert_allclose(mixed[1], plain[0].pixels, atol=1e-5)  # no token: the LoRAs stand aside
+    assert np.abs(mixed[0] - adapter().generate([prompts[0]], [1])[0].pixels).max() > 1e-4  # and do act
+    both.pipeline.unet.set_adapters(["zz", "yy"])
+    summed = both.pipeline(prompts[0], num_inference_steps=2, output_type="np",
+                           generator=torch.Generator().manual_seed(1)).images[0]
+    assert np.abs(summed - mixed[0]).max() > 1e-4  # the per-token split is what made the difference
+    assert both.provenance["concept_loras"] == "by-token"
+    tokens_only = TextToImage.from_pretrained(str(tiny_sd_dir), sampling=sampling, device="cpu", concepts=[ti_concept])
+    assert "concept_loras" not in tokens_only.provenance  # textual inversion alone: keys as before
 
 
 def test_audio_concepts_load_into_audioldm_through_the_lower_level_calls(audio_items, tiny_audioldm_mel_dir, tmp_path):

@@ -11,9 +11,9 @@ from __future__ import annotations
 
 import hashlib
 import logging
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from pairsynth.concepts.card import ConceptCard
 from pairsynth.concepts.lora import peft_naming
@@ -21,6 +21,7 @@ from pairsynth.concepts.textual_inversion import EMBEDS_FILE
 from pairsynth.errors import ConceptError
 
 logger = logging.getLogger(__name__)
+T = TypeVar("T")
 
 MEDIUM_OF_PIPELINE = {"StableDiffusionPipeline": "image", "StableDiffusionImg2ImgPipeline": "image",
                       "AudioLDMPipeline": "audio"}
@@ -54,8 +55,45 @@ def load_concepts(pipeline: Any, folders: Sequence[str | Path]) -> list[dict[str
                         "sha256": {kind: _sha256(folder / file) for kind, file in sorted(card.files.items())}})
         logger.info("loaded concept %s (%s) from %s", card.token, card.method, folder)
     if len(adapters) > 1:
-        pipeline.unet.set_adapters(adapters)  # each loaded adapter active at weight 1
+        pipeline.unet.set_adapters(adapters)  # a bare pipeline: each loaded adapter active at weight 1
     return records
+
+
+def lora_adapters(records: Sequence[dict[str, Any]]) -> dict[str, str]:
+    """Token → UNet adapter name, for the LoRA concepts among :func:`load_concepts`' records."""
+    return {record["token"]: _adapter_name(record["token"]) for record in records if "lora" in record["sha256"]}
+
+
+def activate_loras(pipeline: Any, adapter_names: Sequence[str]) -> None:
+    """Only ``adapter_names``' LoRA layers act in the UNet; none: the base model's weights alone."""
+    if adapter_names:
+        pipeline.unet.enable_adapters()  # set_adapters picks adapters but does not undo disable_adapters
+        pipeline.unet.set_adapters(list(adapter_names))
+    else:
+        pipeline.unet.disable_adapters()
+
+
+def by_lora_concept(pipeline: Any, records: Sequence[dict[str, Any]], prompts: Sequence[str],
+                    run: Callable[[list[int]], list[T]]) -> list[T]:
+    """``run(rows)`` once per group of rows whose prompts name the same LoRA concepts, only theirs active.
+
+    A LoRA concept is its token's: ten per-class LoRAs summed would draw no class in particular, and
+    a prompt naming none gets the base model. A token counts where it appears in the prompt, as the
+    tokenizer splits out an added token wherever it stands. Each sample has its own generator, so
+    splitting a batch changes no sample.
+    """
+    adapters = lora_adapters(records)
+    if not adapters:
+        return run(list(range(len(prompts))))
+    groups: dict[tuple[str, ...], list[int]] = {}
+    for row, prompt in enumerate(prompts):
+        groups.setdefault(tuple(name for token, name in adapters.items() if token in prompt), []).append(row)
+    results: list[Any] = [None] * len(prompts)
+    for names, rows in groups.items():
+        activate_loras(pipeline, names)
+        for row, result in zip(rows, run(rows), strict=True):
+            results[row] = result
+    return results
 
 
 def _load_embedding(pipeline: Any, path: Path) -> None:
@@ -98,4 +136,4 @@ def _sha256(path: Path) -> str:
     return hashlib.sha256(path.read_bytes()).hexdigest()
 
 
-__all__ = ["EMBEDS_FILE", "load_concepts"]
+__all__ = ["EMBEDS_FILE", "activate_loras", "by_lora_concept", "load_concepts", "lora_adapters"]
