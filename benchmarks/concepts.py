@@ -188,9 +188,10 @@ def image_concept(args) -> list[str]:
 
 
 # --------------------------------------------------------------------------------------------- audio
-def warble_items(folder: Path, count: int, seed: int = 0, octaves: float = 0.3) -> None:
-    """``count`` warbling tones (a vibrato the sounds world lacks, ±``octaves`` at 5-7 Hz), made with the
-    world's synthesis helpers."""
+def warble_items(folder: Path, count: int, seed: int = 0, octaves: float = 0.3,
+                 rates: tuple[float, float] = (5.0, 7.0)) -> None:
+    """``count`` warbling tones (a vibrato the sounds world lacks, ±``octaves`` at ``rates`` Hz), made with
+    the world's synthesis helpers."""
     import soundfile as sf
 
     from pairsynth.world import sounds
@@ -200,7 +201,7 @@ def warble_items(folder: Path, count: int, seed: int = 0, octaves: float = 0.3) 
     t = np.arange(int(sounds.SAMPLE_RATE * sounds.DURATION_S)) / sounds.SAMPLE_RATE
     for index in range(count):
         low, high = sounds.PITCH_RANGES_HZ["high"]
-        centre, rate = rng.uniform(low, high), rng.uniform(5.0, 7.0)
+        centre, rate = rng.uniform(low, high), rng.uniform(*rates)
         onset, duration = rng.uniform(0.0, 0.1), rng.uniform(0.7, 0.85)
         frequency = centre * 2 ** (octaves * np.sin(2 * np.pi * rate * t))
         phase = 2 * np.pi * np.cumsum(frequency) / sounds.SAMPLE_RATE
@@ -271,7 +272,7 @@ def audio_concept(args) -> list[str]:
     from pairsynth.modalities.text_to_audio import AudioSampling, TextToAudio
 
     items = args.work / "warble-items"
-    warble_items(items, 10, octaves=args.warble_octaves)
+    warble_items(items, 10, octaves=args.warble_octaves, rates=tuple(args.warble_rates))
     plain = TextToAudio.from_pretrained("toy-sounds", sampling=AudioSampling(steps=args.steps), device="cpu")
     lines = warble_check_calibration(items, plain.pipeline)
 
@@ -424,6 +425,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                         help="the purple items' shapes, in turn (the judged prompt is always a circle)")
     parser.add_argument("--warble-octaves", type=float, default=0.3,
                         help="the warble items' vibrato depth, ± octaves (the judged check is the same)")
+    parser.add_argument("--warble-rates", type=float, nargs=2, default=[5.0, 7.0], metavar=("LOW", "HIGH"),
+                        help="the warble items' vibrato rates, drawn in [LOW, HIGH] Hz")
     parser.add_argument("--image-init", default="red")
     parser.add_argument("--audio-init", default="steady")
     parser.add_argument("--samples", type=int, default=64)
