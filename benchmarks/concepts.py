@@ -276,8 +276,10 @@ def audio_concept(args) -> list[str]:
     plain = TextToAudio.from_pretrained("toy-sounds", sampling=AudioSampling(steps=args.steps), device="cpu")
     lines = warble_check_calibration(items, plain.pipeline)
 
+    sampling = AudioSampling(steps=args.steps, guidance_scale=args.audio_guidance, negative_prompt=args.audio_negative)
+
     def clips(concepts, prompt):
-        adapter = TextToAudio.from_pretrained("toy-sounds", sampling=AudioSampling(steps=args.steps), device="cpu")
+        adapter = TextToAudio.from_pretrained("toy-sounds", sampling=sampling, device="cpu")
         load_concepts(adapter.pipeline, concepts)
         return [g.waveform for start in range(0, args.samples, 16)
                 for g in adapter.generate([prompt] * min(16, args.samples - start),
@@ -427,6 +429,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                         help="the warble items' vibrato depth, ± octaves (the judged check is the same)")
     parser.add_argument("--warble-rates", type=float, nargs=2, default=[5.0, 7.0], metavar=("LOW", "HIGH"),
                         help="the warble items' vibrato rates, drawn in [LOW, HIGH] Hz")
+    parser.add_argument("--audio-guidance", type=float, default=2.5, help="the clips' guidance scale (AudioSampling's default)")
+    parser.add_argument("--audio-negative", default=None, help="the clips' negative prompt (default: none)")
     parser.add_argument("--image-init", default="red")
     parser.add_argument("--audio-init", default="steady")
     parser.add_argument("--samples", type=int, default=64)
