@@ -11,7 +11,7 @@ without the prior; and ``--methods textual-inversion``), ``--only audio-concept 
 --learn-steps 3000`` (and ``--lora-rank 16 --ema 0.995``, with ``--patience 1000``, up to
 ``--learn-steps 6000 --lora-rank 32``), and the warble the codec carries with margin
 (``--warble-octaves 0.4 --warble-rates 4.5 5.5``, judged plain and with ``--audio-negative "a noise
-burst" --audio-guidance 5``, over ``--learn-seed`` 0-3); the defaults are those settings but ``--ema``,
+burst" --audio-guidance 5``, over ``--learn-seed`` 0-5); the defaults are those settings but ``--ema``,
 ``--mirror``, ``--prior-items``, ``--keep-layers`` and the warble's shape and judging.
 
 Sections (``--only``):
