@@ -167,7 +167,9 @@ def test_each_lora_concept_acts_only_on_the_prompts_naming_its_token(image_items
     np.testing.assert_allclose(mixed[2], yy_alone, atol=1e-5)
     np.testing.assert_allclose(mixed[1], plain[0].pixels, atol=1e-5)  # no token: the LoRAs stand aside
     assert np.abs(mixed[0] - adapter().generate([prompts[0]], [1])[0].pixels).max() > 1e-4  # and do act
-    both.pipeline.unet.set_adapters(["zz", "yy"])
+    from pairsynth.concepts.loading import activate_loras
+
+    activate_loras(both.pipeline, ["zz", "yy"])  # diffusers' own rule: every loaded LoRA on every prompt
     summed = both.pipeline(prompts[0], num_inference_steps=2, output_type="np",
                            generator=torch.Generator().manual_seed(1)).images[0]
     assert np.abs(summed - mixed[0]).max() > 1e-4  # the per-token split is what made the difference
