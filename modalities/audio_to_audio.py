@@ -87,8 +87,7 @@ class AudioToAudio(PipelineAdapter):
             raise ValueError(f"{len(sources)} sources, {len(prompts)} prompts and {len(seeds)} seeds")
         if not sources:
             return []
-        return self.by_concept(prompts, lambda rows: self._generate([sources[r] for r in rows], [prompts[r] for r in rows],
-                                                                    [seeds[r] for r in rows]))
+        return self.by_concept(prompts, self._generate, sources=list(sources), prompts=list(prompts), seeds=list(seeds))
 
     def _generate(self, sources: list[tuple[np.ndarray, int]], prompts: list[str], seeds: list[int]) -> list[GeneratedAudio]:
         pipe, s = self.pipeline, self.sampling

@@ -89,8 +89,7 @@ class ImageToImage(PipelineAdapter):
             raise ValueError(f"{len(images)} images, {len(prompts)} prompts and {len(seeds)} seeds")
         if not images:
             return []
-        return self.by_concept(prompts, lambda rows: self._generate([images[r] for r in rows], [prompts[r] for r in rows],
-                                                                    [seeds[r] for r in rows]))
+        return self.by_concept(prompts, self._generate, images=list(images), prompts=list(prompts), seeds=list(seeds))
 
     def _generate(self, images: list[np.ndarray | Image.Image], prompts: list[str], seeds: list[int]) -> list[GeneratedImage]:
         s = self.sampling

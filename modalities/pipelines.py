@@ -52,16 +52,19 @@ class PipelineAdapter:
         """
         if not self.concepts:
             return {}
-        loras = any("lora" in record["sha256"] for record in self.concepts)
-        return {"concepts": list(self.concepts), **({"concept_loras": "by-token"} if loras else {})}
+        from pairsynth.concepts.loading import lora_adapters
 
-    def by_concept(self, prompts: Sequence[str], run: Callable[[list[int]], list[T]]) -> list[T]:
-        """``run(rows)`` over the batch's rows, split so each LoRA concept acts on its own token's prompts only."""
+        loras = {"concept_loras": "by-token"} if lora_adapters(self.concepts) else {}
+        return {"concepts": list(self.concepts), **loras}
+
+    def by_concept(self, prompts: Sequence[str], run: Callable[..., list[T]], /, **batch: Any) -> list[T]:
+        """``run(**batch)``, split so each LoRA concept acts on its own token's prompts only: each part
+        gets its rows of ``batch``'s lists and tensors (:func:`select_rows`), the rest whole."""
         if not self.concepts:
-            return run(list(range(len(prompts))))
+            return run(**batch)
         from pairsynth.concepts.loading import by_lora_concept
 
-        return by_lora_concept(self.pipeline, self.concepts, prompts, run)
+        return by_lora_concept(self.pipeline, self.concepts, prompts, lambda rows: run(**select_rows(batch, rows)))
 
     @property
     def device(self) -> torch.device:

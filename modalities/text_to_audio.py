@@ -141,8 +141,7 @@ class TextToAudio(PipelineAdapter):
             raise ValueError(f"{len(prompts)} prompts but {len(seeds)} seeds")
         if not prompts:
             return []
-        return self.by_concept(prompts, lambda rows: self._generate([prompts[r] for r in rows], [seeds[r] for r in rows],
-                                                                    screen))
+        return self.by_concept(prompts, self._generate, prompts=list(prompts), seeds=list(seeds), screen=screen)
 
     def _generate(self, prompts: list[str], seeds: list[int], screen: ScreenRequest | None) -> list[GeneratedAudio | None]:
         s = self.sampling
@@ -181,8 +180,7 @@ class TextToAudio(PipelineAdapter):
                              "GPT-2-generated sequence with no straight line between two prompts")
         if not blends:
             return []
-        return self.by_concept([f"{b.prompt_a} {b.prompt_b}" for b in blends],
-                               lambda rows: self._generate_blended([blends[r] for r in rows]))
+        return self.by_concept([f"{b.prompt_a} {b.prompt_b}" for b in blends], self._generate_blended, blends=list(blends))
 
     def _generate_blended(self, blends: list[Blend]) -> list[GeneratedAudio]:
         s, pipe = self.sampling, self.pipeline

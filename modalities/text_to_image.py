@@ -103,8 +103,7 @@ class TextToImage(PipelineAdapter):
             raise ValueError(f"{len(prompts)} prompts but {len(seeds)} seeds")
         if not prompts:
             return []
-        return self.by_concept(prompts, lambda rows: self._generate([prompts[r] for r in rows], [seeds[r] for r in rows],
-                                                                    screen))
+        return self.by_concept(prompts, self._generate, prompts=list(prompts), seeds=list(seeds), screen=screen)
 
     def _generate(self, prompts: list[str], seeds: list[int], screen: ScreenRequest | None) -> list[GeneratedImage | None]:
         arguments = prompt_arguments(self.pipeline, prompts, self.sampling.negative_prompt, self.sampling.guidance_scale)
@@ -122,8 +121,7 @@ class TextToImage(PipelineAdapter):
         """
         if not blends:
             return []
-        return self.by_concept([f"{b.prompt_a} {b.prompt_b}" for b in blends],
-                               lambda rows: self._generate_blended([blends[r] for r in rows]))
+        return self.by_concept([f"{b.prompt_a} {b.prompt_b}" for b in blends], self._generate_blended, blends=list(blends))
 
     def _generate_blended(self, blends: list[Blend]) -> list[GeneratedImage]:
         s = self.sampling

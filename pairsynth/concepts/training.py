@@ -286,10 +286,10 @@ def check_learn_config(config: LearnConfig, name: Callable[[str], str] = str) ->
         raise ConceptError(f"{name('empty_prompt_prob')} {config.empty_prompt_prob}: must be in [0, 1)")
     if not 0 <= config.ema < 1:
         raise ConceptError(f"{name('ema')} {config.ema}: a decay in [0, 1) (0: off)")
-    if config.keep_layers is not None and config.method != "lora":
-        raise ConceptError(f"{name('keep_layers')} {config.keep_layers!r}: a LoRA setting; {name('method')} "
-                           f"{config.method} trains no layers, so leave it out or use lora")
     if config.keep_layers is not None:
+        if config.method != "lora":
+            raise ConceptError(f"{name('keep_layers')} {config.keep_layers!r}: a LoRA setting; {name('method')} "
+                               f"{config.method} trains no layers, so leave it out or use lora")
         trained = targets(config.lora_layers)
         subsets = [k for k in TARGET_MODULES if targets(k) <= trained]
         if config.keep_layers not in subsets:
