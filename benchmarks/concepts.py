@@ -135,13 +135,11 @@ def decoder_ceiling(count: int) -> str:
 
 
 def generate_images(concepts: list[Path], prompt: str, samples: int, steps: int, guidance: float) -> list[np.ndarray]:
-    from pairsynth.concepts import load_concepts
     from pairsynth.media import to_uint8
     from pairsynth.modalities.text_to_image import ImageSampling, TextToImage
 
     adapter = TextToImage.from_pretrained("toy-shapes", sampling=ImageSampling(steps=steps, guidance_scale=guidance),
-                                          device="cpu")
-    load_concepts(adapter.pipeline, concepts)
+                                          device="cpu", concepts=concepts)
     images = []
     for start in range(0, samples, 32):
         seeds = list(range(start, min(start + 32, samples)))
@@ -270,7 +268,6 @@ def warble_check_calibration(items: Path, pipeline) -> list[str]:
 
 
 def audio_concept(args) -> list[str]:
-    from pairsynth.concepts import load_concepts
     from pairsynth.modalities.text_to_audio import AudioSampling, TextToAudio
 
     items = args.work / "warble-items"
@@ -281,8 +278,7 @@ def audio_concept(args) -> list[str]:
     sampling = AudioSampling(steps=args.steps, guidance_scale=args.audio_guidance, negative_prompt=args.audio_negative)
 
     def clips(concepts, prompt):
-        adapter = TextToAudio.from_pretrained("toy-sounds", sampling=sampling, device="cpu")
-        load_concepts(adapter.pipeline, concepts)
+        adapter = TextToAudio.from_pretrained("toy-sounds", sampling=sampling, device="cpu", concepts=concepts)
         return [g.waveform for start in range(0, args.samples, 16)
                 for g in adapter.generate([prompt] * min(16, args.samples - start),
                                           list(range(start, min(start + 16, args.samples))))]
