@@ -268,7 +268,7 @@ def balance_dataset(source: str | Path, out_dir: str | Path, config: BalanceConf
         {"class_from": census.source, "target": result.target,
          "classes": [dict(zip(("class", "before", "added", "after"), row)) for row in result.table()]}, indent=2) + "\n")
     for name, count, new, total in result.table():
-        logger.info("class %s: %d → %d (+%d)", name, count, total, new)
+        logger.debug("class %s: %d → %d (+%d)", name, count, total, new)  # the CLI prints the table
     return result
 
 
@@ -278,12 +278,12 @@ def read_census(source: Path, class_from: ClassSource) -> Census:
     Raises:
         BalanceError: nothing readable, images mixed with audio, or no class source that fits.
     """
-    items = list(read_pairs(source))
+    items = list(read_pairs(source, folder_captions=True))  # class subfolders need no captions
     records = [item for item in items if not isinstance(item, ReadError)]
     unreadable = [item for item in items if isinstance(item, ReadError)]
     if not records:
         raise BalanceError(f"{source}: no readable pairs; balance reads an imagefolder/audiofolder "
-                           "(metadata.jsonl) or media files with .txt captions")
+                           "(metadata.jsonl), class subfolders, or media files with .txt captions")
     media = Counter(record.modality for record in records)
     if len(media) > 1 or "triplet" in media:
         raise BalanceError(f"{source}: mixes {', '.join(f'{n} {m}' for m, n in media.items())} items; "

@@ -48,6 +48,9 @@ def _setup(verbose: bool) -> None:
 
     diffusers_logging.disable_progress_bar()
     transformers_logging.disable_progress_bar()
+    # Importing them (re)sets their loggers' level from their own defaults, undoing the lines above.
+    for library in (diffusers_logging, transformers_logging):
+        library.set_verbosity(logging.INFO if verbose else logging.ERROR)
 
 
 def _escape_control_characters(record: logging.LogRecord) -> bool:
@@ -82,14 +85,28 @@ def _progress_bar(target: int | None) -> Iterator[Callable]:
             raise
 
 
+SHORT_SHOWN = 10
+"""Units short of k listed by name after a run; balance can leave hundreds of one-item units short."""
+
+
 def _print_summary(summary, out: Path) -> None:
     console.print(f"[green]{summary.accepted}[/] pairs from {summary.candidates} candidates in "
                   f"{summary.elapsed_s:.1f} s → {_shown(out)}")
     if summary.times.seconds:
         console.print(f"[dim]time: {summary.times}[/]", soft_wrap=True)
-    for state in summary.shortfall:
-        console.print(f"[yellow]short:[/] {_shown(repr(state.key))}: {state.accepted}/{summary.k} after "
+    short = summary.shortfall
+    for state in short[:SHORT_SHOWN]:
+        console.print(f"[yellow]short:[/] {_shown(repr(state.shown))}: {state.accepted}/{summary.k} after "
                       f"{state.attempts} attempts")
+    if len(short) > SHORT_SHOWN:
+        console.print(f"[yellow]short:[/] … and {len(short) - SHORT_SHOWN} more units")
+    if short:  # why they fell short, so the user need not dig through the manifest to find out
+        from pairsynth.readers import rejection_reasons
+
+        counts, details = rejection_reasons(out)
+        for reason, count in counts.most_common(3):
+            console.print(f"[yellow]rejected:[/] {count} × {_shown(reason)}, e.g. {_shown(details[reason])}",
+                          soft_wrap=True)
     _print_outputs(out)
 
 

@@ -26,8 +26,10 @@ import csv
 import io
 import json
 import logging
+from collections import Counter
 from collections.abc import Callable, Collection, Iterator
 from dataclasses import dataclass, field, replace
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -131,7 +133,7 @@ def detect_layout(path: str | Path) -> str:
 
 
 def read_pairs(path: str | Path, *, layout: str = "auto", keys: Collection[str] | None = None,
-               allow_outside_root: bool = False) -> Iterator[Item]:
+               allow_outside_root: bool = False, folder_captions: bool = False) -> Iterator[Item]:
     """Yield every pair of the dataset at ``path`` (and a :class:`ReadError` for each bad item).
 
     Args:
@@ -141,6 +143,9 @@ def read_pairs(path: str | Path, *, layout: str = "auto", keys: Collection[str] 
             fetches just the media it shows).
         allow_outside_root: read files the dataset names outside its folder (``../x.png``, an
             absolute path, a symlink leading out) instead of refusing them as unreadable.
+        folder_captions: a media file without a caption beside it, in a class subfolder, is read with
+            its class folder's name (the first under ``path``) as its caption (a class-per-folder dataset, as torchvision's
+            ``ImageFolder`` and datasets' ``imagefolder`` read one) instead of as unreadable.
     """
     if layout not in LAYOUTS:
         raise DatasetError(f"unknown dataset layout {layout!r}; use one of {', '.join(LAYOUTS)}")
@@ -152,7 +157,8 @@ def read_pairs(path: str | Path, *, layout: str = "auto", keys: Collection[str] 
     scope = _Scope(root.parent if root.is_file() else root, allow_outside_root)
     wanted = None if keys is None else set(keys)
     readers: dict[str, Callable[[Path, set[str] | None, _Scope], Iterator[Item]]] = {
-        "pairsynth": _read_pairsynth, "folder": _read_folder, "webdataset": _read_webdataset, "sidecar": _read_sidecar,
+        "pairsynth": _read_pairsynth, "folder": _read_folder, "webdataset": _read_webdataset,
+        "sidecar": partial(_read_sidecar, folder_captions=folder_captions),
     }
     for item in readers[layout](root, wanted, scope):
         if isinstance(item, ReadError):
@@ -162,11 +168,27 @@ def read_pairs(path: str | Path, *, layout: str = "auto", keys: Collection[str] 
 
 def read_manifest(path: str | Path) -> list[dict[str, Any]]:
     """The rows of a pairsynth output's ``manifest.jsonl`` (``[]`` for any other dataset)."""
+    return list(manifest_rows(path))
+
+
+def manifest_rows(path: str | Path) -> Iterator[dict[str, Any]]:
+    """:func:`read_manifest`'s rows one at a time, none kept (memory flat in the size of the run)."""
     manifest = Path(path) / "manifest.jsonl"
     if not manifest.is_file():
-        return []
+        return
     with open(manifest, encoding="utf-8") as handle:
-        return [json.loads(line) for line in handle if line.strip()]
+        yield from (json.loads(line) for line in handle if line.strip())
+
+
+def rejection_reasons(path: str | Path) -> tuple[Counter[str], dict[str, str]]:
+    """How many of a pairsynth output's candidates were rejected for each reason, and one detail each."""
+    counts: Counter[str] = Counter()
+    details: dict[str, str] = {}
+    for row in manifest_rows(path):
+        if not row.get("accepted") and row.get("reason"):
+            counts[row["reason"]] += 1
+            details.setdefault(row["reason"], str(row.get("detail") or ""))
+    return counts, details
 
 
 def decode_image(data: bytes) -> np.ndarray:
@@ -306,13 +328,17 @@ def _folder_item(root: Path, base: Path, where: str, row: dict[str, Any], keys: 
     yield _file_record(paths, key, caption, extra, scope)
 
 
-def _read_sidecar(root: Path, keys: set[str] | None, scope: _Scope) -> Iterator[Item]:
+def _read_sidecar(root: Path, keys: set[str] | None, scope: _Scope, *, folder_captions: bool = False) -> Iterator[Item]:
     media = sorted(p for p in root.rglob("*") if p.is_file() and _extension(p) in IMAGE_EXTENSIONS | AUDIO_EXTENSIONS)
     for path in media:
         key = _relative_key(root, path)
         if keys is not None and key not in keys:
             continue
         caption_file = path.with_suffix(".txt")
+        folder = path.parent.relative_to(root).as_posix()
+        if not caption_file.is_file() and folder_captions and folder != ".":
+            yield _file_record([path], key, folder.split("/")[0].replace("_", " "), {"folder": folder}, scope)
+            continue
         if not caption_file.is_file():
             yield ReadError(source=str(path), reason=f"no caption file {caption_file.name} beside {scope.name(path)}",
                             key=key)
@@ -327,7 +353,6 @@ def _read_sidecar(root: Path, keys: set[str] | None, scope: _Scope) -> Iterator[
                       if isinstance(err, UnicodeDecodeError) else read_failure(err, scope.name(caption_file)))
             yield ReadError(source=str(caption_file), reason=reason, key=key, error=type(err).__name__)
             continue
-        folder = path.parent.relative_to(root).as_posix()
         yield _file_record([path], key, caption, {} if folder == "." else {"folder": folder}, scope)
 
 

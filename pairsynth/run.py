@@ -310,9 +310,10 @@ def run_job(job: Job, out_dir: str | Path, *, overwrite: bool = False, backend: 
         output.finish(progress, [manifest, *writers])
         summary = RunSummary(out_dir=output.root, k=job.k, captions=list(states.values()), elapsed_s=0.0,
                              resumed_parts=resumed_parts, shards=_shards(writers), times=times)
-        for state in summary.shortfall:
-            logger.warning("%r reached %d of %d pairs in %d attempts", state.key, state.accepted, job.k,
-                           state.attempts)
+        if short := summary.shortfall:  # one line, not one per unit: balance asks for hundreds of one-pair units
+            logger.warning("%d of %d units ended short of k = %d pairs (first: %s, %d after %d attempts); the "
+                           "manifest's reasons say why", len(short), len(states), job.k, short[0].shown,
+                           short[0].accepted, short[0].attempts)
 
         # 7. Report: the QA report of `pairsynth score`, from the manifest's scores.
         if spec.report:

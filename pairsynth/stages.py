@@ -75,6 +75,11 @@ class CaptionState:
         """What ``k`` counts per: the caption, or the source pair being varied."""
         return self.source if self.source is not None else self.caption
 
+    @property
+    def shown(self) -> str:
+        """The key for people: a composite key's fields (balance's, interpolation's units) joined by `` · ``."""
+        return self.key.replace("\x1f", " · ")
+
 
 @dataclass(frozen=True, kw_only=True)
 class Plan:

@@ -9,7 +9,7 @@ import pytest
 
 from pydantic import ValidationError
 
-from pairsynth.balance import BalanceConfig, BalanceError, balance_dataset
+from pairsynth.balance import BalanceConfig, BalanceError, balance_dataset, read_census
 from pairsynth.world.shapes import ShapeScene, render
 
 CLASSES = {"red circle": 4, "blue square": 4, "green triangle": 1}
@@ -34,6 +34,15 @@ def _config(tiny_sd_dir, tiny_clip_dir, **values):
     return BalanceConfig(generator={"model": f"local:{tiny_sd_dir}", "steps": 2, "guidance_scale": 3.0, "batch_size": 8},
                          judges={"clip": f"local-dir:{tiny_clip_dir}"}, max_attempts=2, device="cpu",
                          report=False, commit_every=2, **values)
+
+
+def test_class_subfolders_without_captions_or_metadata_are_counted_by_folder(tmp_path):
+    # the layout torchvision's ImageFolder and datasets' imagefolder read: data/<class>/<item>.png
+    source = _write_dataset(tmp_path / "data", "folder")
+    (source / "metadata.jsonl").unlink()
+    census = read_census(source, "auto")
+    assert census.source == "folder" and census.counts == {"red_circle": 4, "blue_square": 4, "green_triangle": 1}
+    assert not census.unreadable
 
 
 def test_only_the_rare_class_is_filled_laid_out_in_its_subfolder(tmp_path):

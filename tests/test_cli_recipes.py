@@ -85,6 +85,20 @@ def test_generate_runs_an_init_recipe_with_overrides(tmp_path):
     assert list((out / "parquet").glob("*.parquet")) and not (out / "shards").exists()
 
 
+def test_a_run_short_everywhere_names_ten_units_and_why_they_were_rejected(tmp_path):
+    path = tmp_path / "recipe.yaml"
+    runner.invoke(app, ["init", "image", "--out", str(path)])
+    out = tmp_path / "out"
+    result = runner.invoke(app, ["generate", str(path), "--out", str(out), "--set", "k=1", "--set", "max_attempts=1",
+                                 "--set", "accept.min_clip_score=100", "--set", "output.report=false"])
+    assert result.exit_code == 0, result.output
+    lines = result.output.splitlines()
+    assert sum(line.startswith("short: 'a ") for line in lines) == 10  # of 12 captions, each named in quotes
+    assert "short: … and 2 more units" in lines
+    rejected = [line for line in lines if line.startswith("rejected:")]
+    assert len(rejected) == 1 and rejected[0].startswith("rejected: 12 × below_threshold, e.g. CLIPScore "), rejected
+
+
 @pytest.mark.parametrize("override, message", [
     ("generator.stepz=4", "generator.stepz: unknown key"),
     ("generator.steps=0", "generator.steps: Input should be greater than or equal to 1 (got 0)"),

@@ -140,6 +140,19 @@ def test_webdataset_shards_read_through_webdataset_and_a_corrupt_shard_only_lose
     assert [r.key for r in read_pairs(tmp_path / "shard-00000.tar")] == ["k0", "k1", "k2", "k3"]
 
 
+def test_class_subfolders_without_captions_are_read_with_folder_captions(tmp_path):
+    for name in ("cats/tom", "cats/kit", "sea_lions/sam", "rex"):
+        (tmp_path / f"{name}.png").parent.mkdir(exist_ok=True)
+        (tmp_path / f"{name}.png").write_bytes(png((90, 90, 90)))
+    (tmp_path / "cats" / "kit.txt").write_text("a small cat\n")
+    records, errors = split(list(read_pairs(tmp_path, folder_captions=True)))
+    assert [(r.key, r.caption, r.meta) for r in records] == [
+        ("cats/kit", "a small cat", {"folder": "cats"}), ("cats/tom", "cats", {"folder": "cats"}),
+        ("sea_lions/sam", "sea lions", {"folder": "sea_lions"})]
+    assert [e.key for e in errors] == ["rex"] and "no caption file rex.txt" in errors[0].reason  # no folder: no class
+    assert len(split(list(read_pairs(tmp_path)))[1]) == 3  # off by default: a pair needs its caption
+
+
 def test_a_plain_folder_with_sidecar_captions(tmp_path):
     (tmp_path / "cats").mkdir()
     (tmp_path / "cats" / "tom.png").write_bytes(png((90, 90, 90)))
