@@ -254,6 +254,30 @@ def test_bad_items_get_one_clear_error(tmp_path, image_items, audio_items, tiny_
                       config=LearnConfig(method="lora", lora_layers="convs"))  # type: ignore[arg-type]
 
 
+def test_few_items_or_several_class_folders_are_warned_about_once(tmp_path, image_items, tiny_sd_dir, caplog):
+    from typer.testing import CliRunner
+
+    from pairsynth.cli import app
+    from pairsynth.concepts.items import read_concept_items
+
+    dataset = tmp_path / "dataset"
+    for folder, count in (("cats", 2), ("dogs", 1)):
+        (dataset / folder).mkdir(parents=True)
+        for i in range(count):
+            (dataset / folder / f"{i}.png").write_bytes((image_items / "0.png").read_bytes())
+    caveats = read_concept_items(dataset, "<zz>").caveats()
+    assert caveats == [f"{dataset}: 3 items; concepts are meant to be learned from 5–50",
+                       f"{dataset}: items in 2 subfolders (cats, dogs) are learned as one concept; for one class, "
+                       "give its folder"]
+    assert read_concept_items(image_items, "<zz>").caveats() == []
+    # the CLI checks its inputs, then learns (which checks them again): each caveat reaches the user once
+    result = CliRunner().invoke(app, ["learn-concept", str(dataset), "--token", "<zz>", "--init", "red", "--out",
+                                      str(tmp_path / "out"), "--model", str(tiny_sd_dir), "--steps", "2"])
+    assert result.exit_code == 0, result.output
+    said = [r.getMessage() for r in caplog.records if r.levelname == "WARNING"]
+    assert [said.count(caveat) for caveat in caveats] == [1, 1], said
+
+
 def test_a_recipe_loads_its_concepts_and_the_manifest_records_them(ti_concept, tiny_sd_dir, tiny_clip_dir, tmp_path):
     from pairsynth.generate import generate_dataset
     from tests.helpers import tiny_recipe

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import logging
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -17,7 +16,6 @@ import numpy as np
 
 from pairsynth.errors import ConceptError
 
-logger = logging.getLogger(__name__)
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".webp", ".bmp")
 AUDIO_SUFFIXES = (".wav", ".flac", ".ogg", ".mp3")
@@ -45,6 +43,20 @@ class ConceptItems:
     folder: Path
     medium: str
     items: tuple[ConceptItem, ...]
+
+    def caveats(self) -> list[str]:
+        """What to warn about before learning: too few or too many items, or items in several subfolders
+        (a class-per-folder dataset given whole, where one class's folder was meant)."""
+        notes = []
+        if not FEW <= len(self.items) <= MANY:
+            notes.append(f"{self.folder}: {len(self.items)} items; concepts are meant to be learned from {FEW}–{MANY}")
+        folders = sorted({item.path.relative_to(self.folder).parts[0] for item in self.items
+                          if len(item.path.relative_to(self.folder).parts) > 1})
+        if len(folders) > 1:
+            shown = ", ".join(folders[:4]) + (f" and {len(folders) - 4} more" if len(folders) > 4 else "")
+            notes.append(f"{self.folder}: items in {len(folders)} subfolders ({shown}) are learned as one concept; "
+                         "for one class, give its folder")
+        return notes
 
     def prompts(self, token: str) -> list[list[str]]:
         """Per item, the prompts it is trained under: its caption, or the medium's templates."""
@@ -92,8 +104,6 @@ def read_concept_items(folder: str | Path, token: str) -> ConceptItems:
         raise ConceptError(f"{folder}: mixes {len(images)} images (e.g. {images[0].name}) with {len(clips)} clips "
                            f"(e.g. {clips[0].name}); a concept is learned from one medium")
     medium = held[0]
-    if not FEW <= len(files) <= MANY:
-        logger.warning("%s: %d items; concepts are meant to be learned from %d–%d", folder, len(files), FEW, MANY)
     captions = _metadata_captions(folder)
     items = []
     for path in files:

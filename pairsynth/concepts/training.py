@@ -169,6 +169,8 @@ def learn_concept(items_dir: str | Path, out_dir: str | Path, *, token: str, ini
         logger.info("%s already holds this concept (%d steps); nothing to do", checked.out, checked.finished.steps_done)
         return checked.finished
     items, model, out, fingerprint = checked.items, checked.model, checked.out, checked.fingerprint
+    for caveat in items.caveats():  # here, not in the check, which the CLI also calls: said once
+        logger.warning("%s", caveat)
     out.mkdir(parents=True, exist_ok=True)
 
     # 2. Load the pipeline; make the prior samples while it is unchanged; add the token (and the LoRA adapter).
