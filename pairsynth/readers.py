@@ -143,9 +143,9 @@ def read_pairs(path: str | Path, *, layout: str = "auto", keys: Collection[str] 
             fetches just the media it shows).
         allow_outside_root: read files the dataset names outside its folder (``../x.png``, an
             absolute path, a symlink leading out) instead of refusing them as unreadable.
-        folder_captions: a media file without a caption beside it, in a class subfolder, is read with
-            its class folder's name (the first under ``path``) as its caption (a class-per-folder dataset, as torchvision's
-            ``ImageFolder`` and datasets' ``imagefolder`` read one) instead of as unreadable.
+        folder_captions: a media file with no caption beside it, in a class subfolder, is read with
+            that folder's name (the first under ``path``) as its caption instead of as unreadable: a
+            class-per-folder dataset, as torchvision's ``ImageFolder`` and datasets' ``imagefolder`` read one.
     """
     if layout not in LAYOUTS:
         raise DatasetError(f"unknown dataset layout {layout!r}; use one of {', '.join(LAYOUTS)}")

@@ -16,7 +16,6 @@ import numpy as np
 
 from pairsynth.errors import ConceptError
 
-
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".webp", ".bmp")
 AUDIO_SUFFIXES = (".wav", ".flac", ".ogg", ".mp3")
 SUFFIXES = {"image": IMAGE_SUFFIXES, "audio": AUDIO_SUFFIXES}  # medium → the files a concept is learned from
