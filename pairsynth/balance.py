@@ -181,6 +181,17 @@ class BalanceJob:
     def first_rows(self) -> list[dict[str, Any]]:
         return []
 
+    def summarize(self, run: RunSummary) -> BalanceSummary:
+        """Class counts before and after ``run``."""
+        added = Counter(self.class_of(state.key) for state in run.captions if state.accepted)
+        before = dict(self.census.counts)
+        return BalanceSummary(before=before, after={name: count + added[name] for name, count in before.items()},
+                              target=max((p.count + p.missing for p in self.classes), default=0), run=run)
+
+    def report_run(self, summary: RunSummary) -> dict[str, Any]:
+        """The report's class table, as ``balance.json`` has it."""
+        return {"classes": self.summarize(summary).rows()}
+
     def load(self) -> None:
         """What the units need (the text→X generator, the variation model, both) with the classes'
         concepts, and the medium's judge; each unless given."""
@@ -238,6 +249,10 @@ class BalanceSummary:
         """``(class, before, added, after)`` rows, in the dataset's order."""
         return [(name, count, self.after[name] - count, self.after[name]) for name, count in self.before.items()]
 
+    def rows(self) -> list[dict[str, Any]]:
+        """:meth:`table` as ``{"class", "before", "added", "after"}`` records (``balance.json``, the report)."""
+        return [dict(zip(("class", "before", "added", "after"), row)) for row in self.table()]
+
 
 def balance_dataset(source: str | Path, out_dir: str | Path, config: BalanceConfig, *, overwrite: bool = False,
                     generator: Any = None, varier: Any = None, scorer: Any = None, backend: Backend | None = None,
@@ -260,13 +275,9 @@ def balance_dataset(source: str | Path, out_dir: str | Path, config: BalanceConf
     # 3. Run the missing items on the engine.
     summary = run_job(job, out_dir, overwrite=overwrite, backend=backend, on_progress=on_progress)
     # 4. Count what was added, per class; write the before/after table.
-    added = Counter(job.class_of(state.key) for state in summary.captions if state.accepted)
-    before = dict(census.counts)
-    result = BalanceSummary(before=before, after={name: count + added[name] for name, count in before.items()},
-                            target=max((p.count + p.missing for p in plans), default=0), run=summary)
+    result = job.summarize(summary)
     (Path(out_dir) / "balance.json").write_text(json.dumps(
-        {"class_from": census.source, "target": result.target,
-         "classes": [dict(zip(("class", "before", "added", "after"), row)) for row in result.table()]}, indent=2) + "\n")
+        {"class_from": census.source, "target": result.target, "classes": result.rows()}, indent=2) + "\n")
     for name, count, new, total in result.table():
         logger.debug("class %s: %d → %d (+%d)", name, count, total, new)  # the CLI prints the table
     return result

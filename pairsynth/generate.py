@@ -88,6 +88,9 @@ class GenerateJob:
     def unit_of(self, row: Mapping[str, Any]) -> str:
         return row.get("interpolation", {}).get("unit", row["caption"])
 
+    def report_run(self, summary: RunSummary) -> dict[str, Any]:
+        return {}
+
     def first_rows(self) -> list[dict[str, Any]]:
         return []
 

@@ -134,6 +134,10 @@ class Job(Protocol):
     def judge(self, candidates: Sequence[Candidate], times: StageTimes) -> list[Decision | None]:
         """Score stage: scores on each candidate; a rejection where one is already certain."""
 
+    def report_run(self, summary: RunSummary) -> dict[str, Any]:
+        """What this kind of run adds to its report's "This run" section (balance: class counts before
+        and after); ``{}``: nothing."""
+
 
 class Backend(Protocol):
     """Runs a job's model stages; the engine keeps acceptance, writing and commits."""
@@ -320,7 +324,8 @@ def run_job(job: Job, out_dir: str | Path, *, overwrite: bool = False, backend: 
             from pairsynth.run_report import write_run_report
 
             with times.timing("report"):
-                write_run_report(output.root, manifest.iter_rows, summary, job.rule.min_scores)
+                write_run_report(output.root, manifest.iter_rows, summary, job.rule.min_scores,
+                                 job.report_run(summary))
         summary.elapsed_s = time.perf_counter() - started
         return summary
 

@@ -25,7 +25,8 @@ ManifestRows = Iterable[dict[str, Any]] | Callable[[], Iterable[dict[str, Any]]]
 
 
 def write_run_report(out_dir: Path, manifest_rows: ManifestRows, summary: RunSummary,
-                     thresholds: Mapping[str, float | None] | None = None, gallery_size: int = 12) -> Path:
+                     thresholds: Mapping[str, float | None] | None = None, run_extra: Mapping[str, Any] | None = None,
+                     gallery_size: int = 12) -> Path:
     """The report at the end of ``pairsynth generate``, from the manifest's scores (no re-scoring).
 
     The manifest is read twice, row by row (what it holds, then the report's numbers), so memory
@@ -36,6 +37,7 @@ def write_run_report(out_dir: Path, manifest_rows: ManifestRows, summary: RunSum
         manifest_rows: every candidate, as :class:`~pairsynth.writers.ManifestWriter` wrote them.
         summary: the run's :class:`~pairsynth.run.RunSummary`.
         thresholds: the recipe's minimum score per judge, marked on the plots (``None``: not used).
+        run_extra: the job's own additions to the report's run block (:meth:`pairsynth.run.Job.report_run`).
     """
     thresholds = thresholds or {}
     read = manifest_rows if callable(manifest_rows) else (lambda: manifest_rows)
@@ -51,7 +53,7 @@ def write_run_report(out_dir: Path, manifest_rows: ManifestRows, summary: RunSum
                                                 distractors=scores.get("distractors")))
         parameters.add(row)
     run = {"k": summary.k, "shortfall": MappedRows(summary.shortfall, _state_row),
-           "per_caption": MappedRows(summary.captions, _state_row)}
+           "per_caption": MappedRows(summary.captions, _state_row), **(run_extra or {})}
     report = QaReport(title=f"pairsynth run: {Path(out_dir).name}", source={"path": str(out_dir), "layout": "pairsynth"},
                       rows=_QaRows(read), judges=judges, grouping=grouping, generation=parameters.values or None,
                       run=run)

@@ -171,6 +171,9 @@ class VaryJob:
     def unit_of(self, row: Mapping[str, Any]) -> str | None:
         return None if row["reason"] == "unreadable_input" else row["source"]["key"]
 
+    def report_run(self, summary: RunSummary) -> dict[str, Any]:
+        return {}
+
     def first_rows(self) -> list[dict[str, Any]]:
         """The inputs that could not be read, recorded once with their reasons."""
         return [{"key": error.key or hashlib.sha256(error.source.encode()).hexdigest()[:20], "caption": None,

@@ -50,7 +50,7 @@ def test_only_the_rare_class_is_filled_laid_out_in_its_subfolder(tmp_path):
     # test needs new items to look at
     source = _write_dataset(tmp_path / "data", "folder")
     config = BalanceConfig(generator={"model": "toy-shapes", "steps": 8, "guidance_scale": 4.0, "batch_size": 8},
-                           judges={"clip": "toy-shapes-clip"}, max_attempts=2, device="cpu", report=False,
+                           judges={"clip": "toy-shapes-clip"}, max_attempts=2, device="cpu", report=True,
                            commit_every=2, target_per_class=4, templates=["a photo of a {label} on the left"])
     summary = balance_dataset(source, tmp_path / "out", config)
     assert summary.before == {"red_circle": 4, "blue_square": 4, "green_triangle": 1}
@@ -65,6 +65,12 @@ def test_only_the_rare_class_is_filled_laid_out_in_its_subfolder(tmp_path):
     assert len(manifest) <= 3 * 2 and {row["source"]["class"] for row in manifest} == {"green_triangle"}
     report = json.loads((tmp_path / "out" / "balance.json").read_text())
     assert report["classes"][2] == {"class": "green_triangle", "before": 1, "added": len(rows), "after": 1 + len(rows)}
+    # the QA report shows the same class counts, before and after
+    assert json.loads((tmp_path / "out" / "report" / "summary.json").read_text())["run"]["classes"] == report["classes"]
+    page = (tmp_path / "out" / "report" / "index.html").read_text()
+    table = page.split('<table id="classes">', 1)[1].split("</table>", 1)[0]
+    assert (f'<td>green_triangle</td><td class="num">1</td><td class="num">{len(rows)}</td>'
+            f'<td class="num">{1 + len(rows)}</td>') in table and table.count("<tr>") == 4
 
 
 def test_a_stopped_run_resumes_without_losing_or_duplicating_items(tiny_sd_dir, tiny_clip_dir, tmp_path):
