@@ -563,6 +563,8 @@ def balance(
     target_per_class: Annotated[Optional[int], typer.Option(help="items wanted per class")] = None,
     target_ratio: Annotated[Optional[float], typer.Option(help="or: this fraction of the largest class")] = None,
     class_from: Annotated[str, typer.Option(help="auto, label, folder or caption")] = "auto",
+    only: Annotated[Optional[list[str]], typer.Option("--class", help="fill only this class (repeatable; default: "
+                                                                       "every class under the target)")] = None,
     template: Annotated[Optional[list[str]], typer.Option(help="prompt template with {label} (repeatable)")] = None,
     concepts: Annotated[Optional[list[Path]], typer.Option("--concepts", help="a concept folder named after its class (repeatable)")] = None,
     method: Annotated[str, typer.Option(help="text (text→X from class prompts), vary (variations of the class's "
@@ -595,7 +597,7 @@ def balance(
 
         try:
             config = BalanceConfig(target_per_class=target_per_class, target_ratio=target_ratio, class_from=class_from,
-                                   templates=template, concepts=concepts or [], seed=seed, device=device,
+                                   classes=only, templates=template, concepts=concepts or [], seed=seed, device=device,
                                    method=method, strength=strength,
                                    max_attempts=max_attempts, judges={"clip": clip, "clap": clap},
                                    generator={"model": model, "steps": steps, "guidance_scale": guidance_scale,

@@ -257,6 +257,7 @@ BALANCE = [
     Bad("method-unknown", balance("--method", "remix"), "--method: Input should be 'text', 'vary' or 'both'"),
     Bad("unreadable-item-to-vary", balance("--method", "vary"),
         "--method vary varies each class's own items, and ", extra=["broken.png cannot be read"]),
+    Bad("class-unknown", balance("--class", "giraffe"), "--class 'giraffe': no such class in the dataset; classes: a, b"),
 ]
 
 def learn(*flags: str) -> Callable[[Workspace, str], list[str]]:
