@@ -69,13 +69,18 @@ def test_plan_without_calibration_loads_no_model(tmp_path):
     assert "calibration" not in text
 
 
-def test_generate_runs_an_init_recipe_with_overrides(tmp_path):
-    path = tmp_path / "recipe.yaml"
+def generate_init_recipe(tmp_path, *overrides: str):
+    """``pairsynth init image``'s recipe, generated into ``tmp_path/out`` with ``--set`` each override."""
+    path, out = tmp_path / "recipe.yaml", tmp_path / "out"
     runner.invoke(app, ["init", "image", "--out", str(path)])
-    out = tmp_path / "out"
-    result = runner.invoke(app, ["generate", str(path), "--out", str(out), "--set", "k=1", "--set", "max_attempts=2",
-                                 "--set", "output.formats=[parquet]", "--set", "output.report=false"])
+    result = runner.invoke(app, ["generate", str(path), "--out", str(out),
+                                 *(flag for override in overrides for flag in ("--set", override))])
     assert result.exit_code == 0, result.output
+    return result, out
+
+
+def test_generate_runs_an_init_recipe_with_overrides(tmp_path):
+    _, out = generate_init_recipe(tmp_path, "k=1", "max_attempts=2", "output.formats=[parquet]", "output.report=false")
     rows = [json.loads(line) for line in (out / "manifest.jsonl").read_text().splitlines()]
     per_caption = {}
     for row in rows:
@@ -86,12 +91,7 @@ def test_generate_runs_an_init_recipe_with_overrides(tmp_path):
 
 
 def test_a_run_short_everywhere_names_ten_units_and_why_they_were_rejected(tmp_path):
-    path = tmp_path / "recipe.yaml"
-    runner.invoke(app, ["init", "image", "--out", str(path)])
-    out = tmp_path / "out"
-    result = runner.invoke(app, ["generate", str(path), "--out", str(out), "--set", "k=1", "--set", "max_attempts=1",
-                                 "--set", "accept.min_clip_score=100", "--set", "output.report=false"])
-    assert result.exit_code == 0, result.output
+    result, _ = generate_init_recipe(tmp_path, "k=1", "max_attempts=1", "accept.min_clip_score=100", "output.report=false")
     lines = result.output.splitlines()
     assert sum(line.startswith("short: 'a ") for line in lines) == 10  # of 12 captions, each named in quotes
     assert "short: … and 2 more units" in lines
