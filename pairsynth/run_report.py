@@ -41,13 +41,14 @@ def write_run_report(out_dir: Path, manifest_rows: ManifestRows, summary: RunSum
     """
     thresholds = thresholds or {}
     read = manifest_rows if callable(manifest_rows) else (lambda: manifest_rows)
-    # a variation run counts k per source pair (its manifest rows name the source), others per caption
+    # groups: a variation run's source pairs (its rows name the source), balance's classes (its rows
+    # name the class), otherwise captions
     grouping = "caption"
     judges: dict[str, JudgeSetup] = {}
     parameters = _ParameterValues()
     for row in read():
         if isinstance(row.get("source"), dict):
-            grouping = "source pair"
+            grouping = "class" if "class" in row["source"] else "source pair"
         for judge, scores in row["scores"].items():
             judges.setdefault(judge, JudgeSetup(kind=judge, model=scores["model"], threshold=thresholds.get(judge),
                                                 distractors=scores.get("distractors")))
@@ -112,7 +113,7 @@ def _manifest_row(row: dict[str, Any]) -> QaRow:
     flags = [row["reason"]] if row.get("reason") in MEDIA_PROBLEMS else []
     flags += ["caption_truncated"] * any(s.get("caption_truncated") for s in scores.values())
     source = row.get("source") if isinstance(row.get("source"), dict) else {}
-    group = source.get("key") or row["caption"] or source.get("path", "")
+    group = source.get("key") or source.get("class") or row["caption"] or source.get("path", "")
     return QaRow(key=row["key"], caption=row["caption"] or "", source="", modality=row.get("modality"), group=group,
                  scores=scores, passed=bool(row["accepted"]), reason=row.get("reason") or "",
                  detail=row.get("detail") or "", flags=flags, duplicate_group=None, has_media=bool(row["accepted"]),
