@@ -31,7 +31,7 @@ from pairsynth.candidates import Candidate, Condition
 from pairsynth.errors import PairsynthError
 from pairsynth.judges import JudgeSettings, load_judge
 from pairsynth.media import medium
-from pairsynth.readers import PairRecord, ReadError, read_pairs
+from pairsynth.readers import PairRecord, ReadError, read_pairs, warn_unreadable
 from pairsynth.recipe import GeneratorConfig
 from pairsynth.run import Backend, OutputSpec, RunSummary, run_job
 from pairsynth.stages import CaptionState, Plan, StageTimes, generate_candidates, score_candidates
@@ -295,6 +295,7 @@ def read_census(source: Path, class_from: ClassSource) -> Census:
     if not records:
         raise BalanceError(f"{source}: no readable pairs; balance reads an imagefolder/audiofolder "
                            "(metadata.jsonl), class subfolders, or media files with .txt captions")
+    warn_unreadable(source, unreadable)  # not counted in any class
     media = Counter(record.modality for record in records)
     if len(media) > 1 or "triplet" in media:
         raise BalanceError(f"{source}: mixes {', '.join(f'{n} {m}' for m, n in media.items())} items; "

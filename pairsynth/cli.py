@@ -40,7 +40,7 @@ def _setup(verbose: bool) -> None:
     handler.addFilter(_escape_control_characters)
     logging.basicConfig(level=logging.INFO if verbose else logging.WARNING, format="%(message)s",
                         handlers=[handler])
-    logging.getLogger("pairsynth").setLevel(logging.INFO)
+    logging.getLogger("pairsynth").setLevel(logging.DEBUG if verbose else logging.INFO)
     for noisy in ("diffusers", "transformers", "httpx", "root", "ray"):
         logging.getLogger(noisy).setLevel(logging.INFO if verbose else logging.ERROR)
     from diffusers.utils import logging as diffusers_logging

@@ -27,7 +27,7 @@ import io
 import json
 import logging
 from collections import Counter
-from collections.abc import Callable, Collection, Iterator
+from collections.abc import Callable, Collection, Iterator, Sequence
 from dataclasses import dataclass, field, replace
 from functools import partial
 from pathlib import Path
@@ -161,9 +161,19 @@ def read_pairs(path: str | Path, *, layout: str = "auto", keys: Collection[str] 
         "sidecar": partial(_read_sidecar, folder_captions=folder_captions),
     }
     for item in readers[layout](root, wanted, scope):
-        if isinstance(item, ReadError):
-            logger.info("unreadable item %s: %s", item.source, item.reason)
+        if isinstance(item, ReadError):  # each one with --verbose; commands say how many (warn_unreadable)
+            logger.debug("unreadable item %s: %s", item.source, item.reason)
         yield item
+
+
+def warn_unreadable(source: str | Path, errors: Sequence[ReadError], shown: int = 3) -> None:
+    """One warning for a dataset's unreadable items: how many, the first ``shown``, not a line each
+    (a dataset of thousands without captions would bury the rest of the output)."""
+    if not errors:
+        return
+    first = "; ".join(f"{error.source}: {error.reason}" for error in errors[:shown])
+    more = f"; and {len(errors) - shown} more (--verbose lists each)" if len(errors) > shown else ""
+    logger.warning("%s: %d unreadable item%s skipped: %s%s", source, len(errors), "s" * (len(errors) != 1), first, more)
 
 
 def read_manifest(path: str | Path) -> list[dict[str, Any]]:

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import logging
 import math
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
@@ -28,12 +27,10 @@ from pairsynth.checks import check_vary, check_vary_models
 from pairsynth.errors import DatasetError, PairsynthError, RecipeError
 from pairsynth.judges import JudgeSettings, Precision, load_judge
 from pairsynth.media import MODALITIES, medium
-from pairsynth.readers import PairRecord, ReadError, read_pairs
+from pairsynth.readers import PairRecord, ReadError, read_pairs, warn_unreadable
 from pairsynth.run import Backend, OutputSpec, ProgressUpdate, RunSummary, run_job
 from pairsynth.stages import (CaptionState, Plan, StageTimes, Varier, generate_candidates, judge_input,
                               score_candidates)
-
-logger = logging.getLogger(__name__)
 
 
 class VaryConfig(BaseModel):
@@ -237,8 +234,7 @@ def _read_sources(source: str | Path, layout: str, allow_outside_root: bool) -> 
     if not records:
         first = f"; the first: {unreadable[0].reason}" if unreadable else ""
         raise DatasetError(f"{source}: no readable pairs ({len(unreadable)} unreadable{first})")
-    for error in unreadable:
-        logger.warning("skipping unreadable input %s: %s", error.source, error.reason)
+    warn_unreadable(source, unreadable)  # each is also a manifest row (reason unreadable_input)
     return records, unreadable
 
 

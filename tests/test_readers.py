@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import json
+import logging
 
 import numpy as np
 import pytest
@@ -11,7 +12,7 @@ import soundfile
 import webdataset as wds
 from PIL import Image
 
-from pairsynth.readers import DatasetError, PairRecord, ReadError, detect_layout, read_pairs
+from pairsynth.readers import DatasetError, PairRecord, ReadError, detect_layout, read_pairs, warn_unreadable
 
 RATE = 8000
 
@@ -151,6 +152,19 @@ def test_class_subfolders_without_captions_are_read_with_folder_captions(tmp_pat
         ("sea_lions/sam", "sea lions", {"folder": "sea_lions"})]
     assert [e.key for e in errors] == ["rex"] and "no caption file rex.txt" in errors[0].reason  # no folder: no class
     assert len(split(list(read_pairs(tmp_path)))[1]) == 3  # off by default: a pair needs its caption
+
+
+def test_unreadable_items_are_one_warning_with_the_first_three(tmp_path, caplog):
+    for i in range(5):
+        (tmp_path / f"{i}.png").write_bytes(png((90, 90, 90)))
+    with caplog.at_level(logging.DEBUG, logger="pairsynth"):
+        errors = split(list(read_pairs(tmp_path)))[1]
+        caplog.clear()
+        warn_unreadable(tmp_path, errors)
+    assert len(caplog.records) == 1 and caplog.records[0].levelname == "WARNING"
+    message = caplog.records[0].getMessage()
+    assert message.startswith(f"{tmp_path}: 5 unreadable items skipped: {tmp_path / '0.png'}: no caption file 0.txt")
+    assert message.count("no caption file") == 3 and message.endswith("; and 2 more (--verbose lists each)")
 
 
 def test_a_plain_folder_with_sidecar_captions(tmp_path):

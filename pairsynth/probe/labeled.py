@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import csv
 import json
-import logging
 import re
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
@@ -31,9 +30,8 @@ from pairsynth.media import MEDIA, media_held
 from pairsynth.probe.errors import MixedMediaError, UnlabeledDatasetError
 from pairsynth.readers import (AUDIO_EXTENSIONS, CAPTION_COLUMNS, DECODE_ERRORS, IMAGE_EXTENSIONS, LABEL_COLUMNS,
                                METADATA_FILES, DatasetError, PairRecord, ReadError, decode_media, detect_layout,
-                               read_manifest, read_pairs)
+                               read_manifest, read_pairs, warn_unreadable)
 
-logger = logging.getLogger(__name__)
 
 SPLIT_FOLDERS = frozenset({"train", "test", "validation", "valid", "val", "dev"})
 MEDIA_EXTENSIONS = IMAGE_EXTENSIONS | AUDIO_EXTENSIONS
@@ -211,8 +209,7 @@ def _labeled_set(path: str | Path, examples: list[LabeledExample], unreadable: l
             first.setdefault(example.modality, example)
         mixed = " and ".join(f"{MEDIA[name].plural} ({first[name].source})" for name in MEDIA if name in first)
         raise MixedMediaError(f"{path} mixes {mixed}; give one medium per dataset")
-    for error in unreadable[:5]:
-        logger.warning("skipping unreadable item %s: %s", error.source, error.reason)
+    warn_unreadable(path, unreadable)
     return LabeledSet(path=str(path), examples=examples, modality=media.pop(), unreadable=unreadable)
 
 
