@@ -505,7 +505,7 @@ def learn_concept_command(
     token_lr: Annotated[Optional[float], typer.Option(help="the token embedding's learning rate [default: 5e-3]")] = None,
     mirror: Annotated[bool, typer.Option(help="images: also train on each item mirrored, 'left' and 'right' "
                                          "swapped in its caption")] = False,
-    words: Annotated[Optional[str], typer.Option(help="what the token means, for the judges; default: the token")] = None,
+    words: Annotated[Optional[str], typer.Option(help="what the token means, for the judges; default: the token without <>, its - and _ as spaces")] = None,
     ema: Annotated[float, typer.Option(help="decay of a moving average of the trained weights, evaluated and written "
                                      "instead of the last step's (0: off; 0.995 on toy-shapes)")] = 0.0,
     select: Annotated[str, typer.Option(help="what picks the written checkpoint and stops early: loss (the evaluation "

@@ -242,7 +242,7 @@ def learn_concept(items_dir: str | Path, out_dir: str | Path, *, token: str, ini
         trained = {k.removeprefix("lora:"): v for k, v in state.best_weights.items() if k.startswith("lora:")}
         files["lora"] = save_lora(out, only_layers(trained, config.keep_layers or config.lora_layers)).name
     card = ConceptCard(
-        token=token, init=init, words=words or token.strip("<>").replace("-", " "), method=config.method,
+        token=token, init=init, words=words or token.strip("<>").replace("-", " ").replace("_", " "), method=config.method,
         medium=items.medium, base_model=model,
         pipeline=type(backbone.pipeline).__name__, fingerprint=fingerprint, files=files,
         items=[{"file": str(i.path.relative_to(items.folder)), "sha256": i.sha256, "caption": i.caption}
