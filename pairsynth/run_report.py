@@ -19,6 +19,10 @@ MEDIA_PROBLEMS = frozenset({"bad_shape", "nan_output", "blank_image", "silent_au
 """Reasons that say a sample itself is unusable (as opposed to a judge disagreeing with it)."""
 
 
+UNIT_OF_GROUPING = {"caption": "caption", "source pair": "source pair", "class": "missing item"}
+"""What k counts per, by the report's grouping: balance asks for one pair per missing item of a class."""
+
+
 ManifestRows = Iterable[dict[str, Any]] | Callable[[], Iterable[dict[str, Any]]]
 """A run's manifest rows: a re-iterable (a list), or a function that reads them afresh on each call
 (:meth:`~pairsynth.writers.ManifestWriter.iter_rows`), so the report never holds them all."""
@@ -53,7 +57,7 @@ def write_run_report(out_dir: Path, manifest_rows: ManifestRows, summary: RunSum
             judges.setdefault(judge, JudgeSetup(kind=judge, model=scores["model"], threshold=thresholds.get(judge),
                                                 distractors=scores.get("distractors")))
         parameters.add(row)
-    run = {"k": summary.k, "shortfall": MappedRows(summary.shortfall, _state_row),
+    run = {"k": summary.k, "unit": UNIT_OF_GROUPING[grouping], "shortfall": MappedRows(summary.shortfall, _state_row),
            "per_caption": MappedRows(summary.captions, _state_row), **(run_extra or {})}
     report = QaReport(title=f"pairsynth run: {Path(out_dir).name}", source={"path": str(out_dir), "layout": "pairsynth"},
                       rows=_QaRows(read), judges=judges, grouping=grouping, generation=parameters.values or None,

@@ -69,6 +69,7 @@ def test_only_the_rare_class_is_filled_laid_out_in_its_subfolder(tmp_path):
     assert json.loads((tmp_path / "out" / "report" / "summary.json").read_text())["run"]["classes"] == report["classes"]
     page = (tmp_path / "out" / "report" / "index.html").read_text()
     assert "<h2>Per class</h2>" in page  # its pass rates grouped by class, not by prompt
+    assert "candidates accepted, k = 1 per missing item." in page
     table = page.split('<table id="classes">', 1)[1].split("</table>", 1)[0]
     assert (f'<td>green_triangle</td><td class="num">1</td><td class="num">{len(rows)}</td>'
             f'<td class="num">{1 + len(rows)}</td>') in table and table.count("<tr>") == 4
