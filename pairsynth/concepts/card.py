@@ -15,6 +15,11 @@ from typing import Any
 from pairsynth.errors import ConceptError
 
 CARD_FILE = "concept.json"
+
+
+def default_words(token: str) -> str:
+    """What a token means to the judges when no ``--words`` are given: ``<sea_lion-2>`` → ``sea lion 2``."""
+    return token.strip("<>").replace("-", " ").replace("_", " ")
 CARD_FORMAT = 1
 
 
@@ -54,7 +59,7 @@ class ConceptCard:
             raise ConceptError(f"{folder}: not a concept folder (no {CARD_FILE}); make one with pairsynth learn-concept")
         try:
             data = json.loads(path.read_text(encoding="utf-8"))
-            data.setdefault("words", str(data.get("token", "")).strip("<>"))
+            data.setdefault("words", default_words(str(data.get("token", ""))))
             known = {f.name for f in fields(cls)}
             return cls(**{k: v for k, v in data.items() if k in known})
         except (json.JSONDecodeError, TypeError) as err:

@@ -10,6 +10,8 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+from pairsynth.concepts.card import default_words
+
 
 class ConceptWordsJudge:
     """Wraps a scorer so that every caption and distractor it scores has its tokens replaced by words."""
@@ -35,6 +37,6 @@ def concept_judges(scorers: Mapping[str, Any], generators: Mapping[str, Any]) ->
     wrapped = {}
     for medium, scorer in scorers.items():
         concepts = getattr(generators.get(medium), "concepts", None) or []
-        words = {c["token"]: c.get("words", c["token"].strip("<>")) for c in concepts}
+        words = {c["token"]: c.get("words", default_words(c["token"])) for c in concepts}
         wrapped[medium] = ConceptWordsJudge(scorer, words) if words else scorer
     return wrapped

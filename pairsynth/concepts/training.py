@@ -26,7 +26,7 @@ import torch
 import torch.nn.functional as F
 
 from pairsynth.concepts.backbones import Backbone, load_backbone
-from pairsynth.concepts.card import CARD_FILE, ConceptCard, write_card
+from pairsynth.concepts.card import CARD_FILE, ConceptCard, default_words, write_card
 from pairsynth.concepts.items import ConceptItems, read_concept_items
 from pairsynth.concepts.lora import (TARGET_MODULES, add_lora, load_lora_state, lora_state, only_layers,
                                     save_lora, targets)
@@ -242,7 +242,7 @@ def learn_concept(items_dir: str | Path, out_dir: str | Path, *, token: str, ini
         trained = {k.removeprefix("lora:"): v for k, v in state.best_weights.items() if k.startswith("lora:")}
         files["lora"] = save_lora(out, only_layers(trained, config.keep_layers or config.lora_layers)).name
     card = ConceptCard(
-        token=token, init=init, words=words or token.strip("<>").replace("-", " ").replace("_", " "), method=config.method,
+        token=token, init=init, words=words or default_words(token), method=config.method,
         medium=items.medium, base_model=model,
         pipeline=type(backbone.pipeline).__name__, fingerprint=fingerprint, files=files,
         items=[{"file": str(i.path.relative_to(items.folder)), "sha256": i.sha256, "caption": i.caption}
