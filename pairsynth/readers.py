@@ -346,10 +346,10 @@ def _read_sidecar(root: Path, keys: set[str] | None, scope: _Scope, *, folder_ca
             continue
         caption_file = path.with_suffix(".txt")
         folder = path.parent.relative_to(root).as_posix()
-        if not caption_file.is_file() and folder_captions and folder != ".":
-            yield _file_record([path], key, folder.split("/")[0].replace("_", " "), {"folder": folder}, scope)
-            continue
         if not caption_file.is_file():
+            if folder_captions and folder != ".":
+                yield _file_record([path], key, folder.split("/")[0].replace("_", " "), {"folder": folder}, scope)
+                continue
             yield ReadError(source=str(path), reason=f"no caption file {caption_file.name} beside {scope.name(path)}",
                             key=key)
             continue

@@ -49,8 +49,8 @@ class ConceptItems:
         notes = []
         if not FEW <= len(self.items) <= MANY:
             notes.append(f"{self.folder}: {len(self.items)} items; concepts are meant to be learned from {FEW}–{MANY}")
-        folders = sorted({item.path.relative_to(self.folder).parts[0] for item in self.items
-                          if len(item.path.relative_to(self.folder).parts) > 1})
+        placed = [item.path.relative_to(self.folder).parts for item in self.items]
+        folders = sorted({parts[0] for parts in placed if len(parts) > 1})
         if len(folders) > 1:
             shown = ", ".join(folders[:4]) + (f" and {len(folders) - 4} more" if len(folders) > 4 else "")
             notes.append(f"{self.folder}: items in {len(folders)} subfolders ({shown}) are learned as one concept; "
