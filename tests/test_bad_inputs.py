@@ -282,6 +282,9 @@ LEARN = [
         "--judge 'toy-shapes-clip': only --select samples judges validation samples; add it or leave --judge out"),
     Bad("validation-samples-zero", learn("--select", "samples", "--validation-samples", "0"),
         "--validation-samples 0: must be 1 or more"),
+    Bad("token-with-a-space", learn("--token", "<my cat>"), "--token '<my cat>': a token is one word without spaces",
+        patch=lambda mp, w: mp.setattr("pairsynth.concepts.training.load_backbone",  # said before any model loads
+                                       lambda *a, **k: pytest.fail("a model loaded"))),
 ]
 
 TABLE = ([pytest.param(bad, id=f"generate-{bad.name}") for bad in GENERATE]

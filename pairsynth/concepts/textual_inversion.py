@@ -18,18 +18,22 @@ from pairsynth.errors import ConceptError
 EMBEDS_FILE = "learned_embeds.safetensors"  # diffusers' TEXT_INVERSION_NAME_SAFE
 
 
+def check_token_text(token: str) -> None:
+    """A new token must be one word; checked before any model loads (the vocabulary check needs one)."""
+    if not token.strip() or any(c.isspace() for c in token):
+        raise ConceptError(f"--token {token!r}: a token is one word without spaces, such as <sphynx>")
+
+
 class NewToken:
     """A placeholder token added to a tokenizer and text encoder, and the embedding row it trains.
 
     Args:
         tokenizer, text_encoder: the pipeline's; both are changed in place.
-        token: the new word, e.g. ``<sphynx>``; it must not be in the vocabulary already.
+        token: the new word, e.g. ``<sphynx>`` (:func:`check_token_text`); not in the vocabulary already.
         init: an existing word (or words, averaged) whose embedding the new one starts from.
     """
 
     def __init__(self, tokenizer: Any, text_encoder: Any, token: str, init: str) -> None:
-        if not token.strip() or any(c.isspace() for c in token):
-            raise ConceptError(f"--token {token!r}: a token is one word without spaces, such as <sphynx>")
         known = tokenizer.encode(token, add_special_tokens=False)
         if token in tokenizer.get_vocab() or (len(known) == 1 and known[0] != tokenizer.unk_token_id):
             raise ConceptError(f"--token {token!r} is already in the tokenizer's vocabulary; choose a new word "

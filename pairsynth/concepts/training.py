@@ -30,7 +30,7 @@ from pairsynth.concepts.card import CARD_FILE, ConceptCard, default_words, write
 from pairsynth.concepts.items import ConceptItems, read_concept_items
 from pairsynth.concepts.lora import (TARGET_MODULES, add_lora, load_lora_state, lora_state, only_layers,
                                     save_lora, targets)
-from pairsynth.concepts.textual_inversion import NewToken, save_embedding
+from pairsynth.concepts.textual_inversion import NewToken, check_token_text, save_embedding
 from pairsynth.concepts.validation import VALIDATION_STEPS, SampleValidation
 from pairsynth.errors import ConceptError
 from pairsynth.media import medium
@@ -315,6 +315,7 @@ def check_learn_inputs(items_dir: str | Path, out_dir: str | Path, *, token: str
     no bar flashes before it; ``name`` is :func:`check_learn_config`'s.
     """
     check_learn_config(config, name=name)
+    check_token_text(token)
     items = read_concept_items(items_dir, token)
     kind = medium(items.medium)
     if config.mirror and not kind.mirrors:
